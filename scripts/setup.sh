@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian/Ubuntu machine (as root) for pipeline: the system packages the local sandbox,
+# the tests and the benchmarks use, Ansible from PyPI in its own virtualenv, and a Rust toolchain if missing.
+# Safe to run again: every step checks before it installs.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs packages and the sandbox needs root)" >&2
+  exit 1
+fi
+
+ANSIBLE_VERSION="${PIPELINE_ANSIBLE_VERSION:-12.3.0}"
+ANSIBLE_LINT_VERSION="${PIPELINE_ANSIBLE_LINT_VERSION:-26.10.1}"
+VENV=/opt/pipeline/venv
+
+packages=(
+  ca-certificates curl git openssh-client iproute2 nftables
+  systemd-container debootstrap          # the local sandbox: nspawn hosts built from a Debian base
+  nginx wrk                              # loopback load-test target and the wrk comparison
+  chromium                               # headless checks of the HTML report and the dashboard
+  python3 python3-venv
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# nginx is only a test fixture here: do not leave the distribution's default site running.
+if systemctl is-active --quiet nginx 2>/dev/null; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+
+if [ ! -x "$VENV/bin/ansible-playbook" ] || ! "$VENV/bin/python" -m pip show ansible 2>/dev/null | grep -q "^Version: $ANSIBLE_VERSION$"; then
+  echo "setup.sh: installing ansible $ANSIBLE_VERSION and ansible-lint $ANSIBLE_LINT_VERSION into $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q "ansible==$ANSIBLE_VERSION" "ansible-lint==$ANSIBLE_LINT_VERSION"
+fi
+for tool in ansible ansible-playbook ansible-galaxy ansible-lint ansible-inventory; do
+  ln -sf "$VENV/bin/$tool" "/usr/local/bin/$tool"
+done
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup.sh: installing a Rust toolchain with rustup"
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+echo "setup.sh: ready"

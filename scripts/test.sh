@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up the machine (scripts/setup.sh) and runs every test: formatting, lints, unit and loopback
+# integration tests, then the end-to-end tests on local sandbox hosts. This is what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets -- -D warnings
+echo "== unit and loopback tests"
+cargo test

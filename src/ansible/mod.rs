@@ -1,0 +1,1 @@
+//! Running ansible-playbook: not built yet (issue "deploy").

@@ -1,0 +1,1 @@
+//! DigitalOcean droplets through the REST API v2: not built yet (issue "prod up").

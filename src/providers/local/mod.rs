@@ -1,0 +1,1 @@
+//! Local sandbox hosts (systemd-nspawn containers): not built yet (issue "local sandbox provider").
