@@ -12,3 +12,5 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== unit and loopback tests"
 cargo test
+echo "== end-to-end tests on sandbox hosts"
+./scripts/e2e.sh

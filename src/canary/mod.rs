@@ -1,1 +1,6 @@
-//! The canary engine (load, metrics, judge, report): not built yet (issue "native canary engine").
+//! The canary engine: generating load ([`load`]), judging baseline against canary samples with statistics
+//! ([`judge`]), and writing reports ([`report`]). Pure logic is kept apart from I/O so it can be unit-tested.
+
+pub mod judge;
+pub mod load;
+pub mod report;

@@ -1,0 +1,1 @@
+//! The statistical judge: not built yet.

@@ -1,0 +1,1 @@
+//! Load generation: not built yet.

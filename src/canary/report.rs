@@ -1,0 +1,1 @@
+//! Canary reports: not built yet.

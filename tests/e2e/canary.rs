@@ -1,0 +1,1 @@
+//! e2e: canary (not written yet).

@@ -1,0 +1,11 @@
+//! End-to-end tests on local sandbox hosts (systemd-nspawn containers): real ansible-playbook over SSH.
+//!
+//! They need root and take minutes, so every test here is `#[ignore]`d and run by `scripts/e2e.sh`
+//! (`cargo test --release --test e2e -- --ignored --test-threads=1`). Hosts are built once per suite
+//! and shared between tests through `common`.
+
+mod canary;
+mod common;
+mod deploy;
+mod monitor;
+mod sandbox;
