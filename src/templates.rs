@@ -32,7 +32,11 @@ fn engine() -> &'static tera::Tera {
             .filter(|(_, f)| f.path().extension().is_some_and(|e| e == "tera"))
             .map(|(i, f)| {
                 let rel = f.path().to_string_lossy();
-                let name = if i < templates { rel.into_owned() } else { format!("playbooks/{rel}") };
+                let name = if i < templates {
+                    rel.into_owned()
+                } else {
+                    format!("playbooks/{rel}")
+                };
                 let body = f
                     .contents_utf8()
                     .unwrap_or_else(|| panic!("template {name} is not UTF-8"))
