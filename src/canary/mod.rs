@@ -3,4 +3,5 @@
 
 pub mod judge;
 pub mod load;
+pub mod metrics;
 pub mod report;
