@@ -5,3 +5,4 @@ pub mod judge;
 pub mod load;
 pub mod metrics;
 pub mod report;
+pub mod source;
