@@ -6,4 +6,5 @@ pub mod judge;
 pub mod load;
 pub mod metrics;
 pub mod report;
+pub mod run;
 pub mod source;
