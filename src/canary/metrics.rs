@@ -73,8 +73,10 @@ pub fn parse_prometheus(text: &str) -> Result<Vec<PromSample>, MetricsError> {
     Ok(out)
 }
 
+type Labels = Vec<(String, String)>;
+
 /// Parses `key="value",…}` and returns the labels and the text after the closing brace.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start();

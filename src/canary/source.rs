@@ -18,7 +18,10 @@ pub const DEFAULT_REPO_MASTER_PIN: &str = "ec9b647";
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot fetch the repository {repo}: {source}\n(hosts need no access to it, but this machine does; pass --repo with a reachable URL or a local path)")]
-    Fetch { repo: String, source: ProcessError },
+    Fetch {
+        repo: String,
+        source: Box<ProcessError>,
+    },
     #[error("the repository {repo} has no branch or revision `{rev}` (branches: {branches})")]
     UnknownRevision {
         repo: String,
@@ -34,7 +37,7 @@ pub enum SourceError {
     Export {
         repo: String,
         rev: String,
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
 }
 
@@ -85,7 +88,7 @@ impl Source {
             .run()
             .map_err(|source| SourceError::Fetch {
                 repo: repo.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(Source {
             repo: repo.to_string(),
@@ -138,7 +141,7 @@ impl Source {
             .map_err(|source| SourceError::Export {
                 repo: self.repo.clone(),
                 rev: branch.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(Export {
             branch: branch.to_string(),
