@@ -50,7 +50,7 @@ pub enum Error {
     #[error("cannot use DigitalOcean: {}", .0.join("; "))]
     Prerequisites(Vec<String>),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     #[error("{count} droplets named {name} carry tag {tag} (ids {ids}); destroy the extra one in the DigitalOcean console, then run `pipeline prod up` again")]
     Duplicate {
         name: String,
@@ -82,6 +82,12 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(Box::new(e))
+    }
 }
 
 fn pending_list(pending: &[(String, String)]) -> String {
