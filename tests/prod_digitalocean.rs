@@ -368,6 +368,34 @@ fn down_destroys_only_this_environments_droplets_and_is_safe_to_run_twice() {
 }
 
 #[test]
+fn down_forgets_the_host_keys_of_the_freed_addresses() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    work.run(&fake.url, &["prod", "up", "--wait", "active"])
+        .assert_ok();
+    let blob = PUBLIC_KEY
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let known_hosts = work.path().join(".pipeline/known_hosts");
+    let itrust = fake.public_ip("itrust");
+    std::fs::write(
+        &known_hosts,
+        format!("{itrust} {blob}\n198.51.100.9 {blob}\n"),
+    )
+    .unwrap();
+    let run = work.run(&fake.url, &["prod", "down"]);
+    run.assert_ok();
+    let left = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(!left.contains(&itrust.to_string()), "{left}");
+    assert!(
+        left.contains("198.51.100.9"),
+        "other hosts' keys stay: {left}"
+    );
+}
+
+#[test]
 fn environments_are_separate_tags() {
     let fake = FakeDo::start(TOKEN);
     let work = Work::new();
@@ -589,28 +617,39 @@ fn unwritable_inventory_path_fails_before_anything_is_created() {
         "no droplet is made when the inventory cannot be written"
     );
 
-    let readonly = work.path().join("ro");
-    std::fs::create_dir(&readonly).unwrap();
-    std::fs::set_permissions(&readonly, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let probe = readonly.join("probe");
-    if std::fs::write(&probe, "x").is_ok() {
-        // Running as root: permissions do not stop us, so this half of the test cannot apply.
-        std::fs::remove_file(&probe).unwrap();
-        return;
-    }
-    let run = work.run(&fake.url, &["prod", "up", "-i", "ro/inventory.ini"]);
+    // A parent that is a file stops root too.
+    let run = work.run(
+        &fake.url,
+        &["prod", "up", "-i", "pipeline.toml/inventory.ini"],
+    );
     assert_ne!(run.code, 0);
     assert!(
         run.stderr.contains("must exist and be writable"),
         "{}",
         run.stderr
     );
-    assert!(fake.requests().is_empty());
-    assert_eq!(
-        std::fs::read_dir(&readonly).unwrap().count(),
-        0,
-        "nothing half-written"
+    let run = work.run(&fake.url, &["prod", "up", "-i", "home"]);
+    assert!(
+        run.stderr
+            .contains("cannot write inventory home: it is a directory"),
+        "{}",
+        run.stderr
     );
+    assert!(
+        fake.requests().is_empty(),
+        "no droplet is made when the inventory cannot be written"
+    );
+    let leftovers: Vec<_> = work
+        .files()
+        .into_iter()
+        .filter(|(p, _)| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".pipeline-check-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

@@ -314,8 +314,7 @@ impl Client {
             }
             let delay = retry_delay(&self.retry, attempt, server_delay, jitter_fraction());
             self.ui.info(format!(
-                "DigitalOcean {method} {}: {error}; retrying in {} (attempt {}/{})",
-                strip_query(path),
+                "{error}; retrying in {} (attempt {}/{})",
                 humantime::format_duration(round_ms(delay)),
                 attempt + 1,
                 self.retry.attempts

@@ -331,6 +331,8 @@ pub struct DigitalOcean {
     settings: Settings,
     environment: String,
     key: Option<KeyPair>,
+    /// Droplets this `up` created (not adopted): their addresses may have served other machines before.
+    created: HashSet<String>,
 }
 
 impl DigitalOcean {
@@ -375,6 +377,7 @@ impl DigitalOcean {
             settings,
             environment: environment.to_string(),
             key,
+            created: HashSet::new(),
         })
     }
 
@@ -539,6 +542,7 @@ impl Provider for DigitalOcean {
             self.ensure_key(ui).await?;
             for body in &plan.create {
                 for d in self.create(body, ui).await? {
+                    self.created.insert(d.name.clone());
                     by_name.insert(d.name.clone(), d);
                 }
             }
@@ -579,11 +583,7 @@ impl Provider for DigitalOcean {
     ) -> Result<Vec<Host>, Error> {
         let tag = self.env_tag();
         let deadline = Instant::now() + timeout;
-        let multi = ui.multi();
-        let bars: HashMap<&str, _> = names
-            .iter()
-            .map(|n| (n.as_str(), ui.spinner(&multi, n.clone())))
-            .collect();
+        let mut progress = Progress::new(ui, names);
         let mut ssh_ok: HashSet<String> = HashSet::new();
         loop {
             let droplets = self.client.list_droplets(&tag).await?;
@@ -607,9 +607,9 @@ impl Provider for DigitalOcean {
                     },
                 };
                 match state {
-                    Ok(ip) => bars[name.as_str()].set_message(format!("ready at {ip}")),
+                    Ok(ip) => progress.show(name, format!("ready at {ip}")),
                     Err(why) => {
-                        bars[name.as_str()].set_message(why.clone());
+                        progress.show(name, why.clone());
                         pending.push((name.clone(), why));
                     }
                 }
@@ -618,33 +618,35 @@ impl Provider for DigitalOcean {
                 let (name, ip, port, result) = joined.expect("SSH probe task does not panic");
                 match result {
                     Ok(()) => {
-                        bars[name.as_str()].set_message(format!("ready at {ip}, SSH answers"));
+                        progress.show(&name, format!("ready at {ip}, SSH answers"));
                         ssh_ok.insert(name);
                     }
                     Err(why) => {
                         let why = format!("active at {ip}, waiting for SSH on port {port}: {why}");
-                        bars[name.as_str()].set_message(why.clone());
+                        progress.show(&name, why.clone());
                         pending.push((name, why));
                     }
                 }
             }
             if pending.is_empty() {
-                for bar in bars.values() {
-                    bar.finish();
-                }
+                progress.finish();
                 let mut hosts: Vec<Host> = names
                     .iter()
                     .filter_map(|n| droplets.iter().find(|d| &d.name == n).map(to_host))
                     .collect();
                 hosts.sort_by(|a, b| a.name.cmp(&b.name));
                 self.save_state(&hosts)?;
+                let fresh: Vec<Ipv4Addr> = hosts
+                    .iter()
+                    .filter(|h| self.created.contains(&h.name))
+                    .filter_map(|h| h.ip)
+                    .collect();
+                forget_host_keys(&self.settings.state_dir, &fresh, ui);
                 return Ok(hosts);
             }
             let now = Instant::now();
             if now >= deadline {
-                for bar in bars.values() {
-                    bar.abandon();
-                }
+                progress.abandon();
                 pending.sort();
                 return Err(Error::WaitTimeout { timeout, pending });
             }
@@ -685,7 +687,77 @@ impl Provider for DigitalOcean {
             tokio::time::sleep(self.settings.poll_interval).await;
         }
         self.remove_state()?;
+        let freed: Vec<Ipv4Addr> = droplets.iter().filter_map(Droplet::public_ipv4).collect();
+        forget_host_keys(&self.settings.state_dir, &freed, ui);
         Ok(names)
+    }
+}
+
+/// One line per host while waiting: a spinner on a terminal, else a plain line whenever a host's state changes.
+struct Progress {
+    bars: HashMap<String, indicatif::ProgressBar>,
+    last: HashMap<String, String>,
+    ui: Ui,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(ui: &Ui, names: &[String]) -> Self {
+        let multi = ui.multi();
+        let plain = multi.is_hidden();
+        let bars = names
+            .iter()
+            .map(|n| (n.clone(), ui.spinner(&multi, n.clone())))
+            .collect();
+        Progress {
+            bars,
+            last: HashMap::new(),
+            ui: ui.clone(),
+            plain,
+        }
+    }
+
+    fn show(&mut self, name: &str, message: String) {
+        if self.last.get(name) == Some(&message) {
+            return;
+        }
+        if self.plain {
+            self.ui.info(format!("{name}: {message}"));
+        } else if let Some(bar) = self.bars.get(name) {
+            bar.set_message(message.clone());
+        }
+        self.last.insert(name.to_string(), message);
+    }
+
+    fn finish(&self) {
+        self.bars.values().for_each(indicatif::ProgressBar::finish);
+    }
+
+    fn abandon(&self) {
+        self.bars.values().for_each(indicatif::ProgressBar::abandon);
+    }
+}
+
+/// Removes `ips` from the deployment's known_hosts (`<state_dir>/known_hosts`, shared with Ansible runs):
+/// DigitalOcean reuses addresses, and a stale key there would make SSH refuse the new machine. Best effort.
+fn forget_host_keys(state_dir: &std::path::Path, ips: &[Ipv4Addr], ui: &Ui) {
+    let file = state_dir.join("known_hosts");
+    if ips.is_empty() || !file.exists() {
+        return;
+    }
+    for ip in ips {
+        let forget = crate::process::Cmd::new(
+            format!("forget the old SSH host key of {ip} in {}", file.display()),
+            "ssh-keygen",
+        )
+        .arg("-R")
+        .arg(ip.to_string())
+        .arg("-f")
+        .arg(&file)
+        .install_hint("; install it with: apt-get install openssh-client");
+        if let Err(e) = forget.run() {
+            ui.warn(e.to_string());
+        }
     }
 }
 
