@@ -199,6 +199,62 @@ fn rate_limits_and_html_server_errors_on_reads_are_retried() {
 }
 
 #[test]
+fn a_rate_limited_create_is_sent_again_because_nothing_was_made() {
+    let fake = FakeDo::start(TOKEN);
+    fake.add_key(FINGERPRINT, PUBLIC_KEY);
+    fake.inject("POST", "/v2/droplets", Fault::RateLimit { retry_after: 0 });
+    let work = Work::new();
+    work.run(&fake.url, &["prod", "up", "--wait", "active"])
+        .assert_ok();
+    let names: Vec<Value> = fake.creates().iter().map(|c| c["names"].clone()).collect();
+    assert_eq!(
+        names,
+        [
+            json!(["itrust"]),
+            json!(["itrust"]),
+            json!(["checkbox", "monitor"])
+        ]
+    );
+    assert_eq!(
+        list_requests(&fake).len(),
+        4,
+        "a 429 needs no look-up: nothing was created"
+    );
+    assert_eq!(fake.droplet_names(), ["checkbox", "itrust", "monitor"]);
+}
+
+#[test]
+fn quiet_runs_print_no_progress_only_the_result() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["--quiet", "prod", "up", "--wait", "active"]);
+    run.assert_ok();
+    assert_eq!(run.stderr, "");
+    assert!(run.stdout.starts_with("NAME"), "{}", run.stdout);
+}
+
+#[test]
+fn without_a_terminal_progress_is_one_line_per_host_change() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "up", "--wait", "active"]);
+    run.assert_ok();
+    let itrust: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("itrust: "))
+        .collect();
+    assert_eq!(
+        itrust,
+        [
+            "itrust: status new",
+            "itrust: active, waiting for a public IPv4",
+            &format!("itrust: ready at {}", fake.public_ip("itrust")),
+        ]
+    );
+}
+
+#[test]
 fn reads_that_keep_failing_end_with_digitaloceans_message_and_request_id() {
     let fake = FakeDo::start(TOKEN);
     for _ in 0..4 {
@@ -594,6 +650,26 @@ fn invalid_config_values_exit_2_before_any_request() {
         assert!(run.stderr.contains(expected), "{config}: {}", run.stderr);
     }
     assert!(fake.requests().is_empty());
+    assert!(work.inventory().is_none());
+}
+
+#[test]
+fn slugs_digitalocean_does_not_know_are_all_reported_before_anything_is_created() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    work.write_config("[prod.hosts.monitor]\nregion = \"nyc2\"\nimage = \"ubuntu-99-04-x64\"\n");
+    let run = work.run(&fake.url, &["prod", "up", "--size", "s-1vcpu-3gb"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for expected in [
+        "DigitalOcean cannot create these hosts as configured",
+        "size `s-1vcpu-3gb` (for itrust, checkbox) does not exist; sizes include: s-1vcpu-1gb",
+        "region `nyc2` (for monitor) is not taking new droplets",
+        "image `ubuntu-99-04-x64` (for monitor) does not exist",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+    }
+    assert_eq!(fake.count("POST", "/v2/droplets"), 0);
+    assert_eq!(fake.count("POST", "/v2/account/keys"), 0);
     assert!(work.inventory().is_none());
 }
 

@@ -7,6 +7,7 @@
 //! - lists filter by `tag_name`, page by `per_page` (capped at `page_size`) and link `links.pages.next`;
 //! - `DELETE /v2/droplets?tag_name=` removes the tagged droplets (still listed once, as `off`, then gone);
 //! - SSH keys by fingerprint (404 when unknown), registered with 201;
+//! - a small catalogue: regions (`nyc2` closed to new droplets), sizes, distribution images;
 //! - scripted faults: 429 with `retry-after`, 500 with an HTML page, a create that succeeds but answers 500.
 //!
 //! Every request is recorded (method, path, query, JSON body, Authorization header) for assertions.
@@ -24,6 +25,16 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+
+const REGIONS: [(&str, bool); 5] = [
+    ("nyc1", true),
+    ("nyc2", false),
+    ("nyc3", true),
+    ("sfo3", true),
+    ("ams3", true),
+];
+const SIZES: [&str; 4] = ["s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-2gb", "s-2vcpu-4gb"];
+const IMAGES: [&str; 2] = ["ubuntu-24-04-x64", "ubuntu-22-04-x64"];
 
 /// A request the fake received.
 #[derive(Debug, Clone)]
@@ -412,6 +423,48 @@ fn route(
                 .status(StatusCode::NO_CONTENT)
                 .body(Full::new(Bytes::new()))
                 .unwrap()
+        }
+        ("GET", "/v2/regions") => {
+            let offered = json!(SIZES);
+            let regions: Vec<Value> = REGIONS
+                .iter()
+                .map(|(slug, available)| {
+                    json!({"slug": slug, "name": slug, "available": available, "features": [],
+                           "sizes": if *available { offered.clone() } else { json!([]) }})
+                })
+                .collect();
+            respond(
+                StatusCode::OK,
+                json!({"regions": regions, "links": {}, "meta": {"total": REGIONS.len()}}),
+            )
+        }
+        ("GET", "/v2/sizes") => {
+            let sizes: Vec<Value> = SIZES
+                .iter()
+                .map(|slug| {
+                    json!({"slug": slug, "available": true, "vcpus": 1, "memory": 1024,
+                                   "regions": ["nyc1", "nyc3", "sfo3", "ams3"]})
+                })
+                .collect();
+            respond(
+                StatusCode::OK,
+                json!({"sizes": sizes, "links": {"pages": {}}, "meta": {"total": SIZES.len()}}),
+            )
+        }
+        ("GET", p) if p.starts_with("/v2/images/") => {
+            let slug = &p["/v2/images/".len()..];
+            if IMAGES.contains(&slug) {
+                respond(
+                    StatusCode::OK,
+                    json!({"image": {"id": 1, "slug": slug, "distribution": "Ubuntu", "public": true}}),
+                )
+            } else {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "The resource you were accessing could not be found.",
+                )
+            }
         }
         ("POST", "/v2/account/keys") => {
             let Some(public_key) = body.and_then(|b| b["public_key"].as_str()) else {

@@ -156,25 +156,23 @@ impl CreateResponse {
     }
 }
 
-/// One page of `GET /v2/droplets`.
-#[derive(Debug, Deserialize)]
-pub struct DropletPage {
+/// A region of `GET /v2/regions`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RegionInfo {
+    pub slug: String,
     #[serde(default, deserialize_with = "null_default")]
-    pub droplets: Vec<Droplet>,
+    pub available: bool,
+    /// Size slugs that can be created here.
     #[serde(default, deserialize_with = "null_default")]
-    pub links: Links,
+    pub sizes: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Links {
+/// A size of `GET /v2/sizes`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SizeInfo {
+    pub slug: String,
     #[serde(default, deserialize_with = "null_default")]
-    pub pages: Pages,
-}
-
-/// Absolute URLs of neighbouring pages; `next` is absent on the last page (and `pages` may be `{}`).
-#[derive(Debug, Default, Deserialize)]
-pub struct Pages {
-    pub next: Option<String>,
+    pub available: bool,
 }
 
 /// The error body DigitalOcean sends with 4xx/5xx: `{id, message, request_id?}`.

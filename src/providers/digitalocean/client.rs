@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::api::{
-    parse_error_body, ApiMessage, CreateResponse, Droplet, DropletCreate, DropletPage, SshKey,
-    SshKeyCreate, SshKeyResponse,
+    parse_error_body, ApiMessage, CreateResponse, Droplet, DropletCreate, RegionInfo, SizeInfo,
+    SshKey, SshKeyCreate, SshKeyResponse,
 };
 use crate::ui::Ui;
 
@@ -170,14 +170,63 @@ impl Client {
         })
     }
 
-    /// Every droplet carrying `tag`, following `links.pages.next`.
+    /// Every droplet carrying `tag`.
     pub async fn list_droplets(&self, tag: &str) -> Result<Vec<Droplet>, ApiError> {
-        let mut path = format!("/v2/droplets?tag_name={tag}&per_page={PER_PAGE}");
+        self.list_all(
+            format!("/v2/droplets?tag_name={tag}&per_page={PER_PAGE}"),
+            "droplets",
+        )
+        .await
+    }
+
+    /// Every region, with the sizes each offers.
+    pub async fn regions(&self) -> Result<Vec<RegionInfo>, ApiError> {
+        self.list_all(format!("/v2/regions?per_page={PER_PAGE}"), "regions")
+            .await
+    }
+
+    /// Every droplet size.
+    pub async fn sizes(&self) -> Result<Vec<SizeInfo>, ApiError> {
+        self.list_all(format!("/v2/sizes?per_page={PER_PAGE}"), "sizes")
+            .await
+    }
+
+    /// Whether a public image with this slug exists.
+    pub async fn image_exists(&self, slug: &str) -> Result<bool, ApiError> {
+        match self
+            .send(Method::GET, &format!("/v2/images/{slug}"), None::<&()>)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `key` array of every page, following `links.pages.next` (absent, or `pages: {}`, on the last page).
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        first: String,
+        key: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut path = first;
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page: DropletPage = self.json(Method::GET, &path, None::<&()>).await?;
-            all.extend(page.droplets);
-            match page.links.pages.next.as_deref().and_then(relative_path) {
+            let mut page: serde_json::Value = self.json(Method::GET, &path, None::<&()>).await?;
+            let items = match page.get_mut(key).map(serde_json::Value::take) {
+                None | Some(serde_json::Value::Null) => Vec::new(),
+                Some(v) => serde_json::from_value::<Vec<T>>(v).map_err(|e| ApiError::Decode {
+                    method: Method::GET,
+                    path: strip_query(&path),
+                    message: format!("`{key}`: {e}"),
+                })?,
+            };
+            all.extend(items);
+            let next = page
+                .pointer("/links/pages/next")
+                .and_then(serde_json::Value::as_str)
+                .and_then(relative_path);
+            match next {
                 Some(next) if next != path => path = next,
                 _ => break,
             }

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::providers::{Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
 use crate::settings::{ConfigError, Global};
 use crate::ui::Ui;
-use api::{Droplet, DropletCreate, Readiness, SshKeyCreate};
+use api::{Droplet, DropletCreate, Readiness, RegionInfo, SizeInfo, SshKeyCreate};
 use client::{ApiError, Client, RetryPolicy, Token};
 use sshkey::KeyPair;
 
@@ -42,6 +42,8 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(600);
 const SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const SSH_BANNER_TIMEOUT: Duration = Duration::from_secs(5);
+/// DigitalOcean's limit on `names` in one multi-create request.
+const MAX_NAMES_PER_CREATE: usize = 10;
 /// How many times `up` re-checks and re-sends a create that ended unclearly (5xx, timeout).
 const CREATE_ATTEMPTS: u32 = 3;
 
@@ -65,6 +67,8 @@ pub enum Error {
         attempts: u32,
         cause: String,
     },
+    #[error("DigitalOcean cannot create these hosts as configured")]
+    Catalogue(#[source] ConfigError),
     #[error("DigitalOcean accepted the create request but did not return droplet {name}; run `pipeline prod up` again (it adopts what exists)")]
     NotCreated { name: String },
     #[error("timed out after {} waiting for {}; run `pipeline prod up` again to keep waiting (it adopts the droplets) or `pipeline prod status` to look", humantime::format_duration(*.timeout), pending_list(.pending))]
@@ -228,7 +232,8 @@ fn token_from_env() -> Option<Token> {
 pub struct UpPlan {
     /// Specs whose droplet exists: adopted as they are.
     pub adopt: Vec<(HostSpec, Droplet)>,
-    /// Create requests, one per distinct (region, size, image), each with every missing name sharing it.
+    /// Create requests, one per distinct (region, size, image) and per ten names, each with every missing
+    /// name sharing it.
     pub create: Vec<DropletCreate>,
     /// Human-readable notes (adopted droplets that differ from their spec, tagged droplets not in the spec).
     pub notes: Vec<String>,
@@ -280,7 +285,10 @@ pub fn plan_up(
             }
             None => {
                 let group = plan.create.iter_mut().find(|c| {
-                    c.region == spec.region && c.size == spec.size && c.image == spec.image
+                    c.region == spec.region
+                        && c.size == spec.size
+                        && c.image == spec.image
+                        && c.names.len() < MAX_NAMES_PER_CREATE
                 });
                 match group {
                     Some(c) => c.names.push(spec.name.clone()),
@@ -304,6 +312,87 @@ pub fn plan_up(
         }
     }
     Ok(plan)
+}
+
+/// Checks the create requests against DigitalOcean's catalogue: regions that exist and are available, sizes
+/// that exist and are offered in the region, images that exist (`missing_images`). Returns one line per
+/// problem; empty when all is well. Pure.
+pub fn catalogue_problems(
+    creates: &[DropletCreate],
+    regions: &[RegionInfo],
+    sizes: &[SizeInfo],
+    missing_images: &[String],
+) -> Vec<String> {
+    let some = |slugs: Vec<&str>| {
+        let n = slugs.len();
+        let mut shown = slugs.into_iter().take(12).collect::<Vec<_>>().join(", ");
+        if n > 12 {
+            shown.push_str(", …");
+        }
+        shown
+    };
+    let available_regions = || {
+        some(
+            regions
+                .iter()
+                .filter(|r| r.available)
+                .map(|r| r.slug.as_str())
+                .collect(),
+        )
+    };
+    let mut problems = Vec::new();
+    for c in creates {
+        let hosts = c.names.join(", ");
+        let region = regions.iter().find(|r| r.slug == c.region);
+        let size = sizes.iter().find(|s| s.slug == c.size);
+        match region {
+            None => problems.push(format!(
+                "region `{}` (for {hosts}) does not exist; available: {}",
+                c.region,
+                available_regions()
+            )),
+            Some(r) if !r.available => problems.push(format!(
+                "region `{}` (for {hosts}) is not taking new droplets; available: {}",
+                c.region,
+                available_regions()
+            )),
+            Some(_) => {}
+        }
+        match (size, region) {
+            (None, _) => problems.push(format!(
+                "size `{}` (for {hosts}) does not exist; sizes include: {}",
+                c.size,
+                some(
+                    sizes
+                        .iter()
+                        .filter(|s| s.available)
+                        .map(|s| s.slug.as_str())
+                        .collect()
+                )
+            )),
+            (Some(s), _) if !s.available => problems.push(format!(
+                "size `{}` (for {hosts}) is not available any more",
+                c.size
+            )),
+            (Some(_), Some(r)) if r.available && !r.sizes.contains(&c.size) => {
+                problems.push(format!(
+                    "size `{}` (for {hosts}) is not offered in region `{}`; there: {}",
+                    c.size,
+                    c.region,
+                    some(r.sizes.iter().map(String::as_str).collect())
+                ))
+            }
+            _ => {}
+        }
+        if missing_images.contains(&c.image) {
+            problems.push(format!(
+                "image `{}` (for {hosts}) does not exist; see GET /v2/images?type=distribution for slugs",
+                c.image
+            ));
+        }
+    }
+    problems.dedup();
+    problems
 }
 
 fn to_host(d: &Droplet) -> Host {
@@ -426,6 +515,31 @@ impl DigitalOcean {
             .expect("DigitalOcean::new(.., need_key = true) before up")
     }
 
+    /// Validates region, size and image slugs once, before any create, and reports every problem together.
+    async fn check_catalogue(&self, creates: &[DropletCreate]) -> Result<(), Error> {
+        let regions = self.client.regions().await?;
+        let sizes = self.client.sizes().await?;
+        let mut images: Vec<&String> = creates.iter().map(|c| &c.image).collect();
+        images.sort();
+        images.dedup();
+        let mut missing_images = Vec::new();
+        for image in images {
+            if !self.client.image_exists(image).await? {
+                missing_images.push(image.clone());
+            }
+        }
+        let problems = catalogue_problems(creates, &regions, &sizes, &missing_images);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Catalogue(ConfigError::Invalid {
+                what: "the host specs ([prod], [prod.hosts.NAME], --region/--size/--image)"
+                    .to_string(),
+                message: problems.join("; "),
+            }))
+        }
+    }
+
     /// Makes sure the account knows our public key (looked up by fingerprint, registered if missing).
     async fn ensure_key(&self, ui: &Ui) -> Result<String, Error> {
         let key = self.key();
@@ -539,6 +653,7 @@ impl Provider for DigitalOcean {
             by_name.insert(spec.name.clone(), d.clone());
         }
         if !plan.create.is_empty() {
+            self.check_catalogue(&plan.create).await?;
             self.ensure_key(ui).await?;
             for body in &plan.create {
                 for d in self.create(body, ui).await? {
@@ -827,6 +942,14 @@ mod tests {
     }
 
     #[test]
+    fn more_than_ten_hosts_of_one_spec_are_split_into_requests_of_ten() {
+        let specs: Vec<HostSpec> = (0..12).map(|i| spec(&format!("h{i}"), "s")).collect();
+        let plan = plan_up(&specs, &[], &tags(), "fp").unwrap();
+        let sizes: Vec<usize> = plan.create.iter().map(|c| c.names.len()).collect();
+        assert_eq!(sizes, vec![10, 2]);
+    }
+
+    #[test]
     fn tagged_droplets_are_adopted_not_recreated() {
         let existing = [droplet(7, "checkbox", "s-1vcpu-1gb")];
         let plan = plan_up(&prod_specs(), &existing, &tags(), "fp").unwrap();
@@ -858,6 +981,56 @@ mod tests {
         assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
         assert!(plan.notes[0].contains("itrust exists as s-1vcpu-1gb"));
         assert!(plan.notes[1].contains("droplet old carries tag pipeline-prod"));
+    }
+
+    fn catalogue() -> (Vec<RegionInfo>, Vec<SizeInfo>) {
+        let region = |slug: &str, available: bool, sizes: &[&str]| RegionInfo {
+            slug: slug.into(),
+            available,
+            sizes: sizes.iter().map(|s| s.to_string()).collect(),
+        };
+        let size = |slug: &str| SizeInfo {
+            slug: slug.into(),
+            available: true,
+        };
+        (
+            vec![
+                region("nyc1", true, &["s-1vcpu-1gb", "s-1vcpu-2gb"]),
+                region("sfo3", true, &["s-1vcpu-1gb"]),
+                region("nyc2", false, &[]),
+            ],
+            vec![size("s-1vcpu-1gb"), size("s-1vcpu-2gb")],
+        )
+    }
+
+    #[test]
+    fn catalogue_accepts_the_defaults() {
+        let (regions, sizes) = catalogue();
+        let plan = plan_up(&prod_specs(), &[], &tags(), "fp").unwrap();
+        assert!(catalogue_problems(&plan.create, &regions, &sizes, &[]).is_empty());
+    }
+
+    #[test]
+    fn catalogue_reports_every_unknown_or_unavailable_slug_together() {
+        let (regions, sizes) = catalogue();
+        let mut specs = prod_specs();
+        specs[0].size = "s-1vcpu-3gb".into();
+        specs[1].region = "nyc2".into();
+        specs[2].region = "sfo3".into();
+        specs[2].size = "s-1vcpu-2gb".into();
+        specs[2].image = "ubuntu-99-04-x64".into();
+        let plan = plan_up(&specs, &[], &tags(), "fp").unwrap();
+        let problems =
+            catalogue_problems(&plan.create, &regions, &sizes, &["ubuntu-99-04-x64".into()]);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].starts_with("size `s-1vcpu-3gb` (for itrust) does not exist"));
+        assert!(problems[1].starts_with(
+            "region `nyc2` (for checkbox) is not taking new droplets; available: nyc1, sfo3"
+        ));
+        assert!(problems[2].starts_with(
+            "size `s-1vcpu-2gb` (for monitor) is not offered in region `sfo3`; there: s-1vcpu-1gb"
+        ));
+        assert!(problems[3].starts_with("image `ubuntu-99-04-x64` (for monitor) does not exist"));
     }
 
     #[tokio::test]
