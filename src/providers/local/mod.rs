@@ -400,7 +400,7 @@ impl Local {
                         .join("hosts")
                         .join(&spec.name),
                     base: base_id.clone(),
-                    cgroup: None,
+                    cgroups: Vec::new(),
                     pid: None,
                     size: spec.size.clone(),
                 },
@@ -494,23 +494,21 @@ impl Local {
         self.configure_root(&rec, ctx)?;
         system::create_network(&rec)?;
 
-        let cgroup = memory.and_then(|_| system::cgroup_dir(&rec.machine));
-        if memory.is_some() && cgroup.is_none() {
+        // Fresh cgroups for this start (recorded first), the old ones removed.
+        for old in std::mem::take(&mut rec.cgroups) {
+            system::remove_cgroup(&old)?;
+        }
+        rec.cgroups = system::cgroup_dirs(&rec.machine, memory.is_some());
+        if memory.is_some() && !rec.cgroups.iter().any(|d| system::has_memory_controller(d)) {
             self.ui.warn(format!(
                 "host {name}: no memory cgroup controller on this machine, starting without a memory limit"
             ));
         }
-        if let Some(old) = rec.cgroup.take() {
-            system::remove_cgroup(&old)?;
-        }
-        rec.cgroup = cgroup.clone();
         state.hosts.insert(name.to_string(), rec.clone());
         state.save(&self.state_file())?;
-        if let (Some(dir), Some(bytes)) = (&cgroup, memory) {
-            system::create_memory_cgroup(dir, bytes)?;
-        }
+        system::create_cgroups(&rec.cgroups, memory)?;
 
-        let pid = system::start_machine(&rec, cgroup.as_deref())?;
+        let pid = system::start_machine(&rec)?;
         rec.pid = Some(pid);
         state.hosts.insert(name.to_string(), rec.clone());
         state.save(&self.state_file())?;

@@ -37,8 +37,9 @@ pub struct HostRecord {
     pub dir: PathBuf,
     /// Base image id (`base-<suite>-<hash>`) the overlay's lower layer is.
     pub base: String,
-    /// Memory cgroup directory made for the host's limit, if any.
-    pub cgroup: Option<PathBuf>,
+    /// The cgroup directories made for the container (one per hierarchy; see `system::cgroup_dirs`).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
     /// PID of the detached systemd-nspawn supervising the container, once started.
     pub pid: Option<u32>,
     /// Size/region from the spec, echoed back in listings.
@@ -138,7 +139,7 @@ pub enum Cleanup {
     StopMachine { machine: String, pid: Option<u32> },
     /// Unmount the host's overlay root.
     Unmount(PathBuf),
-    /// Remove the memory cgroup made for the host.
+    /// Remove a cgroup made for the host (and the groups systemd made inside it).
     RemoveCgroup(PathBuf),
     /// Delete the network namespace (its veth end goes with it).
     DeleteNetns(String),
@@ -164,9 +165,7 @@ pub fn host_cleanup(h: &HostRecord, harvest: bool) -> Vec<Cleanup> {
         },
         Cleanup::Unmount(h.root()),
     ];
-    if let Some(cg) = &h.cgroup {
-        steps.push(Cleanup::RemoveCgroup(cg.clone()));
-    }
+    steps.extend(h.cgroups.iter().cloned().map(Cleanup::RemoveCgroup));
     steps.push(Cleanup::DeleteNetns(h.machine.clone()));
     steps.push(Cleanup::DeleteLink(h.veth.clone()));
     if harvest {
@@ -204,7 +203,7 @@ mod tests {
             veth: format!("plv{slot}"),
             dir: PathBuf::from(format!("/var/lib/pipeline/local/envs/t/hosts/{name}")),
             base: "base-bookworm-0".into(),
-            cgroup: None,
+            cgroups: Vec::new(),
             pid: None,
             size: "local".into(),
         }
@@ -248,7 +247,7 @@ mod tests {
     #[test]
     fn host_cleanup_stops_before_unmounting_and_removes_files_last() {
         let mut h = record("web", 5);
-        h.cgroup = Some("/sys/fs/cgroup/memory/pipeline/pipeline-t-web".into());
+        h.cgroups = vec!["/sys/fs/cgroup/memory/pipeline/pipeline-t-web".into()];
         let steps = host_cleanup(&h, true);
         let pos = |f: &dyn Fn(&Cleanup) -> bool| steps.iter().position(f).unwrap();
         let stop = pos(&|c| matches!(c, Cleanup::StopMachine { .. }));

@@ -329,43 +329,67 @@ pub fn restore_forwarding(saved: &Path) -> Result<(), Error> {
     remove_file(saved)
 }
 
-/// Where a memory cgroup for `machine` lives: cgroup v2 if mounted at /sys/fs/cgroup, else the v1
-/// memory hierarchy. `None` when neither is available.
-pub fn cgroup_dir(machine: &str) -> Option<PathBuf> {
-    let root = Path::new("/sys/fs/cgroup");
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The cgroups a host's container runs in, one per hierarchy systemd uses (and the memory hierarchy
+/// when it has a limit): `<hierarchy>/pipeline/<machine>`. Each container needs its own: nspawn puts
+/// the container into `payload/` below its *current* cgroup, so containers started from the same cgroup
+/// would share every unit's cgroup with each other.
+pub fn cgroup_dirs(machine: &str, memory_limit: bool) -> Vec<PathBuf> {
+    let root = Path::new(CGROUP_ROOT);
     if root.join("cgroup.controllers").exists() {
-        Some(root.join("pipeline").join(machine))
-    } else if root.join("memory/memory.limit_in_bytes").exists() {
-        Some(root.join("memory/pipeline").join(machine))
-    } else {
-        None
+        return vec![root.join("pipeline").join(machine)];
     }
+    let mut dirs: Vec<PathBuf> = ["systemd", "unified"]
+        .iter()
+        .map(|h| root.join(h))
+        .filter(|h| h.join("cgroup.procs").exists())
+        .map(|h| h.join("pipeline").join(machine))
+        .collect();
+    if memory_limit && root.join("memory/memory.limit_in_bytes").exists() {
+        dirs.push(root.join("memory/pipeline").join(machine));
+    }
+    dirs
 }
 
-/// Creates the cgroup and sets its memory limit (and no swap beyond it, where the kernel allows).
-pub fn create_memory_cgroup(dir: &Path, bytes: u64) -> Result<(), Error> {
-    let v2 = !dir.starts_with("/sys/fs/cgroup/memory");
-    if v2 {
-        // Let the parent hand the memory controller down to our groups.
+/// Whether `dir` (from [`cgroup_dirs`]) can carry a memory limit.
+pub fn has_memory_controller(dir: &Path) -> bool {
+    let root = Path::new(CGROUP_ROOT);
+    dir.starts_with(root.join("memory")) || root.join("cgroup.controllers").exists()
+}
+
+/// Creates the cgroups; with `memory_limit`, sets it (and no swap beyond it, where the kernel allows)
+/// on those that have the memory controller.
+pub fn create_cgroups(dirs: &[PathBuf], memory_limit: Option<u64>) -> Result<(), Error> {
+    let v2 = Path::new(CGROUP_ROOT).join("cgroup.controllers").exists();
+    for dir in dirs {
         let parent = dir.parent().expect("cgroup dir has a parent");
         create_dir(parent)?;
-        let _ = fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-        let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory");
+        if v2 && memory_limit.is_some() {
+            // Let the root and our parent group hand the memory controller down.
+            let _ = fs::write(
+                Path::new(CGROUP_ROOT).join("cgroup.subtree_control"),
+                "+memory",
+            );
+            let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory");
+        }
+        create_dir(dir)?;
+        let Some(bytes) = memory_limit.filter(|_| has_memory_controller(dir)) else {
+            continue;
+        };
+        let (limit, swap, swap_value) = if v2 {
+            ("memory.max", "memory.swap.max", "0".to_string())
+        } else {
+            (
+                "memory.limit_in_bytes",
+                "memory.memsw.limit_in_bytes",
+                bytes.to_string(),
+            )
+        };
+        fs::write(dir.join(limit), bytes.to_string())
+            .map_err(|e| Error::io(format!("set the memory limit in {}", dir.display()), e))?;
+        let _ = fs::write(dir.join(swap), swap_value);
     }
-    create_dir(dir)?;
-    let file = if v2 {
-        "memory.max"
-    } else {
-        "memory.limit_in_bytes"
-    };
-    fs::write(dir.join(file), bytes.to_string())
-        .map_err(|e| Error::io(format!("set the memory limit in {}", dir.display()), e))?;
-    let swap = if v2 {
-        ("memory.swap.max", "0".to_string())
-    } else {
-        ("memory.memsw.limit_in_bytes", bytes.to_string())
-    };
-    let _ = fs::write(dir.join(swap.0), swap.1);
     Ok(())
 }
 
@@ -394,6 +418,10 @@ pub fn remove_cgroup(dir: &Path) -> Result<(), Error> {
             }
             _ => {}
         }
+    }
+    // The shared `pipeline` parent goes with the last host (it is busy while others use it).
+    if let Some(parent) = dir.parent() {
+        let _ = fs::remove_dir(parent);
     }
     Ok(())
 }
@@ -499,24 +527,22 @@ pub fn nspawn_command(h: &HostRecord) -> Vec<String> {
 }
 
 /// Starts systemd-nspawn for a host as a detached session leader (it outlives `pipeline`), console
-/// output appended to the host's console log, inside `cgroup` if given. Returns its PID.
-pub fn start_machine(h: &HostRecord, cgroup: Option<&Path>) -> Result<u32, Error> {
+/// output appended to the host's console log, inside the host's cgroups. Returns its PID.
+pub fn start_machine(h: &HostRecord) -> Result<u32, Error> {
     let log = h.console_log();
-    let mut cmd = Cmd::new(format!("start the container of host {}", h.name), "sh")
+    let cmd = Cmd::new(format!("start the container of host {}", h.name), "sh")
         .args([
             "-c",
             r#"log=$1; shift
-if [ -n "$PIPELINE_CGROUP" ]; then echo $$ > "$PIPELINE_CGROUP/cgroup.procs" || exit 1; fi
+for cg in $PIPELINE_CGROUPS; do echo $$ > "$cg/cgroup.procs" || exit 1; done
 setsid "$@" </dev/null >>"$log" 2>&1 &
 echo $!"#,
             "sh",
         ])
         .arg(&log)
         .args(nspawn_command(h));
-    if let Some(cg) = cgroup {
-        cmd = cmd.env("PIPELINE_CGROUP", cg);
-    }
-    let out = cmd.run()?;
+    let cgroups: Vec<String> = h.cgroups.iter().map(|c| c.display().to_string()).collect();
+    let out = cmd.env("PIPELINE_CGROUPS", cgroups.join(" ")).run()?;
     let pid: u32 = out.stdout.trim().parse().map_err(|_| {
         Error::Unexpected(format!(
             "starting host {} printed `{}` instead of a PID",
@@ -594,7 +620,7 @@ mod tests {
             veth: "plv1".into(),
             dir: "/s/web".into(),
             base: "b".into(),
-            cgroup: None,
+            cgroups: Vec::new(),
             pid: None,
             size: "local".into(),
         };
