@@ -10,7 +10,7 @@ const W: f64 = 640.0;
 const H: f64 = 260.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 28.0;
+const TOP: f64 = 40.0;
 const BOTTOM: f64 = 44.0;
 /// Colours of the two arms (baseline blue, canary orange; distinguishable with common colour blindness).
 pub const BASELINE_COLOUR: &str = "#1f77b4";
@@ -159,10 +159,10 @@ fn frame(
 }
 
 fn legend(out: &mut String) {
-    let x = W - RIGHT - 170.0;
+    let x = W - RIGHT - 150.0;
     let _ = write!(
         out,
-        r#"<g class="legend"><rect x="{x}" y="6" width="12" height="4" fill="{BASELINE_COLOUR}"/><text x="{x1}" y="12">baseline</text><rect x="{x2}" y="6" width="12" height="4" fill="{CANARY_COLOUR}"/><text x="{x3}" y="12">canary</text></g>"#,
+        r#"<g class="legend"><rect x="{x}" y="24" width="12" height="4" fill="{BASELINE_COLOUR}"/><text x="{x1}" y="30">baseline</text><rect x="{x2}" y="24" width="12" height="4" fill="{CANARY_COLOUR}"/><text x="{x3}" y="30">canary</text></g>"#,
         x1 = x + 16.0,
         x2 = x + 86.0,
         x3 = x + 102.0
