@@ -31,9 +31,11 @@ use plan::{catalogue_problems, plan_up};
 pub use settings::{Options, Section, Settings, API_URL_VAR, SSH_PROBE_PORT_VAR, TOKEN_VARS};
 use ssh::{forget_host_keys, ssh_answers};
 use sshkey::KeyPair;
+
 /// The tag on every droplet this tool creates, whatever the environment.
 pub const COMMON_TAG: &str = "pipeline";
 
+/// Longest wait for deleted droplets to leave the tag's listing.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many times `up` re-checks and re-sends a create that ended unclearly (5xx, timeout).
 const CREATE_ATTEMPTS: u32 = 3;
@@ -44,31 +46,34 @@ pub enum Error {
     Prerequisites(Vec<String>),
     #[error(transparent)]
     Api(Box<ApiError>),
-    #[error("{count} droplets named {name} carry tag {tag} (ids {ids}); destroy the extra one in the DigitalOcean console, then run `pipeline prod up` again")]
+    #[error("{count} droplets named {name} carry tag {tag} (ids {ids}); destroy the extra one in the DigitalOcean console, then run the command again")]
     Duplicate {
         name: String,
         tag: String,
         count: usize,
         ids: String,
     },
-    #[error("creating droplets {names} failed ({cause}), and after {attempts} checks they do not carry tag {tag}; run `pipeline prod status`, then `pipeline prod up` again")]
+    #[error("creating droplets {names} failed ({cause}), and after {attempts} checks they do not carry tag {tag}; look with `pipeline prod status --env {environment}`, then run the command again")]
     CreateFailed {
         names: String,
         tag: String,
+        environment: String,
         attempts: u32,
         cause: String,
     },
     #[error("DigitalOcean cannot create these hosts as configured")]
     Catalogue(#[source] ConfigError),
-    #[error("DigitalOcean accepted the create request but did not return droplet {name}; run `pipeline prod up` again (it adopts what exists)")]
+    #[error("DigitalOcean accepted the create request but did not return droplet {name}; run the command again (it adopts what exists)")]
     NotCreated { name: String },
-    #[error("timed out after {} waiting for {}; run `pipeline prod up` again to keep waiting (it adopts the droplets) or `pipeline prod status` to look", humantime::format_duration(*.timeout), pending_list(.pending))]
+    #[error("timed out after {} waiting for {}; run the command again to keep waiting (it adopts the droplets), or look with `pipeline prod status --env {environment}`", humantime::format_duration(*.timeout), pending_list(.pending))]
     WaitTimeout {
+        environment: String,
         timeout: Duration,
         pending: Vec<(String, String)>,
     },
-    #[error("timed out after {} waiting for DigitalOcean to delete {}; run `pipeline prod down` again", humantime::format_duration(*.timeout), .left.join(", "))]
+    #[error("timed out after {} waiting for DigitalOcean to delete {}; run `pipeline prod down --env {environment}` again", humantime::format_duration(*.timeout), .left.join(", "))]
     DownTimeout {
+        environment: String,
         timeout: Duration,
         left: Vec<String>,
     },
@@ -92,6 +97,7 @@ fn pending_list(pending: &[(String, String)]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
 fn to_host(d: &Droplet) -> Host {
     Host {
         name: d.name.clone(),
@@ -308,6 +314,7 @@ impl DigitalOcean {
                 return Err(Error::CreateFailed {
                     names: still.join(", "),
                     tag,
+                    environment: self.environment.clone(),
                     attempts: CREATE_ATTEMPTS,
                     cause: err.to_string(),
                 });
@@ -460,7 +467,11 @@ impl Provider for DigitalOcean {
             if now >= deadline {
                 progress.abandon();
                 pending.sort();
-                return Err(Error::WaitTimeout { timeout, pending });
+                return Err(Error::WaitTimeout {
+                    environment: self.environment.clone(),
+                    timeout,
+                    pending,
+                });
             }
             tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
         }
@@ -492,6 +503,7 @@ impl Provider for DigitalOcean {
             }
             if Instant::now() >= deadline {
                 return Err(Error::DownTimeout {
+                    environment: self.environment.clone(),
                     timeout: DOWN_TIMEOUT,
                     left: left.into_iter().map(|d| d.name).collect(),
                 });

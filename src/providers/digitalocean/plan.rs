@@ -29,6 +29,7 @@ pub fn plan_up(
     ssh_key: &str,
 ) -> Result<UpPlan, Error> {
     let env_tag = tags.last().cloned().unwrap_or_default();
+    let environment = env_tag.strip_prefix("pipeline-").unwrap_or(&env_tag);
     let mut by_name: BTreeMap<&str, Vec<&Droplet>> = BTreeMap::new();
     for d in existing {
         by_name.entry(d.name.as_str()).or_default().push(d);
@@ -59,8 +60,8 @@ pub fn plan_up(
                     || (!region.is_empty() && *region != spec.region)
                 {
                     plan.notes.push(format!(
-                        "droplet {} exists as {} in {} but the spec asks for {} in {}; keeping it (run `pipeline prod down` first to recreate it)",
-                        spec.name, d.size_slug, region, spec.size, spec.region
+                        "droplet {} exists as {} in {} but the spec asks for {} in {}; keeping it (destroy it with `pipeline prod down --env {}` to recreate it)",
+                        spec.name, d.size_slug, region, spec.size, spec.region, environment
                     ));
                 }
                 plan.adopt.push((spec.clone(), d.clone()));
@@ -89,7 +90,7 @@ pub fn plan_up(
     for name in by_name.keys() {
         if !specs.iter().any(|s| s.name == *name) {
             plan.notes.push(format!(
-                "droplet {name} carries tag {env_tag} but is not one of the hosts asked for; it is left alone (`pipeline prod down` destroys it)"
+                "droplet {name} carries tag {env_tag} but is not one of the hosts asked for; it is left alone (`pipeline prod down --env {environment}` destroys it)"
             ));
         }
     }
