@@ -236,15 +236,14 @@ impl DigitalOcean {
             Ok(())
         } else {
             Err(Error::Catalogue(ConfigError::Invalid {
-                what: "the host specs ([prod], [prod.hosts.NAME], --region/--size/--image)"
-                    .to_string(),
+                what: "the hosts' region, size or image (pipeline.toml or flags)".to_string(),
                 message: problems.join("; "),
             }))
         }
     }
 
     /// Makes sure the account knows our public key (looked up by fingerprint, registered if missing).
-    async fn ensure_key(&self, ui: &Ui) -> Result<String, Error> {
+    async fn ensure_key(&self, ui: &Ui) -> Result<(), Error> {
         let key = self.key();
         if self.client.ssh_key(&key.fingerprint).await?.is_none() {
             let name = format!(
@@ -270,7 +269,7 @@ impl DigitalOcean {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(key.fingerprint.clone())
+        Ok(())
     }
 
     /// Sends one create request; after an unclear failure, looks the names up by tag and re-sends only for
@@ -426,6 +425,9 @@ impl Provider for DigitalOcean {
                     },
                 };
                 match state {
+                    Ok(ip) if ssh_ok.contains(name) => {
+                        progress.show(name, format!("ready at {ip}, SSH answers"))
+                    }
                     Ok(ip) => progress.show(name, format!("ready at {ip}")),
                     Err(why) => {
                         progress.show(name, why.clone());
