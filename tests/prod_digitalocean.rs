@@ -637,6 +637,11 @@ fn invalid_config_values_exit_2_before_any_request() {
             "environment name",
         ),
         ("", vec!["prod", "up", "--size", "S!"], "`S!` is not a slug"),
+        (
+            "",
+            vec!["prod", "status", "--api-url", "ftp://example.com"],
+            "DigitalOcean API URL",
+        ),
     ];
     for (config, args, expected) in cases {
         // [digitalocean] may appear only once, so the bad one replaces the fast settings.

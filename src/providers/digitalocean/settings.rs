@@ -65,8 +65,12 @@ impl Settings {
             .or_else(|| non_empty_env(API_URL_VAR))
             .or(section.api_url)
             .unwrap_or_else(|| client::DEFAULT_API_URL.to_string());
-        if let Err(e) = reqwest::Url::parse(&api_url) {
-            return Err(invalid("the DigitalOcean API URL", &api_url, e));
+        if let Err(e) = client::normalize_base(&api_url) {
+            return Err(invalid(
+                "the DigitalOcean API URL (--api-url, DIGITALOCEAN_API_URL or [digitalocean] api_url)",
+                &api_url,
+                e,
+            ));
         }
         let ssh_key = options.ssh_key.clone().or(section.ssh_key).map(expand_home);
         let poll_interval = duration(
