@@ -365,8 +365,14 @@ impl Client {
                 return Err(error);
             }
             let delay = retry_delay(&self.retry, attempt, server_delay, jitter_fraction());
+            let mut cause = String::new();
+            let mut source = std::error::Error::source(&error);
+            while let Some(s) = source {
+                cause = format!(": {s}");
+                source = s.source();
+            }
             self.ui.info(format!(
-                "{error}; retrying in {} (attempt {}/{})",
+                "{error}{cause}; retrying in {} (attempt {}/{})",
                 humantime::format_duration(round_ms(delay)),
                 attempt + 1,
                 self.retry.attempts

@@ -42,7 +42,7 @@ const CREATE_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot use DigitalOcean: {}", .0.join("; "))]
+    #[error("missing prerequisites: {}", .0.join("; "))]
     Prerequisites(Vec<String>),
     #[error(transparent)]
     Api(Box<ApiError>),
