@@ -407,6 +407,62 @@ fn status_prints_a_table_of_name_id_status_ip_size_region() {
 }
 
 #[test]
+fn status_json_has_a_stable_shape() {
+    let fake = FakeDo::start(TOKEN);
+    let id = fake.add_droplet("itrust", "s-1vcpu-2gb", &["pipeline", "pipeline-prod"]);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "status", "--json"]);
+    run.assert_ok();
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        status,
+        json!({
+            "provider": "digitalocean",
+            "environment": "prod",
+            "hosts": [{"name": "itrust", "id": id.to_string(), "status": "active",
+                       "ip": fake.public_ip("itrust").to_string(), "size": "s-1vcpu-2gb", "region": "nyc1"}]
+        })
+    );
+}
+
+#[test]
+fn provider_flag_beats_environment_beats_config() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    let envs = |provider: &'static str| {
+        [
+            ("DIGITALOCEAN_API_URL", fake.url.clone()),
+            ("DIGITALOCEAN_TOKEN", TOKEN.to_string()),
+            ("PIPELINE_PROVIDER", provider.to_string()),
+        ]
+    };
+    let run_with = |args: &[&str], envs: &[(&str, String)]| {
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        work.run_with(args, &envs)
+    };
+    work.write_config("provider = \"local\"\n");
+    // The environment beats the config file ...
+    run_with(&["prod", "status"], &envs("digitalocean")).assert_ok();
+    assert_eq!(fake.requests().len(), 1);
+    // ... the flag beats the environment ...
+    run_with(
+        &["prod", "status", "--provider", "digitalocean"],
+        &envs("local"),
+    )
+    .assert_ok();
+    assert_eq!(fake.requests().len(), 2);
+    // ... and a bad value in the environment is a usage error naming the variable.
+    let run = run_with(&["prod", "status"], &envs("aws"));
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("PIPELINE_PROVIDER") && run.stderr.contains("`aws`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[test]
 fn down_destroys_only_this_environments_droplets_and_is_safe_to_run_twice() {
     let fake = FakeDo::start(TOKEN);
     fake.add_droplet("keepme", "s-1vcpu-1gb", &["pipeline", "pipeline-canary"]);

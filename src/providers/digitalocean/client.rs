@@ -527,9 +527,17 @@ mod tests {
     }
 
     #[test]
-    fn token_debug_is_redacted() {
+    fn token_debug_is_redacted_in_the_token_and_the_client() {
         let t = Token::new("dop_v1_secret".into());
         assert!(!format!("{t:?}").contains("secret"));
+        let client = Client::new(
+            "https://api.digitalocean.com",
+            &t,
+            RetryPolicy::default(),
+            Ui::new(true),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("secret"));
     }
 
     #[test]
