@@ -194,6 +194,35 @@ fn a_droplet_already_carrying_the_tag_is_adopted_and_only_the_missing_ones_are_c
 }
 
 #[test]
+fn an_adopted_droplet_that_is_off_is_powered_on() {
+    let fake = FakeDo::start(TOKEN);
+    for name in ["itrust", "checkbox", "monitor"] {
+        fake.add_droplet(name, "s-1vcpu-1gb", &["pipeline", "pipeline-prod"]);
+    }
+    fake.power_off("monitor");
+    let work = Work::new();
+    let run = work.run(
+        &fake.url,
+        &["prod", "up", "--wait", "active", "--size", "s-1vcpu-1gb"],
+    );
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("powering on droplet monitor"),
+        "{}",
+        run.stderr
+    );
+    let actions: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/actions"))
+        .collect();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].body, Some(json!({"type": "power_on"})));
+    assert_eq!(fake.creates().len(), 0);
+    assert_eq!(inventory_hosts(&work.inventory().unwrap()).len(), 3);
+}
+
+#[test]
 fn rate_limits_and_html_server_errors_on_reads_are_retried() {
     let fake = FakeDo::start(TOKEN);
     fake.inject("GET", "/v2/droplets", Fault::RateLimit { retry_after: 1 });

@@ -7,6 +7,7 @@
 //! - lists filter by `tag_name`, page by `per_page` (capped at `page_size`) and link `links.pages.next`;
 //! - `DELETE /v2/droplets?tag_name=` removes the tagged droplets (still listed once, as `off`, then gone);
 //! - SSH keys by fingerprint (404 when unknown), registered with 201;
+//! - the `power_on` droplet action (droplets can be powered off with [`FakeDo::power_off`]);
 //! - a small catalogue: regions (`nyc2` closed to new droplets), sizes, distribution images;
 //! - scripted faults: 429 with `retry-after`, 500 with an HTML page, a create that succeeds but answers 500.
 //!
@@ -73,6 +74,8 @@ struct FakeDroplet {
     image: String,
     tags: Vec<String>,
     polls: u32,
+    /// Powered off (until a `power_on` action).
+    off: bool,
     /// Listings left before a deleted droplet disappears.
     deleting: Option<u32>,
 }
@@ -178,6 +181,12 @@ impl FakeDo {
         id
     }
 
+    /// Powers a droplet off, as if someone stopped it in the console.
+    pub fn power_off(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.droplets.iter_mut().find(|d| d.name == name).unwrap().off = true;
+    }
+
     /// Registers an SSH key on the fake account.
     pub fn add_key(&self, fingerprint: &str, public_key: &str) {
         let mut s = self.state.lock().unwrap();
@@ -256,6 +265,7 @@ fn new_droplet(
         image: image.to_string(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         polls,
+        off: false,
         deleting: None,
     };
     s.next_id += 1;
@@ -268,6 +278,7 @@ fn render(s: &State, d: &FakeDroplet) -> Value {
     let active = d.polls >= s.active_after;
     let status = match (d.deleting, active) {
         (Some(_), _) => "off",
+        (None, _) if d.off => "off",
         (None, true) => "active",
         (None, false) => "new",
     };
@@ -423,6 +434,28 @@ fn route(
                 .status(StatusCode::NO_CONTENT)
                 .body(Full::new(Bytes::new()))
                 .unwrap()
+        }
+        ("POST", p) if p.starts_with("/v2/droplets/") && p.ends_with("/actions") => {
+            let id = &p["/v2/droplets/".len()..p.len() - "/actions".len()];
+            let Some(d) = s.droplets.iter_mut().find(|d| d.id.to_string() == id) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "The resource you were accessing could not be found.",
+                );
+            };
+            if body.and_then(|b| b["type"].as_str()) != Some("power_on") {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unprocessable_entity",
+                    "unsupported action type",
+                );
+            }
+            d.off = false;
+            respond(
+                StatusCode::CREATED,
+                json!({"action": {"id": 1, "status": "in-progress", "type": "power_on", "resource_id": d.id}}),
+            )
         }
         ("GET", "/v2/regions") => {
             let offered = json!(SIZES);

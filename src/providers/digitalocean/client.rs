@@ -243,6 +243,17 @@ impl Client {
         Ok(resp.into_droplets())
     }
 
+    /// Starts a droplet that is `off` (a droplet action; DigitalOcean answers 201 with the action).
+    pub async fn power_on(&self, id: u64) -> Result<(), ApiError> {
+        self.send(
+            Method::POST,
+            &format!("/v2/droplets/{id}/actions"),
+            Some(&serde_json::json!({"type": "power_on"})),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Deletes every droplet carrying `tag`.
     pub async fn delete_droplets_by_tag(&self, tag: &str) -> Result<(), ApiError> {
         self.send(

@@ -353,6 +353,10 @@ impl Provider for DigitalOcean {
                 "adopting droplet {} (id {}, {})",
                 spec.name, d.id, d.status
             ));
+            if d.status == "off" {
+                ui.info(format!("powering on droplet {} (it is off)", spec.name));
+                self.client.power_on(d.id).await?;
+            }
             by_name.insert(spec.name.clone(), d.clone());
         }
         if !plan.create.is_empty() {
