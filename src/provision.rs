@@ -82,6 +82,19 @@ impl ProdSection {
         config.section("prod")
     }
 
+    /// `timeout`, parsed (e.g. `15m`).
+    pub fn timeout(&self) -> Result<Option<Duration>, ConfigError> {
+        self.timeout
+            .as_deref()
+            .map(|s| {
+                humantime::parse_duration(s).map_err(|e| ConfigError::Invalid {
+                    what: "[prod] timeout".to_string(),
+                    message: format!("`{s}`: {e} (use e.g. `15m`)"),
+                })
+            })
+            .transpose()
+    }
+
     fn common(&self) -> HostOverride {
         HostOverride {
             region: self.region.clone(),
