@@ -353,6 +353,21 @@ fn create_that_fails_unclearly_is_looked_up_by_tag_and_not_sent_again() {
 }
 
 #[test]
+fn a_created_droplet_slow_to_appear_under_its_tag_is_not_created_twice() {
+    let fake = FakeDo::start(TOKEN);
+    fake.add_key(FINGERPRINT, PUBLIC_KEY);
+    fake.set_listing_lag(2);
+    fake.inject("POST", "/v2/droplets", Fault::CreateThen500);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "up", "--wait", "active"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("not listed yet"), "{}", run.stderr);
+    let names: Vec<Value> = fake.creates().iter().map(|c| c["names"].clone()).collect();
+    assert_eq!(names, [json!(["itrust"]), json!(["checkbox", "monitor"])]);
+    assert_eq!(fake.droplet_names(), ["checkbox", "itrust", "monitor"]);
+}
+
+#[test]
 fn create_rejected_with_html_500_is_resent_only_after_the_tag_shows_nothing() {
     let fake = FakeDo::start(TOKEN);
     fake.add_key(FINGERPRINT, PUBLIC_KEY);
@@ -366,10 +381,10 @@ fn create_rejected_with_html_500_is_resent_only_after_the_tag_shows_nothing() {
         .filter(|r| r.path == "/v2/droplets")
         .map(|r| r.method.clone())
         .collect();
-    // list (adopt) · POST itrust (500, nothing made) · list (look-up) · POST itrust · POST checkbox+monitor · polls
+    // list (adopt) · POST itrust (500, nothing made) · three look-ups · POST itrust · POST checkbox+monitor
     assert_eq!(
-        sequence[..5],
-        ["GET", "POST", "GET", "POST", "POST"],
+        sequence[..7],
+        ["GET", "POST", "GET", "GET", "GET", "POST", "POST"],
         "{sequence:?}"
     );
     assert_eq!(fake.droplet_names(), ["checkbox", "itrust", "monitor"]);
