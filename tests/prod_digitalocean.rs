@@ -693,6 +693,31 @@ fn missing_token_and_missing_ssh_key_are_reported_together() {
 }
 
 #[test]
+fn an_ssh_key_given_by_flag_must_exist_with_its_public_half() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "up", "--ssh-key", "nope/id_ed25519"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("SSH private key nope/id_ed25519 does not exist"),
+        "{}",
+        run.stderr
+    );
+    let lonely = work.path().join("lonely");
+    std::fs::write(&lonely, "private").unwrap();
+    let run = work.run(&fake.url, &["prod", "up", "--ssh-key", "lonely"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("lonely.pub does not exist; write it with `ssh-keygen -y -f"),
+        "{}",
+        run.stderr
+    );
+    assert!(fake.requests().is_empty());
+}
+
+#[test]
 fn rejected_token_is_reported_with_digitaloceans_message_and_nothing_is_written() {
     let fake = FakeDo::start("some-other-token");
     let work = Work::new();
