@@ -12,5 +12,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== unit and loopback tests"
 cargo test
+echo "== judge simulations at full size (release)"; cargo test --release --test judge_simulation
 echo "== end-to-end tests on sandbox hosts"
 ./scripts/e2e.sh
