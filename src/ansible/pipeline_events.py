@@ -53,7 +53,10 @@ class CallbackModule(CallbackBase):
     @staticmethod
     def _task_fields(task):
         role = task._role.get_name(include_role_fqcn=False) if task._role else None
-        return {"task_id": task._uuid, "task": task.get_name().strip(), "role": role}
+        name = task.get_name().strip()
+        if role and name.startswith(role + " : "):
+            name = name[len(role) + 3:]
+        return {"task_id": task._uuid, "task": name, "role": role}
 
     def _result(self, status, result, **extra):
         host = result._host.get_name()
