@@ -21,7 +21,7 @@ from ansible.plugins.callback import CallbackBase
 
 # Longest text field (message, stdout, stderr) copied into an event.
 MAX_TEXT = 2000
-TEXT_FIELDS = ("msg", "stderr", "stdout", "module_stderr", "module_stdout", "exception")
+TEXT_FIELDS = ("msg", "censored", "stderr", "stdout", "module_stderr", "module_stdout", "exception")
 
 
 def _text(value):
