@@ -43,7 +43,7 @@
 
   const state = {
     config: null,
-    cards: new Map(), // host -> { root, values: {key: element}, charts: {key: svg}, strip, appLine }
+    cards: new Map(), // host -> { root, badge, values, charts, scales, strip }, keyed by metric
   };
 
   function $(id) {
@@ -104,13 +104,12 @@
     const head = el("div", { class: "host-head" });
     const titles = el("div");
     titles.append(el("h2", {}, entry.host));
-    const appLine = el("div", { class: "app" }, entry.app + " · " + entry.url);
-    titles.append(appLine);
+    titles.append(el("div", { class: "app" }, entry.app + " · " + entry.url));
     const badge = el("span", { class: "badge", "data-role": "app-state" }, "NO DATA");
     head.append(titles, badge);
     root.append(head);
 
-    const card = { root, badge, values: {}, charts: {}, strip: null };
+    const card = { root, badge, values: {}, charts: {}, scales: {}, strip: null };
 
     const avail = el("div", { class: "metric", "data-metric": "up" });
     const availHead = el("div", { class: "metric-head" });
@@ -140,7 +139,11 @@
         "aria-label": entry.host + " " + metric.label,
       });
       chart.append(svg("path", { d: "" }));
-      box.append(mhead, chart);
+      const frame = el("div", { class: "chart-frame" });
+      const scale = el("span", { class: "scale" }, "");
+      frame.append(chart, scale);
+      box.append(mhead, frame);
+      card.scales[metric.key] = scale;
       card.values[metric.key] = value;
       card.charts[metric.key] = chart;
       root.append(box);
@@ -220,6 +223,7 @@
         showValue(card.values[metric.key], latest(points, end, freshness), metric.format);
         const max = metric.max(points.map(([, v]) => v));
         card.charts[metric.key].firstChild.setAttribute("d", linePath(points, start, end, max, step));
+        card.scales[metric.key].textContent = "max " + metric.format(max);
       }
     }
     const when = new Date(end * 1000).toLocaleTimeString();
