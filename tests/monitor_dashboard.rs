@@ -6,17 +6,20 @@
 //! Needs the Debian packages prometheus, prometheus-node-exporter, prometheus-blackbox-exporter, nginx and
 //! chromium, and ansible-playbook (all installed by scripts/setup.sh).
 
-mod monitor_browser;
+mod monitor_support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monitor_browser::Browser;
+use monitor_support::browser::Browser;
+use monitor_support::{
+    all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, CARDS_JS,
+};
 use serde_json::json;
 
 const ROLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles");
@@ -38,23 +41,8 @@ fn require(program: &str, package: &str) {
     );
 }
 
-/// Minimal HTTP/1.0 GET on loopback: (status, body).
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    monitor_support::http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
@@ -214,20 +202,6 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
     .unwrap();
 }
 
-fn artifacts_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target directory")
-        .join("test-artifacts")
-}
-
-/// Card state as the page shows it: (host, app state, cpu, memory, latency).
-const CARDS_JS: &str = r#"Array.from(document.querySelectorAll('.host')).map(c => [
-  c.dataset.host, c.dataset.appState,
-  c.querySelector('[data-metric=cpu] .value').dataset.value,
-  c.querySelector('[data-metric=memory] .value').dataset.value,
-  c.querySelector('[data-metric=latency] .value').dataset.value])"#;
-
 #[test]
 fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
     for (program, package) in [
@@ -330,9 +304,7 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
     let mut browser = Browser::launch();
     browser.navigate(&format!("http://127.0.0.1:{}/dashboard", ports.nginx));
     let live = browser.wait_for(
-        &format!(
-            "(() => {{ const cards = {CARDS_JS}; return cards.length === 2 && cards.every(c => c[1] === 'up' && c[2] !== '' && c[3] !== '' && c[4] !== ''); }})()"
-        ),
+        &all_live_js(&["itrust", "checkbox"]),
         Duration::from_secs(60),
     );
     let cards = browser.eval(CARDS_JS);
@@ -340,19 +312,16 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
         live.is_some(),
         "both hosts with live numbers within 60 s; page shows {cards}"
     );
-    for card in cards.as_array().unwrap() {
-        for (i, name) in [(2, "cpu"), (3, "memory"), (4, "latency")] {
-            let v: f64 = card[i].as_str().unwrap().parse().unwrap();
-            assert!(v.is_finite() && v >= 0.0, "{name} of {} is {v}", card[0]);
-        }
-        let mem: f64 = card[3].as_str().unwrap().parse().unwrap();
-        assert!(mem > 0.0 && mem <= 100.0, "memory is a percentage: {mem}");
-    }
+    assert_plausible_numbers(&cards);
     browser.screenshot(&artifacts_dir().join("dashboard-loopback.png"));
 
     checkbox.stop();
     let down = browser.wait_for(
-        "document.querySelector('[data-host=checkbox]').dataset.appState === 'down' && document.querySelector('[data-host=itrust]').dataset.appState === 'up'",
+        &format!(
+            "{} && {}",
+            app_state_js("checkbox", "down"),
+            app_state_js("itrust", "up")
+        ),
         Duration::from_secs(30),
     );
     let cards = browser.eval(CARDS_JS);

@@ -18,7 +18,7 @@
     {
       key: "cpu",
       label: "CPU",
-      query: '100 * (1 - avg by (host) (rate(node_cpu_seconds_total{job="node",mode="idle"}[30s])))',
+      query: 'clamp(100 * (1 - avg by (host) (rate(node_cpu_seconds_total{job="node",mode="idle"}[30s]))), 0, 100)',
       format: (v) => v.toFixed(1) + " %",
       max: () => 100,
     },
