@@ -10,6 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
+echo "== ansible-lint (production profile, offline) over the roles"
+ansible-lint --offline --profile production roles/
 echo "== unit and loopback tests"
 cargo test
 echo "== end-to-end tests on sandbox hosts"

@@ -1,1 +1,0 @@
-//! Load generation: not built yet.

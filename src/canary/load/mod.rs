@@ -1,0 +1,456 @@
+//! The HTTP load generator behind `pipeline load` and `pipeline canary`: plans a run ([`LoadPlan`]), drives
+//! it ([`run`]), and keeps every request's record plus summaries ([`LoadRun`]).
+//!
+//! Design, in short (BENCHMARKS.md has the measurements):
+//! - one OS thread per core, each with its own current-thread tokio runtime; connections are split across
+//!   them and never migrate, so nothing in the hot path is shared between threads except a relaxed counter;
+//! - one task per connection, which polls hyper's HTTP/1 connection itself (no spawned connection task, no
+//!   cross-task wake-ups), with keep-alive and reconnect after an error or a server-side close;
+//! - closed model by default (each connection sends its next request when the last one is done); with a
+//!   rate, an open model: request `k` is due at `k / rate` and its latency is measured from that due time,
+//!   so a stalled server shows up in the latency instead of silently lowering the send rate;
+//! - every request is stored in a few bytes ([`record`]), summaries come from log-linear histograms
+//!   ([`histogram`]) kept per backend while the run goes.
+
+pub mod histogram;
+pub mod record;
+mod summary;
+mod worker;
+
+use std::ops::ControlFlow;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Uri};
+
+pub use histogram::{Histogram, PERCENTILE_DEFINITION};
+pub use record::Outcome;
+pub use summary::{thousands, LatencyMs, Summary};
+pub use worker::run;
+
+/// How a request failed when no complete HTTP response came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The TCP connection was refused (nothing listening).
+    ConnectRefused,
+    /// Connecting failed for another reason (unreachable, no route, …).
+    ConnectFailed,
+    /// No complete response within `--timeout` (connecting included).
+    Timeout,
+    /// The connection was reset or the pipe broke while writing or reading.
+    Reset,
+    /// The server closed the connection before the response was complete.
+    Closed,
+    /// The response was not valid HTTP/1.
+    HttpParse,
+    /// Another I/O error.
+    Io,
+    /// Anything else hyper reported.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in index order.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::ConnectFailed,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Closed,
+        ErrorKind::HttpParse,
+        ErrorKind::Io,
+        ErrorKind::Other,
+    ];
+
+    /// The snake_case name used in summaries and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
+            ErrorKind::HttpParse => "http_parse",
+            ErrorKind::Io => "io",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    fn from_index(i: usize) -> ErrorKind {
+        ErrorKind::ALL.get(i).copied().unwrap_or(ErrorKind::Other)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a run ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// Send requests for this long, then let the ones in flight finish (each within the timeout).
+    Duration(Duration),
+    /// Send exactly this many requests.
+    Count(u64),
+}
+
+/// Everything a load run needs. Build with [`LoadPlan::new`] and adjust the public fields.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Target, `http://host[:port][/path][?query]` (no TLS).
+    pub url: Uri,
+    pub method: Method,
+    /// Extra request headers; `Host` is added from the URL unless set here.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Connections, one request in flight on each.
+    pub concurrency: usize,
+    pub stop: Stop,
+    /// Total requests per second across all connections (open model); `None` = as fast as possible.
+    pub rate: Option<f64>,
+    /// Limit for one request, connecting included.
+    pub timeout: Duration,
+    /// Response header naming the backend that served the request (e.g. `x-backend`).
+    pub backend_header: Option<HeaderName>,
+    /// OS threads; `None` = one per core, at most one per connection.
+    pub threads: Option<usize>,
+}
+
+impl LoadPlan {
+    /// A plan for `url` with the defaults of `pipeline load`: GET, 10 connections, 10 s, no rate, 10 s timeout.
+    pub fn new(url: &str) -> Result<LoadPlan, LoadError> {
+        Ok(LoadPlan {
+            url: parse_url(url)?,
+            method: Method::GET,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            concurrency: 10,
+            stop: Stop::Duration(Duration::from_secs(10)),
+            rate: None,
+            timeout: Duration::from_secs(10),
+            backend_header: None,
+            threads: None,
+        })
+    }
+
+    /// Checks the numbers; [`run`] calls this first.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let bad = |m: &str| Err(LoadError::InvalidPlan(m.to_string()));
+        if self.concurrency == 0 {
+            return bad("concurrency must be at least 1");
+        }
+        if self.threads == Some(0) {
+            return bad("threads must be at least 1");
+        }
+        match self.stop {
+            Stop::Duration(d) if d.is_zero() => return bad("duration must be more than 0"),
+            Stop::Count(0) => return bad("request count must be at least 1"),
+            _ => {}
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return bad("rate must be a positive number of requests per second");
+            }
+        }
+        if self.timeout.is_zero() {
+            return bad("timeout must be more than 0");
+        }
+        Ok(())
+    }
+
+    /// Threads this plan runs on.
+    pub fn thread_count(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads
+            .unwrap_or(cores)
+            .clamp(1, self.concurrency.max(1))
+    }
+}
+
+/// Parses and checks a target URL: `http` scheme, a host, an optional port and path.
+pub fn parse_url(url: &str) -> Result<Uri, LoadError> {
+    let invalid = |why: &str| LoadError::InvalidUrl {
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(invalid(
+                "https is not supported; point the load at a plain http:// endpoint",
+            ))
+        }
+        Some(other) => {
+            return Err(invalid(&format!(
+                "unsupported scheme `{other}`; use http://"
+            )))
+        }
+        None => return Err(invalid("missing scheme; write it as http://host:port/path")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("missing host"));
+    }
+    Ok(uri)
+}
+
+/// Parses a `Name: value` header argument.
+pub fn parse_header(arg: &str) -> Result<(HeaderName, HeaderValue), LoadError> {
+    let invalid = |why: &str| LoadError::InvalidHeader {
+        header: arg.to_string(),
+        why: why.to_string(),
+    };
+    let (name, value) = arg
+        .split_once(':')
+        .ok_or_else(|| invalid("expected `Name: value`"))?;
+    let name =
+        HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| invalid(&e.to_string()))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|e| invalid(&e.to_string()))?;
+    Ok((name, value))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid URL `{url}`: {why}")]
+    InvalidUrl { url: String, why: String },
+    #[error("invalid header `{header}`: {why}")]
+    InvalidHeader { header: String, why: String },
+    #[error("invalid load plan: {0}")]
+    InvalidPlan(String),
+    #[error("cannot resolve `{host}`: {source} (check the host name in the URL)")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start load thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("a load thread crashed; this is a bug in pipeline")]
+    ThreadPanicked,
+}
+
+/// Progress of a running load, handed to a [`Progress`] sink about four times a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    pub elapsed: Duration,
+    /// Requests completed so far (responses and errors).
+    pub requests: u64,
+    /// Of those, requests that got no complete response.
+    pub errors: u64,
+}
+
+/// Receives progress while a load runs; returning `ControlFlow::Break(())` stops the run early (requests
+/// still in flight are abandoned and not recorded).
+pub trait Progress {
+    fn update(&mut self, snapshot: &Snapshot) -> ControlFlow<()>;
+}
+
+impl<F: FnMut(&Snapshot) -> ControlFlow<()>> Progress for F {
+    fn update(&mut self, snapshot: &Snapshot) -> ControlFlow<()> {
+        self(snapshot)
+    }
+}
+
+/// A sink that ignores progress.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&mut self, _: &Snapshot) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// One request of a finished run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Record<'a> {
+    /// Start since the run began: the scheduled send time under a rate, else the actual send time (1 µs resolution).
+    pub offset: Duration,
+    /// From `offset` until the response body was read completely or the request failed (100 ns resolution).
+    pub latency: Duration,
+    pub outcome: Outcome,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// Value of the backend header, if the plan names one and the response carried it.
+    pub backend: Option<&'a str>,
+}
+
+impl Record<'_> {
+    /// HTTP status, if a response arrived.
+    pub fn status(&self) -> Option<u16> {
+        match self.outcome {
+            Outcome::Status(s) => Some(s),
+            Outcome::Error(_) => None,
+        }
+    }
+
+    /// How the request failed, if it did.
+    pub fn error(&self) -> Option<ErrorKind> {
+        match self.outcome {
+            Outcome::Status(_) => None,
+            Outcome::Error(k) => Some(k),
+        }
+    }
+}
+
+/// Counters and latency histograms for a set of requests (a whole run or one backend).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stats {
+    /// Latency from the (scheduled) start.
+    pub latency: Histogram,
+    /// Latency from the actual send (only kept under a rate, where it differs).
+    pub service: Option<Histogram>,
+    /// `(status, count)`, few entries.
+    pub status: Vec<(u16, u64)>,
+    pub errors: [u64; ErrorKind::ALL.len()],
+    pub bytes: u64,
+}
+
+impl Stats {
+    fn new(rate_limited: bool) -> Self {
+        Stats {
+            service: rate_limited.then(Histogram::new),
+            ..Stats::default()
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, outcome: Outcome, latency_ns: u64, service_ns: u64, bytes: u64) {
+        self.latency.record(latency_ns);
+        if let Some(h) = &mut self.service {
+            h.record(service_ns);
+        }
+        match outcome {
+            Outcome::Status(s) => match self.status.iter_mut().find(|(c, _)| *c == s) {
+                Some((_, n)) => *n += 1,
+                None => self.status.push((s, 1)),
+            },
+            Outcome::Error(k) => self.errors[k as usize] += 1,
+        }
+        self.bytes += bytes;
+    }
+
+    fn add(&mut self, other: &Stats) {
+        self.latency.add(&other.latency);
+        match (&mut self.service, &other.service) {
+            (Some(a), Some(b)) => a.add(b),
+            (None, Some(b)) => self.service = Some(b.clone()),
+            _ => {}
+        }
+        for &(s, n) in &other.status {
+            match self.status.iter_mut().find(|(c, _)| *c == s) {
+                Some((_, m)) => *m += n,
+                None => self.status.push((s, n)),
+            }
+        }
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.bytes += other.bytes;
+    }
+}
+
+/// The result of a run: every request's record, summaries overall and per backend.
+#[derive(Debug)]
+pub struct LoadRun {
+    plan: LoadPlan,
+    threads: usize,
+    started_at: SystemTime,
+    elapsed: Duration,
+    stopped_early: bool,
+    missed: u64,
+    /// Per connection: its records and the map from its backend indexes to `backends`.
+    streams: Vec<(record::RecordStream, std::sync::Arc<[u32]>)>,
+    backends: Vec<String>,
+    overall: Stats,
+    /// Index 0: responses without the backend header; `i + 1`: `backends[i]`.
+    per_backend: Vec<Stats>,
+}
+
+impl LoadRun {
+    pub fn plan(&self) -> &LoadPlan {
+        &self.plan
+    }
+
+    /// OS threads the run used.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Wall-clock time the run started.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// From the start until the last request finished (or the run was stopped).
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// Whether the progress sink stopped the run before its stop condition.
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early
+    }
+
+    /// Under a rate with a duration: requests that were due before the end but never sent, because every
+    /// connection was busy (raise the concurrency). Always 0 in the closed model.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// Number of recorded requests.
+    pub fn len(&self) -> u64 {
+        self.streams.iter().map(|(s, _)| s.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Distinct backend header values seen, in order of first appearance per thread.
+    pub fn backends(&self) -> &[String] {
+        &self.backends
+    }
+
+    /// Every request: grouped by connection, in send order within a connection (not globally sorted by
+    /// offset; sort if you need a single timeline).
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> + '_ {
+        self.streams.iter().flat_map(move |(stream, map)| {
+            stream.iter().map(move |r| Record {
+                offset: Duration::from_micros(r.offset_us),
+                latency: Duration::from_nanos(r.latency_ns),
+                outcome: r.outcome,
+                bytes: r.bytes,
+                backend: match r.backend {
+                    0 => None,
+                    i => map
+                        .get(i as usize - 1)
+                        .map(|&g| self.backends[g as usize].as_str()),
+                },
+            })
+        })
+    }
+
+    /// Summary of the whole run.
+    pub fn summary(&self) -> Summary {
+        Summary::from_stats(&self.overall, self.elapsed)
+    }
+
+    /// Summary per backend header value (`None`: responses without the header, and errors).
+    pub fn backend_summaries(&self) -> Vec<(Option<&str>, Summary)> {
+        self.per_backend
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.latency.count() > 0)
+            .map(|(i, s)| {
+                let name = i.checked_sub(1).map(|i| self.backends[i].as_str());
+                (name, Summary::from_stats(s, self.elapsed))
+            })
+            .collect()
+    }
+}

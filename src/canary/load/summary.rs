@@ -1,0 +1,326 @@
+//! Summaries of a run: the numbers (`Summary`), the terminal report (`LoadRun::write_summary`) and the
+//! `--json` object (`LoadRun::to_json`). Pure functions of the recorded statistics.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::histogram::{Histogram, PERCENTILE_DEFINITION};
+use super::{ErrorKind, LoadRun, Stats, Stop};
+
+/// Latency percentiles in milliseconds (see [`PERCENTILE_DEFINITION`]); min, mean and max are exact.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyMs {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl LatencyMs {
+    pub(crate) fn from_histogram(h: &Histogram) -> LatencyMs {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        LatencyMs {
+            min: ms(h.min()),
+            mean: h.mean() / 1e6,
+            p50: ms(h.quantile(0.50)),
+            p90: ms(h.quantile(0.90)),
+            p99: ms(h.quantile(0.99)),
+            p999: ms(h.quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Numbers for a set of requests: a whole run or the requests one backend served.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests completed: responses plus errors.
+    pub requests: u64,
+    /// Requests that got a complete HTTP response (any status).
+    pub responses: u64,
+    /// Length of the run.
+    pub duration_s: f64,
+    /// `requests / duration_s`.
+    pub rps: f64,
+    /// Latency from each request's start; under a rate, from its scheduled start (corrected for
+    /// coordinated omission).
+    pub latency_ms: LatencyMs,
+    /// Under a rate only: latency from the actual send, which hides queueing behind a slow server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_uncorrected_ms: Option<LatencyMs>,
+    /// Responses by HTTP status.
+    pub status: BTreeMap<u16, u64>,
+    /// Failed requests by [`ErrorKind`] name.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Response body bytes received.
+    pub bytes: u64,
+}
+
+impl Summary {
+    pub(crate) fn from_stats(s: &Stats, elapsed: Duration) -> Summary {
+        let requests = s.latency.count();
+        let duration_s = elapsed.as_secs_f64();
+        let errors: BTreeMap<&'static str, u64> = ErrorKind::ALL
+            .iter()
+            .zip(s.errors)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.as_str(), n))
+            .collect();
+        Summary {
+            requests,
+            responses: requests - errors.values().sum::<u64>(),
+            duration_s,
+            rps: if duration_s > 0.0 {
+                requests as f64 / duration_s
+            } else {
+                0.0
+            },
+            latency_ms: LatencyMs::from_histogram(&s.latency),
+            latency_uncorrected_ms: s.service.as_ref().map(LatencyMs::from_histogram),
+            status: s.status.iter().copied().collect(),
+            errors,
+            bytes: s.bytes,
+        }
+    }
+
+    /// Share of requests that failed or got a 5xx status.
+    pub fn failure_ratio(&self) -> f64 {
+        if self.requests == 0 {
+            return 0.0;
+        }
+        let server_errors: u64 = self.status.range(500..600).map(|(_, n)| n).sum();
+        (server_errors + self.requests - self.responses) as f64 / self.requests as f64
+    }
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    url: String,
+    method: &'a str,
+    concurrency: usize,
+    threads: usize,
+    rate: Option<f64>,
+    timeout_s: f64,
+    stopped_early: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missed: Option<u64>,
+    #[serde(flatten)]
+    summary: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backends: Option<Vec<JsonBackend<'a>>>,
+    percentile_definition: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonBackend<'a> {
+    backend: Option<&'a str>,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+impl LoadRun {
+    /// The `--json` object (as [`LoadRun::write_json`] prints it) as a value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.json_run()).expect("a load summary serializes to JSON")
+    }
+
+    /// Writes the `--json` object, keys in a fixed order: plan, overall [`Summary`] fields at the top level,
+    /// `backends` (per-backend summaries) when the plan names a backend header, the percentile definition.
+    pub fn write_json(&self, w: &mut impl Write) -> serde_json::Result<()> {
+        serde_json::to_writer(w, &self.json_run())
+    }
+
+    fn json_run(&self) -> JsonRun<'_> {
+        let plan = self.plan();
+        JsonRun {
+            url: plan.url.to_string(),
+            method: plan.method.as_str(),
+            concurrency: plan.concurrency,
+            threads: self.threads(),
+            rate: plan.rate,
+            timeout_s: plan.timeout.as_secs_f64(),
+            stopped_early: self.stopped_early(),
+            missed: plan.rate.map(|_| self.missed()),
+            summary: self.summary(),
+            backends: plan.backend_header.as_ref().map(|_| {
+                self.backend_summaries()
+                    .into_iter()
+                    .map(|(backend, summary)| JsonBackend { backend, summary })
+                    .collect()
+            }),
+            percentile_definition: PERCENTILE_DEFINITION,
+        }
+    }
+
+    /// The human-readable summary printed at the end of `pipeline load`.
+    pub fn write_summary(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let plan = self.plan();
+        let s = self.summary();
+        let stop = match plan.stop {
+            Stop::Duration(d) => humantime::format_duration(d).to_string(),
+            Stop::Count(n) => format!("{} requests", thousands(n)),
+        };
+        let pace = match plan.rate {
+            Some(r) => format!("at {} req/s (open model)", thousands(r.round() as u64)),
+            None => "as fast as possible (closed model)".to_string(),
+        };
+        writeln!(
+            w,
+            "{} {} — {} connections on {} threads, {stop}, {pace}{}",
+            plan.method,
+            plan.url,
+            plan.concurrency,
+            self.threads(),
+            if self.stopped_early() {
+                " (stopped early)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            w,
+            "  {:<13}{} in {:.2} s = {} req/s",
+            "requests",
+            thousands(s.requests),
+            s.duration_s,
+            thousands(s.rps.round() as u64)
+        )?;
+        let label = if plan.rate.is_some() {
+            "latency ms*"
+        } else {
+            "latency ms"
+        };
+        writeln!(w, "  {label:<13}{}", latency_line(&s.latency_ms))?;
+        if let Some(u) = &s.latency_uncorrected_ms {
+            writeln!(w, "  {:<13}{}", "uncorrected", latency_line(u))?;
+            writeln!(
+                w,
+                "  {:<13}* from each request's scheduled send time (no coordinated omission)",
+                ""
+            )?;
+        }
+        writeln!(
+            w,
+            "  {:<13}{}",
+            "status",
+            counts_line(s.status.iter().map(|(k, v)| (k.to_string(), *v)))
+        )?;
+        writeln!(
+            w,
+            "  {:<13}{}",
+            "errors",
+            counts_line(s.errors.iter().map(|(k, v)| (k.to_string(), *v)))
+        )?;
+        writeln!(w, "  {:<13}{}", "body bytes", thousands(s.bytes))?;
+        if plan.rate.is_some() && matches!(plan.stop, Stop::Duration(_)) {
+            writeln!(
+                w,
+                "  {:<13}{} due but never sent (all connections busy{})",
+                "missed",
+                thousands(self.missed()),
+                if self.missed() > 0 { ": raise -c" } else { "" }
+            )?;
+        }
+        if plan.backend_header.is_some() {
+            writeln!(
+                w,
+                "  per backend ({}):",
+                plan.backend_header.as_ref().map_or("", |h| h.as_str())
+            )?;
+            for (name, b) in self.backend_summaries() {
+                writeln!(
+                    w,
+                    "    {:<16}{:>12} req  p50 {:.3}  p99 {:.3}  max {:.3} ms  status {}  errors {}",
+                    name.unwrap_or("(no header)"),
+                    thousands(b.requests),
+                    b.latency_ms.p50,
+                    b.latency_ms.p99,
+                    b.latency_ms.max,
+                    counts_line(b.status.iter().map(|(k, v)| (k.to_string(), *v))),
+                    counts_line(b.errors.iter().map(|(k, v)| (k.to_string(), *v))),
+                )?;
+            }
+        }
+        writeln!(
+            w,
+            "  percentiles: nearest rank, from a histogram with buckets at most 0.1% wide"
+        )
+    }
+}
+
+fn latency_line(l: &LatencyMs) -> String {
+    format!(
+        "min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3}",
+        l.min, l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+    )
+}
+
+fn counts_line(items: impl Iterator<Item = (String, u64)>) -> String {
+    let parts: Vec<String> = items
+        .map(|(k, n)| format!("{k}: {}", thousands(n)))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::Outcome;
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn summary_counts_statuses_errors_and_rate() {
+        let mut s = Stats::new(false);
+        for _ in 0..8 {
+            s.record(Outcome::Status(200), 1_000_000, 1_000_000, 10);
+        }
+        s.record(Outcome::Status(503), 2_000_000, 2_000_000, 3);
+        s.record(Outcome::Error(ErrorKind::Timeout), 9_000_000, 9_000_000, 0);
+        let sum = Summary::from_stats(&s, Duration::from_secs(2));
+        assert_eq!((sum.requests, sum.responses, sum.bytes), (10, 9, 83));
+        assert_eq!(sum.rps, 5.0);
+        assert_eq!(sum.status, BTreeMap::from([(200, 8), (503, 1)]));
+        assert_eq!(sum.errors, BTreeMap::from([("timeout", 1)]));
+        assert_eq!(sum.latency_ms.p50, 1.0);
+        assert_eq!(sum.latency_ms.max, 9.0);
+        assert!((sum.failure_ratio() - 0.2).abs() < 1e-12);
+        assert!(sum.latency_uncorrected_ms.is_none());
+    }
+
+    #[test]
+    fn empty_summary_has_zero_rate_and_no_failures() {
+        let sum = Summary::from_stats(&Stats::new(true), Duration::ZERO);
+        assert_eq!((sum.requests, sum.rps, sum.failure_ratio()), (0, 0.0, 0.0));
+        assert_eq!(sum.latency_uncorrected_ms.unwrap().max, 0.0);
+    }
+}

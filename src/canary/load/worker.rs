@@ -1,0 +1,677 @@
+//! Drives a run: one OS thread per core with a current-thread runtime, one task per connection, a
+//! coordinator that reports progress and collects the threads' records and statistics.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper::header::{HeaderValue, HOST};
+use hyper::{HeaderMap, Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::record::{Outcome, RawRecord, RecordStream};
+use super::{ErrorKind, LoadError, LoadPlan, LoadRun, Progress, Snapshot, Stats, Stop};
+
+/// How often the progress sink is called.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Distinct backend header values kept per thread; further values are counted under [`OVERFLOW_BACKEND`].
+const MAX_BACKENDS: usize = 256;
+const OVERFLOW_BACKEND: &str = "(other)";
+
+/// What every thread reads: the request template, the schedule, and the stop flags.
+struct Shared {
+    addr: SocketAddr,
+    method: Method,
+    path: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+    backend_header: Option<hyper::header::HeaderName>,
+    start: Instant,
+    deadline: Option<Instant>,
+    /// Set by the coordinator when the progress sink asks to stop.
+    stop: AtomicBool,
+    counters: Vec<Counters>,
+}
+
+/// Progress counters of one thread, written only by it; padded so threads do not share a cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A thread's share of the plan.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    connections: usize,
+    /// Requests this thread may send (count mode).
+    limit: Option<u64>,
+    /// Under a rate: (first due time after start, interval) of this thread's schedule, in ns.
+    schedule: Option<(f64, f64)>,
+}
+
+/// Splits `total` into `parts` shares that differ by at most one.
+fn split(total: u64, parts: usize, i: usize) -> u64 {
+    total / parts as u64 + u64::from((i as u64) < total % parts as u64)
+}
+
+fn quotas(plan: &LoadPlan, threads: usize) -> Vec<Quota> {
+    (0..threads)
+        .map(|i| {
+            let connections = split(plan.concurrency as u64, threads, i) as usize;
+            let share = connections as f64 / plan.concurrency as f64;
+            Quota {
+                connections,
+                limit: match plan.stop {
+                    Stop::Count(n) => Some(split(n, threads, i)),
+                    Stop::Duration(_) => None,
+                },
+                // Thread i's requests are due at (i + k * threads') / rate: the threads interleave.
+                schedule: plan.rate.map(|rate| {
+                    let interval = 1e9 / (rate * share);
+                    (i as f64 * 1e9 / rate, interval)
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Runs the plan and returns every request's record. `progress` is called about four times a second and
+/// may stop the run early.
+pub async fn run(plan: LoadPlan, progress: &mut dyn Progress) -> Result<LoadRun, LoadError> {
+    plan.validate()?;
+    let host = plan.url.host().unwrap_or_default().to_string();
+    let port = plan.url.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .and_then(|mut addrs| {
+            addrs.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no address found")
+            })
+        })
+        .map_err(|source| LoadError::Resolve {
+            host: host.clone(),
+            source,
+        })?;
+    let mut headers = plan.headers.clone();
+    if !headers.contains_key(HOST) {
+        let authority = plan.url.authority().map_or(host.as_str(), |a| a.as_str());
+        let value = HeaderValue::from_str(authority).map_err(|e| LoadError::InvalidUrl {
+            url: plan.url.to_string(),
+            why: e.to_string(),
+        })?;
+        headers.insert(HOST, value);
+    }
+    let path: Uri = plan
+        .url
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .expect("a path taken from a valid URI is a valid URI");
+
+    let threads = plan.thread_count();
+    let start = Instant::now();
+    let started_at = SystemTime::now();
+    let shared = Arc::new(Shared {
+        addr,
+        method: plan.method.clone(),
+        path,
+        headers,
+        body: plan.body.clone(),
+        timeout: plan.timeout,
+        backend_header: plan.backend_header.clone(),
+        start,
+        deadline: match plan.stop {
+            Stop::Duration(d) => Some(start + d),
+            Stop::Count(_) => None,
+        },
+        stop: AtomicBool::new(false),
+        counters: (0..threads).map(|_| Counters::default()).collect(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut handles = Vec::with_capacity(threads);
+    for (i, quota) in quotas(&plan, threads).into_iter().enumerate() {
+        let thread_shared = shared.clone();
+        let stop_rx = stop_rx.clone();
+        let done_tx = done_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("load-{i}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime builds");
+                let local = tokio::task::LocalSet::new();
+                let result = local.block_on(&rt, thread_main(thread_shared, i, quota, stop_rx));
+                let _ = done_tx.send(result);
+            })
+            .map_err(LoadError::Thread);
+        match handle {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                let _ = stop_tx.send(true);
+                return Err(e);
+            }
+        }
+    }
+    drop(done_tx);
+
+    let mut results = Vec::with_capacity(threads);
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + PROGRESS_INTERVAL,
+        PROGRESS_INTERVAL,
+    );
+    let mut stopped_early = false;
+    loop {
+        tokio::select! {
+            r = done_rx.recv() => match r {
+                Some(r) => results.push(r),
+                None => break,
+            },
+            _ = ticker.tick(), if !stopped_early => {
+                let snap = snapshot(&shared);
+                if progress.update(&snap).is_break() {
+                    stopped_early = true;
+                    shared.stop.store(true, Ordering::Relaxed);
+                    let _ = stop_tx.send(true);
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    for h in handles {
+        h.join().map_err(|_| LoadError::ThreadPanicked)?;
+    }
+    if results.len() != threads {
+        return Err(LoadError::ThreadPanicked);
+    }
+    let _ = progress.update(&snapshot(&shared));
+    Ok(merge(
+        plan,
+        threads,
+        started_at,
+        elapsed,
+        stopped_early,
+        results,
+    ))
+}
+
+fn snapshot(shared: &Shared) -> Snapshot {
+    let (mut requests, mut errors) = (0, 0);
+    for c in &shared.counters {
+        requests += c.requests.load(Ordering::Relaxed);
+        errors += c.errors.load(Ordering::Relaxed);
+    }
+    Snapshot {
+        elapsed: shared.start.elapsed(),
+        requests,
+        errors,
+    }
+}
+
+/// Combines the threads' results, giving backend names one global index.
+fn merge(
+    plan: LoadPlan,
+    threads: usize,
+    started_at: SystemTime,
+    elapsed: Duration,
+    stopped_early: bool,
+    results: Vec<ThreadResult>,
+) -> LoadRun {
+    let rate_limited = plan.rate.is_some();
+    let mut backends: Vec<String> = Vec::new();
+    let mut overall = Stats::new(rate_limited);
+    let mut per_backend = vec![Stats::new(rate_limited)];
+    let mut streams = Vec::new();
+    let mut missed = 0;
+    for r in results {
+        let map: Arc<[u32]> = r
+            .backends
+            .iter()
+            .map(|name| match backends.iter().position(|b| b == name) {
+                Some(i) => i as u32,
+                None => {
+                    backends.push(name.clone());
+                    per_backend.push(Stats::new(rate_limited));
+                    (backends.len() - 1) as u32
+                }
+            })
+            .collect();
+        for (local, stats) in r.stats.iter().enumerate() {
+            overall.add(stats);
+            let global = if local == 0 {
+                0
+            } else {
+                map[local - 1] as usize + 1
+            };
+            per_backend[global].add(stats);
+        }
+        streams.extend(r.streams.into_iter().map(|s| (s, map.clone())));
+        missed += r.missed;
+    }
+    LoadRun {
+        plan,
+        threads,
+        started_at,
+        elapsed,
+        stopped_early,
+        missed,
+        streams,
+        backends,
+        overall,
+        per_backend,
+    }
+}
+
+struct ThreadResult {
+    streams: Vec<RecordStream>,
+    /// Backend names; record backend index `i + 1` means `backends[i]`.
+    backends: Vec<String>,
+    /// Index 0: no backend header; `i + 1`: `backends[i]`.
+    stats: Vec<Stats>,
+    missed: u64,
+}
+
+/// State shared by the connections of one thread (single-threaded: plain cells).
+struct Local {
+    shared: Arc<Shared>,
+    index: usize,
+    quota: Quota,
+    next_slot: Cell<u64>,
+    completed: Cell<u64>,
+    errors: Cell<u64>,
+    streams: RefCell<Vec<RecordStream>>,
+    backends: RefCell<Vec<HeaderValue>>,
+    stats: RefCell<Vec<Stats>>,
+}
+
+/// When the claimed request should start.
+enum Slot {
+    Now,
+    At(Instant),
+}
+
+impl Local {
+    /// Claims the next request, or `None` when the run is over for this thread.
+    fn claim(&self, now: Instant) -> Option<Slot> {
+        let s = &self.shared;
+        if s.stop.load(Ordering::Relaxed) || s.deadline.is_some_and(|d| now >= d) {
+            return None;
+        }
+        let k = self.next_slot.get();
+        if self.quota.limit.is_some_and(|l| k >= l) {
+            return None;
+        }
+        let slot = match self.quota.schedule {
+            None => Slot::Now,
+            Some((first, interval)) => {
+                let due = s.start + Duration::from_nanos((first + k as f64 * interval) as u64);
+                if s.deadline.is_some_and(|d| due >= d) {
+                    return None;
+                }
+                Slot::At(due)
+            }
+        };
+        self.next_slot.set(k + 1);
+        Some(slot)
+    }
+
+    /// Requests due before the deadline that were never claimed.
+    fn missed(&self) -> u64 {
+        let (Some((first, interval)), Some(deadline)) = (self.quota.schedule, self.shared.deadline)
+        else {
+            return 0;
+        };
+        let window = (deadline - self.shared.start).as_nanos() as f64 - first;
+        let due = if window > 0.0 {
+            (window / interval).ceil() as u64
+        } else {
+            0
+        };
+        due.saturating_sub(self.next_slot.get())
+    }
+
+    fn backend_index(&self, value: Option<HeaderValue>) -> u32 {
+        let Some(value) = value else { return 0 };
+        let mut backends = self.backends.borrow_mut();
+        if let Some(i) = backends.iter().position(|b| *b == value) {
+            return i as u32 + 1;
+        }
+        if backends.len() >= MAX_BACKENDS {
+            let overflow = HeaderValue::from_static(OVERFLOW_BACKEND);
+            if let Some(i) = backends.iter().position(|b| *b == overflow) {
+                return i as u32 + 1;
+            }
+            backends.push(overflow);
+        } else {
+            backends.push(value);
+        }
+        self.stats
+            .borrow_mut()
+            .push(Stats::new(self.quota.schedule.is_some()));
+        backends.len() as u32
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        conn: usize,
+        start: Instant,
+        sent: Instant,
+        end: Instant,
+        outcome: Outcome,
+        bytes: u64,
+        backend: Option<HeaderValue>,
+    ) {
+        let backend = self.backend_index(backend);
+        let latency_ns = end.saturating_duration_since(start).as_nanos() as u64;
+        let service_ns = end.saturating_duration_since(sent).as_nanos() as u64;
+        self.stats.borrow_mut()[backend as usize].record(outcome, latency_ns, service_ns, bytes);
+        self.streams.borrow_mut()[conn].push(&RawRecord {
+            offset_us: start
+                .saturating_duration_since(self.shared.start)
+                .as_micros() as u64,
+            latency_ns,
+            outcome,
+            bytes,
+            backend,
+        });
+        let counters = &self.shared.counters[self.index];
+        let n = self.completed.get() + 1;
+        self.completed.set(n);
+        counters.requests.store(n, Ordering::Relaxed);
+        if matches!(outcome, Outcome::Error(_)) {
+            let e = self.errors.get() + 1;
+            self.errors.set(e);
+            counters.errors.store(e, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn thread_main(
+    shared: Arc<Shared>,
+    index: usize,
+    quota: Quota,
+    mut stop_rx: watch::Receiver<bool>,
+) -> ThreadResult {
+    let local = Rc::new(Local {
+        shared,
+        index,
+        quota,
+        next_slot: Cell::new(0),
+        completed: Cell::new(0),
+        errors: Cell::new(0),
+        streams: RefCell::new(
+            (0..quota.connections)
+                .map(|_| RecordStream::new())
+                .collect(),
+        ),
+        backends: RefCell::new(Vec::new()),
+        stats: RefCell::new(vec![Stats::new(quota.schedule.is_some())]),
+    });
+    let tasks: Vec<_> = (0..quota.connections)
+        .map(|c| tokio::task::spawn_local(connection_loop(local.clone(), c)))
+        .collect();
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    tokio::select! {
+        _ = async { for t in tasks { let _ = t.await; } } => {}
+        _ = stop_rx.wait_for(|stop| *stop) => {
+            for a in &aborts {
+                a.abort();
+            }
+        }
+    }
+    // Aborted tasks drop their clones of `local` once the runtime gets to them.
+    tokio::task::yield_now().await;
+    let missed = local.missed();
+    let local = match Rc::try_unwrap(local) {
+        Ok(l) => l,
+        Err(rc) => {
+            // Some aborted task has not been dropped yet: take the data out instead.
+            return ThreadResult {
+                streams: rc.streams.take(),
+                backends: rc.backends.take().iter().map(backend_name).collect(),
+                stats: rc.stats.take(),
+                missed,
+            };
+        }
+    };
+    ThreadResult {
+        streams: local.streams.into_inner(),
+        backends: local
+            .backends
+            .into_inner()
+            .iter()
+            .map(backend_name)
+            .collect(),
+        stats: local.stats.into_inner(),
+        missed,
+    }
+}
+
+fn backend_name(v: &HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
+/// An open keep-alive connection: the handle to send on and hyper's connection state machine, which this
+/// task polls itself while a request is in flight.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+/// What one exchange produced.
+struct Response {
+    status: u16,
+    bytes: u64,
+    backend: Option<HeaderValue>,
+}
+
+async fn connection_loop(local: Rc<Local>, index: usize) {
+    let shared = local.shared.clone();
+    let mut conn: Option<Conn> = None;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    loop {
+        let now = Instant::now();
+        let Some(slot) = local.claim(now) else { break };
+        let (start, sent) = match slot {
+            Slot::Now => (now, now),
+            Slot::At(due) => {
+                if due > now {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                (due, Instant::now())
+            }
+        };
+        timer.as_mut().reset((sent + shared.timeout).into());
+        let result = exchange(&shared, &mut conn, timer.as_mut()).await;
+        let end = Instant::now();
+        match result {
+            Ok(r) => local.record(
+                index,
+                start,
+                sent,
+                end,
+                Outcome::Status(r.status),
+                r.bytes,
+                r.backend,
+            ),
+            Err(kind) => {
+                conn = None;
+                local.record(index, start, sent, end, Outcome::Error(kind), 0, None);
+            }
+        }
+    }
+}
+
+/// Sends one request on `conn` (connecting first if needed) and reads the whole response, within the timer.
+/// Leaves `conn` as `None` when the connection is no longer usable.
+async fn exchange(
+    shared: &Shared,
+    conn: &mut Option<Conn>,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+) -> Result<Response, ErrorKind> {
+    if conn.is_none() {
+        let connect = async {
+            let stream = TcpStream::connect(shared.addr)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+                    _ => ErrorKind::ConnectFailed,
+                })?;
+            let _ = stream.set_nodelay(true);
+            let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| classify(&e))?;
+            Ok::<_, ErrorKind>(Conn {
+                sender,
+                driver: Box::pin(driver),
+            })
+        };
+        *conn = Some(tokio::select! {
+            biased;
+            c = connect => c?,
+            _ = timer.as_mut() => return Err(ErrorKind::Timeout),
+        });
+    }
+    let c = conn.as_mut().expect("connected above");
+    let (result, reusable) = send(shared, c, timer).await;
+    if !reusable {
+        *conn = None;
+    }
+    result
+}
+
+/// One request on an open connection; also says whether the connection can carry the next one.
+async fn send(
+    shared: &Shared,
+    conn: &mut Conn,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+) -> (Result<Response, ErrorKind>, bool) {
+    let Conn { sender, driver } = conn;
+    let mut req = Request::new(Full::new(shared.body.clone()));
+    *req.method_mut() = shared.method.clone();
+    *req.uri_mut() = shared.path.clone();
+    *req.headers_mut() = shared.headers.clone();
+    let backend_header = shared.backend_header.as_ref();
+    let request = async move {
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let backend = backend_header.and_then(|h| resp.headers().get(h).cloned());
+        let mut body = resp.into_body();
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(data) = frame?.data_ref() {
+                bytes += data.len() as u64;
+            }
+        }
+        Ok::<_, hyper::Error>(Response {
+            status,
+            bytes,
+            backend,
+        })
+    };
+    tokio::pin!(request);
+    let mut driver_done: Option<Result<(), hyper::Error>> = None;
+    let result = loop {
+        tokio::select! {
+            biased;
+            r = &mut request => break r,
+            d = driver.as_mut(), if driver_done.is_none() => driver_done = Some(d),
+            _ = timer.as_mut() => return (Err(ErrorKind::Timeout), false),
+        }
+    };
+    match (result, driver_done) {
+        (Ok(r), None) => (Ok(r), true),
+        // The server closed the connection after a complete response (`Connection: close`).
+        (Ok(r), Some(_)) => (Ok(r), false),
+        // The connection's own error says more than the request's "canceled".
+        (Err(_), Some(Err(d))) => (Err(classify(&d)), false),
+        (Err(e), _) => (Err(classify(&e)), false),
+    }
+}
+
+/// Maps a hyper error to an [`ErrorKind`], looking at the I/O error underneath when there is one.
+fn classify(e: &hyper::Error) -> ErrorKind {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return match io.kind() {
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
+                K::TimedOut => ErrorKind::Timeout,
+                K::UnexpectedEof => ErrorKind::Closed,
+                _ => ErrorKind::Io,
+            };
+        }
+        source = s.source();
+    }
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        ErrorKind::HttpParse
+    } else if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        ErrorKind::Closed
+    } else {
+        ErrorKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(concurrency: usize, stop: Stop, rate: Option<f64>) -> LoadPlan {
+        let mut p = LoadPlan::new("http://127.0.0.1:1/").unwrap();
+        p.concurrency = concurrency;
+        p.stop = stop;
+        p.rate = rate;
+        p
+    }
+
+    #[test]
+    fn connections_and_counts_are_split_evenly_across_threads() {
+        let q = quotas(&plan(5, Stop::Count(11), None), 2);
+        assert_eq!(q.iter().map(|q| q.connections).collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(
+            q.iter().map(|q| q.limit.unwrap()).collect::<Vec<_>>(),
+            [6, 5]
+        );
+    }
+
+    #[test]
+    fn rate_schedules_interleave_and_sum_to_the_rate() {
+        let q = quotas(
+            &plan(4, Stop::Duration(Duration::from_secs(1)), Some(1000.0)),
+            2,
+        );
+        let (first0, int0) = q[0].schedule.unwrap();
+        let (first1, int1) = q[1].schedule.unwrap();
+        assert_eq!((first0, first1), (0.0, 1e6));
+        assert_eq!((int0, int1), (2e6, 2e6));
+        let per_second: f64 = q.iter().map(|q| 1e9 / q.schedule.unwrap().1).sum();
+        assert!((per_second - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn more_threads_than_connections_are_not_used() {
+        let mut p = plan(1, Stop::Count(1), None);
+        p.threads = Some(8);
+        assert_eq!(p.thread_count(), 1);
+    }
+}
