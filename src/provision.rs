@@ -380,10 +380,11 @@ async fn up_with<P: Provider>(
             WaitFor::Active => "active with a public address",
         }
     ));
-    let hosts = provider
+    let mut hosts = provider
         .wait_ready(&names, req.wait, req.timeout, &global.ui)
         .await
         .with_context(|| format!("failed waiting for {what}"))?;
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
     let connection = provider.connection();
     let text = inventory::render(&hosts, &connection, &req.command, kind, &req.environment)
         .context("failed to render the inventory")?;
