@@ -88,8 +88,8 @@ pub enum ApiError {
         method: Method,
         path: String,
         base: String,
+        /// The connection was made, so the server may have received (and acted on) the request.
         connected: bool,
-        timed_out: bool,
         #[source]
         source: reqwest::Error,
     },
@@ -360,7 +360,6 @@ impl Client {
                         path: strip_query(path),
                         base: self.base.clone(),
                         connected,
-                        timed_out: source.is_timeout(),
                         source,
                     };
                     if connected && !idempotent {
@@ -535,6 +534,21 @@ mod tests {
         );
         assert!(normalize_base("ftp://x").is_err());
         assert!(normalize_base("api.digitalocean.com").is_err());
+    }
+
+    #[test]
+    fn only_server_errors_leave_a_create_unclear() {
+        let status = |code: u16| ApiError::Status {
+            method: Method::POST,
+            path: "/v2/droplets".into(),
+            status: code,
+            message: parse_error_body("", None),
+        };
+        assert!(status(500).is_unclear());
+        assert!(status(504).is_unclear());
+        assert!(!status(422).is_unclear());
+        assert!(!status(429).is_unclear());
+        assert_eq!(status(404).status(), Some(404));
     }
 
     #[test]
