@@ -42,23 +42,40 @@ pub fn ensure(cache_dir: &Path, recipe: &Recipe, ui: &Ui) -> Result<String, Erro
     system::remove_dir_all(&tmp)?;
     system::create_dir(&tmp)?;
     let root = tmp.join("rootfs");
+    let packages = package_cache(cache_dir);
+    system::create_dir(&packages)?;
+    let log_hint = format!("log: {}/debootstrap/debootstrap.log", root.display());
+    // Two stages, so dpkg runs with force-unsafe-io (no fsync per file): a quarter faster here, and
+    // package installs on the hosts later too. A sandbox host lost in a machine crash is rebuilt anyway.
     Cmd::new(
-        format!(
-            "build the base image with debootstrap (log: {}/debootstrap/debootstrap.log)",
-            root.display()
-        ),
+        format!("download and unpack the base image with debootstrap ({log_hint})"),
         "debootstrap",
     )
     .install_hint("; install it with: apt-get install debootstrap")
     .args([
+        "--foreign",
         "--variant=minbase",
         &format!("--include={}", recipe.include_list()),
+        // Packages already in the shared cache are not downloaded again.
+        &format!("--cache-dir={}", packages.display()),
         &recipe.suite,
     ])
     .arg(&root)
     .arg(&recipe.mirror)
     .run()?;
-    customize(&root, &package_cache(cache_dir))?;
+    system::write_file(
+        &root.join("etc/dpkg/dpkg.cfg.d/pipeline-unsafe-io"),
+        b"# Written by pipeline's local provider: sandbox hosts are disposable, skip fsync.\nforce-unsafe-io\n",
+        0o644,
+    )?;
+    Cmd::new(
+        format!("install the base image's packages (debootstrap --second-stage; {log_hint})"),
+        "chroot",
+    )
+    .arg(&root)
+    .args(["/debootstrap/debootstrap", "--second-stage"])
+    .run()?;
+    customize(&root, &packages)?;
     system::write_file(&tmp.join("recipe.txt"), recipe.describe().as_bytes(), 0o644)?;
     fs::rename(&tmp, &dir)
         .map_err(|e| Error::io(format!("rename {} to {}", tmp.display(), dir.display()), e))?;
@@ -124,8 +141,7 @@ fn customize(root: &Path, package_cache: &Path) -> Result<(), Error> {
         symlink("/dev/null", &link)
             .map_err(|e| Error::io(format!("mask {timer} in the base image"), e))?;
     }
-    // debootstrap leaves the packages it installed in the image's apt cache: seed the shared cache.
-    system::create_dir(package_cache)?;
+    // debootstrap leaves the packages it installed in the image's apt cache: move them to the shared one.
     super::cache::harvest(&root.join("var/cache/apt/archives"), package_cache, true)?;
     Ok(())
 }
