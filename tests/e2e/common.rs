@@ -1,4 +1,4 @@
-//! The shared e2e fixture: the `prod` hosts (itrust, checkbox, monitor) of environment `e2e` on the
+//! The shared e2e fixture: the `prod` hosts (itrust, checkbox, monitor) of environment [`env`] on the
 //! local sandbox, built ONCE per suite by the first test that asks ([`prod`]) and torn down by
 //! [`teardown`], which `scripts/e2e.sh` runs last. Work files (inventory, playbooks, state) live in
 //! `target/e2e-work/<environment>/`. Also: [`up`]/[`down`] for tests that need their own environment,
@@ -15,8 +15,16 @@ use pipeline::process::{Cmd, Output};
 use pipeline::providers::local::state::EnvState;
 use pipeline::providers::local::Settings;
 
-/// The environment of the shared hosts.
-pub const ENV: &str = "e2e";
+/// The environment of the shared hosts: `e2e`, or `$PIPELINE_E2E_ENV` so that two people running the
+/// suite on one machine do not tear down each other's hosts.
+pub fn env() -> String {
+    std::env::var("PIPELINE_E2E_ENV").unwrap_or_else(|_| "e2e".to_string())
+}
+
+/// An environment of its own for one test, named after the shared one (`e2e-sbx`, …).
+pub fn test_env(suffix: &str) -> String {
+    format!("{}-{suffix}", env())
+}
 /// The shared hosts.
 pub const PROD_HOSTS: [&str; 3] = ["itrust", "checkbox", "monitor"];
 
@@ -105,7 +113,7 @@ pub fn work_root() -> PathBuf {
 /// The shared `e2e` environment with itrust, checkbox and monitor, brought up on first use.
 pub fn prod() -> &'static Sandbox {
     static PROD: OnceLock<Sandbox> = OnceLock::new();
-    PROD.get_or_init(|| up(ENV))
+    PROD.get_or_init(|| up(&env()))
 }
 
 /// The provider's settings the tests run with (pipeline.toml is not read: the defaults).
@@ -290,12 +298,12 @@ fn nspawn_cmdlines() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Tears the shared `e2e` environment down; `scripts/e2e.sh` runs it after all other tests.
+/// Tears the shared environment down; `scripts/e2e.sh` runs it after all other tests.
 #[test]
 #[ignore = "run by scripts/e2e.sh after the suite"]
 fn teardown() {
-    let before = state(ENV);
-    down(ENV);
+    let before = state(&env());
+    down(&env());
     if let Some(before) = before {
         assert_eq!(leftovers(&before), Vec::<String>::new());
     }

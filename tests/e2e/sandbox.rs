@@ -79,7 +79,7 @@ fn shared_prod_hosts_answer_ansible_ping_with_the_written_inventory() {
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn three_hosts_run_a_playbook_reach_a_service_across_hosts_and_down_leaves_nothing() {
-    let env = "e2e-sbx";
+    let env = &common::test_env("sbx");
     let sbx = common::up(env);
     let ping = sbx.ansible("ansible", &["all", "-m", "ansible.builtin.ping"]);
     assert!(ping.success(), "{}\n{}", ping.stdout, ping.stderr);
@@ -128,7 +128,7 @@ fn three_hosts_run_a_playbook_reach_a_service_across_hosts_and_down_leaves_nothi
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn up_twice_keeps_the_running_hosts_and_down_twice_is_a_no_op() {
-    let env = "e2e-idem";
+    let env = &common::test_env("idem");
     let first = common::up(env);
     // A marker in /run (tmpfs inside the container) survives only if the container is not restarted.
     first.ssh_ok("itrust", "touch /run/e2e-marker");
@@ -162,7 +162,7 @@ fn up_twice_keeps_the_running_hosts_and_down_twice_is_a_no_op() {
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn a_package_one_host_downloaded_is_in_every_host_of_the_next_run() {
-    let env = "e2e-cache";
+    let env = &common::test_env("cache");
     let package = "sl";
     let shared = common::settings().cache_dir.join("apt-archives");
     let cached = || -> Vec<std::path::PathBuf> {
@@ -242,7 +242,7 @@ fn killed_up(env: &str) -> EnvState {
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn up_after_a_killed_up_recovers_and_down_still_removes_everything() {
-    let env = "e2e-kill";
+    let env = &common::test_env("kill");
     let partial = killed_up(env);
     assert_eq!(
         partial.hosts.len(),
@@ -263,7 +263,7 @@ fn up_after_a_killed_up_recovers_and_down_still_removes_everything() {
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn down_after_a_killed_up_removes_the_half_made_hosts() {
-    let env = "e2e-kill2";
+    let env = &common::test_env("kill2");
     let before = killed_up(env);
     common::down(env);
     assert_eq!(common::leftovers(&before), Vec::<String>::new());

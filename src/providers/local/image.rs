@@ -146,7 +146,12 @@ fn customize(root: &Path, package_cache: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes cached images (and interrupted builds) that are neither `keep` nor used by any environment.
+/// Images younger than this are never collected: another `up` may have just built one and not yet
+/// recorded a host on it.
+const GC_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes cached images (and interrupted builds) that are not in `keep` (the images some environment
+/// uses) and were built more than an hour ago.
 pub fn collect_garbage(cache_dir: &Path, keep: &[String], ui: &Ui) -> Result<(), Error> {
     let _lock = Lock::acquire(&cache_dir.join("base.lock"))?;
     for entry in read_dir(cache_dir)? {
@@ -154,7 +159,13 @@ pub fn collect_garbage(cache_dir: &Path, keep: &[String], ui: &Ui) -> Result<(),
         if !name.starts_with("base-") || !entry.path().is_dir() {
             continue;
         }
-        if keep.contains(&name) {
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        if keep.contains(&name) || age < GC_MIN_AGE {
             continue;
         }
         ui.info(format!("local: removing unused base image {name}"));
