@@ -238,8 +238,9 @@ async fn a_stall_shows_in_rate_corrected_latency_but_hides_in_uncorrected() {
     let uncorrected = s
         .latency_uncorrected_ms
         .expect("uncorrected latency under a rate");
-    assert!((560..=600).contains(&s.requests), "{} requests", s.requests);
-    assert_eq!(run.missed(), 0);
+    // Every request due within the 3 s was either sent or counted as missed (all connections busy).
+    assert_eq!(s.requests + run.missed(), 600);
+    assert!(run.missed() < 30, "{} missed", run.missed());
     // About a third of the requests were due during the pause: each waited for its end, so the corrected
     // p90 is hundreds of ms. Only the 4 requests in flight saw the pause as service time.
     assert!(

@@ -13,6 +13,7 @@
 //!   ([`histogram`]) kept per backend while the run goes.
 
 pub mod histogram;
+mod http1;
 pub mod record;
 mod summary;
 mod worker;
