@@ -418,35 +418,21 @@ async fn thread_main(
             }
         }
     }
-    // Aborted tasks drop their clones of `local` once the runtime gets to them.
-    tokio::task::yield_now().await;
-    let missed = local.missed();
-    let local = match Rc::try_unwrap(local) {
-        Ok(l) => l,
-        Err(rc) => {
-            // Some aborted task has not been dropped yet: take the data out instead.
-            return ThreadResult {
-                streams: rc.streams.take(),
-                backends: rc.backends.take().iter().map(backend_name).collect(),
-                stats: rc.stats.take(),
-                missed,
-            };
-        }
-    };
+    // Aborted tasks may still hold clones of `local` until the runtime drops them: take the data out.
     ThreadResult {
-        streams: local.streams.into_inner(),
+        streams: local.streams.take(),
         backends: local
             .backends
-            .into_inner()
+            .take()
             .iter()
-            .map(backend_name)
+            .map(|b| backend_name(b))
             .collect(),
-        stats: local.stats.into_inner(),
-        missed,
+        stats: local.stats.take(),
+        missed: local.missed(),
     }
 }
 
-fn backend_name(v: &Box<[u8]>) -> String {
+fn backend_name(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
 
