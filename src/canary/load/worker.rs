@@ -17,6 +17,8 @@ use super::{ErrorKind, LoadError, LoadPlan, LoadRun, Progress, Snapshot, Stats, 
 
 /// How often the progress sink is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Resolution of tokio's timer.
+const TIMER_GRANULARITY: Duration = Duration::from_millis(1);
 /// Distinct backend header values kept per thread; further values are counted under [`OVERFLOW_BACKEND`].
 const MAX_BACKENDS: usize = 256;
 const OVERFLOW_BACKEND: &str = "(other)";
@@ -448,10 +450,16 @@ async fn connection_loop(local: Rc<Local>, index: usize) {
         let (start, sent) = match slot {
             Slot::Now => (now, now),
             Slot::At(due) => {
-                if due > now {
-                    tokio::time::sleep_until(due.into()).await;
+                // tokio's timer wakes on the first millisecond tick at or after its deadline. Aiming a
+                // millisecond early sends the request within the millisecond before it is due instead of
+                // up to a millisecond after, which would add the timer's lateness to every latency.
+                let wake = due.checked_sub(TIMER_GRANULARITY).unwrap_or(due);
+                if wake > now {
+                    tokio::time::sleep_until(wake.into()).await;
                 }
-                (due, Instant::now())
+                // Latency counts from the due time, or from the actual send if that came first.
+                let sent = Instant::now();
+                (due.min(sent), sent)
             }
         };
         timer.as_mut().reset((sent + shared.timeout).into());
