@@ -7,7 +7,7 @@
 #
 # Tools run in turn within each round, so slow drifts of a shared machine hit all of them alike; the table
 # shows the median over rounds. Peak RSS comes from /usr/bin/time (maximum resident set size).
-# Needs: nginx, wrk, oha (`cargo install oha --locked`; set OHA=/path/to/oha), python3, /usr/bin/time.
+# KEEP=1 keeps the raw tool outputs. Needs: nginx, wrk, oha (`cargo install oha --locked`; set OHA=/path/to/oha), python3, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,7 @@ work=$(mktemp -d /tmp/bench-load.XXXXXX)
 nginx_pid=""
 cleanup() {
     [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "${KEEP:-}" ]; then echo "raw outputs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -145,13 +145,14 @@ def med(rs, key):
 print()
 print("Throughput and latency (median over rounds; latency in ms; wrk reports no p99.9):")
 print()
-print("| conns | tool | req/s | p50 | p99 | p99.9 | peak RSS MB |")
-print("|---:|---|---:|---:|---:|---:|---:|")
+print("| conns | tool | req/s | p50 | p99 | p99.9 | peak RSS MB | req/s in each round |")
+print("|---:|---|---:|---:|---:|---:|---:|---|")
 for (kind, name, conns), rs in sorted(rows.items(), key=lambda kv: (kv[0][2], kv[0][1])):
     if kind != "speed":
         continue
     print(f"| {conns} | {name} | {med(rs,'rps'):,.0f} | {fmt(med(rs,'p50'),'.3f')} | {fmt(med(rs,'p99'),'.3f')} "
-          f"| {fmt(med(rs,'p999'),'.3f')} | {max(r['rss_mb'] for r in rs):.1f} |")
+          f"| {fmt(med(rs,'p999'),'.3f')} | {max(r['rss_mb'] for r in rs):.1f} "
+          f"| {' '.join(format(r['rps'], ',.0f') for r in rs)} |")
 for kind, title in (("rate", "Constant rate (open model, latency from the scheduled send time):"),
                     ("memory", "Memory: one long run at full speed:")):
     print()
