@@ -19,6 +19,7 @@ packages=(
   nginx wrk                              # loopback load-test target and the wrk comparison
   chromium                               # headless checks of the HTML report and the dashboard
   python3 python3-venv
+  default-jdk-headless libmariadb-java libtomcat10-java  # builds the iTrust stand-in WAR (examples/itrust-standin)
 )
 missing=()
 for p in "${packages[@]}"; do

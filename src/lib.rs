@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod inventory;
 pub mod process;
 pub mod providers;
+pub mod provision;
 pub mod settings;
 pub mod templates;
 pub mod ui;

@@ -1,1 +1,92 @@
-//! Running ansible-playbook: not built yet (issue "deploy").
+//! Runs Ansible for `pipeline`: renders a run, drives `ansible-playbook`, collects its events and
+//! produces one [`DeployReport`]. Every command that configures hosts (deploy, monitor-setup, canary)
+//! goes through [`PlaybookRun`].
+//!
+//! # How a run works
+//! 1. [`PlaybookRun::prepare`] writes a private run directory (a temporary one under the state
+//!    directory, or `--emit DIR`, which is kept):
+//!    - `<name>.yml`: the entry playbook, rendered by Tera from `playbooks/<x>.yml.tera`. Only this and
+//!      `ansible.cfg` go through Tera; roles and their `.j2` templates are copied byte for byte, so their
+//!      `{{ }}` stay Ansible's.
+//!    - `vars.json` (0600): every variable the roles get, passed as `-e @vars.json`, so secrets never
+//!      appear on a command line.
+//!    - `ansible.cfg` (from `templates/ansible.cfg.tera`, pinned with `ANSIBLE_CONFIG`): pipelining, forks,
+//!      SSH timeouts, `roles_path`, and a per-deployment `known_hosts` in the state directory with
+//!      `StrictHostKeyChecking=accept-new`.
+//!    - `callback_plugins/pipeline_events.py`: the stdout callback shipped with the tool. It prints one
+//!      JSON object per event (task start, per-host result with duration and failure message, retry,
+//!      stats); [`events`] parses them. Nothing human-readable is ever scraped.
+//!    - `roles/`: the roles embedded in the binary ([`roles`]), unless [`RolesSource::Dir`] points at an
+//!      operator's copy (`--roles DIR`, `roles_dir` in pipeline.toml, `pipeline roles export DIR`).
+//!    - `command.sh`: the exact environment and command line, to re-run it by hand.
+//! 2. [`PlaybookRun::run`] finds `ansible-playbook` on PATH (a clear install hint if missing), runs it
+//!    through [`crate::process::Cmd::stream_unchecked`], shows per-task progress, and writes the raw
+//!    events to `events.jsonl` in the run directory.
+//! 3. The verdict comes from Ansible's end-of-run stats, not the exit status alone (2 and 4 are
+//!    overloaded): a host failed if it has failures, unreachable if it has unreachable results. A
+//!    non-zero exit without stats (syntax error, missing role, bad callback) is [`AnsibleError::Aborted`].
+//!
+//! # Using it from another command
+//! ```no_run
+//! # fn demo(ui: &pipeline::ui::Ui) -> Result<(), pipeline::ansible::AnsibleError> {
+//! use pipeline::ansible::PlaybookRun;
+//! let mut run = PlaybookRun::new(
+//!     "monitor-setup",                      // names the run, its playbook file and the report
+//!     "playbooks/monitor.yml.tera",         // your Tera template of the entry playbook
+//!     "inventory.ini",
+//!     ".pipeline",                          // state dir: known_hosts, temporary run dirs
+//! );
+//! run.context.insert("group", "monitor");   // Tera context for the entry playbook
+//! run.extra_vars.insert("prometheus_port".into(), 9090.into()); // typed role variables
+//! let report = run.run(ui)?;                // blocking: use spawn_blocking from async code
+//! if !report.success {
+//!     eprintln!("{}", report.render_text());
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod events;
+pub mod report;
+pub mod roles;
+mod run;
+
+use std::path::PathBuf;
+
+pub use events::{HostStats, Status};
+pub use report::{DeployReport, Failure, HostReport, HostVerdict, TaskReport};
+pub use run::{find_ansible_playbook, PlaybookRun, PreparedRun, RolesSource, INSTALL_HINT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnsibleError {
+    #[error("ansible-playbook is not installed or not on PATH{hint}")]
+    NotInstalled { hint: &'static str },
+    #[error(
+        "inventory {path} does not exist; create it with `pipeline prod up` (or pass -i PATH)"
+    )]
+    InventoryMissing { path: PathBuf },
+    #[error("roles directory {path} does not exist; write one with `pipeline roles export {path}` or drop --roles/roles_dir to use the built-in roles")]
+    RolesDirMissing { path: PathBuf },
+    #[error("{path} already exists; pass --force to overwrite the exported roles, or choose another directory")]
+    ExportExists { path: PathBuf },
+    #[error("cannot use {path}: ssh cannot take a known_hosts path with whitespace; use a --state-dir without spaces")]
+    PathWithSpace { path: PathBuf },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Template(#[from] crate::templates::TemplateError),
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
+    #[error("playbook {playbook} does not pass `ansible-playbook --syntax-check`:\n{detail}")]
+    SyntaxCheck { playbook: PathBuf, detail: String },
+    #[error("{name}: ansible-playbook stopped before finishing (exit status {rc}: {meaning}) with inventory {inventory}; no host report was produced. Ansible said:\n{detail}")]
+    Aborted {
+        name: String,
+        inventory: PathBuf,
+        rc: i32,
+        meaning: &'static str,
+        detail: String,
+    },
+}

@@ -1,13 +1,534 @@
-//! `pipeline deploy`: not built yet (see the open issues).
+//! `pipeline deploy iTrust|checkbox.io`: resolves the app, its source and its secrets into role variables,
+//! runs the app's entry playbook through [`crate::ansible::PlaybookRun`] and prints (and optionally writes)
+//! the deploy report.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use clap::Args;
+use serde_json::{Map, Value};
 
+use crate::ansible::{PlaybookRun, RolesSource};
+use crate::exit::UsageError;
+use crate::fsutil;
+use crate::inventory::{Inventory, InventoryError};
+use crate::process::Cmd;
 use crate::settings::Global;
 use crate::Outcome;
 
 #[derive(Debug, Args)]
-pub struct DeployArgs {}
+pub struct DeployArgs {
+    /// The app to deploy: iTrust or checkbox.io (case-insensitive; `itrust` and `checkbox` work too).
+    #[arg(value_parser = App::parse)]
+    pub app: App,
+    /// Inventory with an [itrust] or [checkbox] group (written by `pipeline prod up`).
+    #[arg(short, long, value_name = "FILE", default_value = "inventory.ini")]
+    pub inventory: PathBuf,
+    /// Where the app comes from: a git URL the host clones, or a local git checkout, shipped from this
+    /// machine as a git bundle (default: the app's upstream repository).
+    #[arg(long, value_name = "GIT_URL_OR_PATH")]
+    pub source: Option<String>,
+    /// Branch, tag or commit of --source to deploy (default: the remote's default branch, or HEAD of a
+    /// local checkout).
+    #[arg(long = "ref", value_name = "BRANCH_OR_COMMIT")]
+    pub git_ref: Option<String>,
+    /// iTrust only: deploy this WAR instead of building from source with Maven.
+    #[arg(long, value_name = "WAR")]
+    pub artifact: Option<PathBuf>,
+    /// A role variable, KEY=VALUE (repeatable). VALUE is typed as JSON when it parses (true, 3, "x",
+    /// [1,2]) and is a string otherwise; @FILE reads a JSON object of variables.
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// Also write the deploy report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the rendered run (playbook, vars.json, ansible.cfg, roles, command.sh, events.jsonl) into DIR
+    /// and keep it.
+    #[arg(long, value_name = "DIR")]
+    pub emit: Option<PathBuf>,
+    /// Ansible check mode: report what would change without changing anything.
+    #[arg(long)]
+    pub check: bool,
+    /// Use the roles in DIR (e.g. an edited `pipeline roles export DIR`) instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub roles: Option<PathBuf>,
+    /// Only render the run and have ansible-playbook parse it (`--syntax-check`); no host is contacted.
+    #[arg(long)]
+    pub syntax_check: bool,
+}
 
-pub async fn run(_args: DeployArgs, _global: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`pipeline deploy` is not implemented yet")
+/// `[deploy]` in pipeline.toml.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploySection {
+    /// Hosts Ansible configures in parallel (default 10).
+    forks: Option<u32>,
+    /// SSH connection timeout in seconds (default 30).
+    ssh_timeout: Option<u32>,
+    /// Role variables for every deploy; -e overrides them.
+    vars: Option<toml::Table>,
+}
+
+/// The apps `pipeline deploy` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    Itrust,
+    Checkbox,
+}
+
+impl App {
+    pub fn parse(s: &str) -> Result<App, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "itrust" | "itrust2" => Ok(App::Itrust),
+            "checkbox.io" | "checkbox" => Ok(App::Checkbox),
+            _ => Err(format!("unknown app `{s}`; choose iTrust or checkbox.io")),
+        }
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            App::Itrust => "iTrust",
+            App::Checkbox => "checkbox.io",
+        }
+    }
+
+    /// The inventory group and the role-variable prefix.
+    pub fn key(self) -> &'static str {
+        match self {
+            App::Itrust => "itrust",
+            App::Checkbox => "checkbox",
+        }
+    }
+
+    fn url(self, address: &str) -> String {
+        match self {
+            App::Itrust => format!("http://{address}:8080/iTrust2"),
+            App::Checkbox => format!("http://{address}/"),
+        }
+    }
+}
+
+/// Where the app's code comes from, as the user gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The role's default repository.
+    Default,
+    /// A git URL the host clones itself.
+    Url(String),
+    /// A git checkout on this machine, shipped to the host as a bundle.
+    Local(PathBuf),
+}
+
+impl Source {
+    /// Classifies `--source`: an existing directory is local, anything URL-shaped is a URL.
+    pub fn classify(
+        source: Option<&str>,
+        is_dir: impl Fn(&Path) -> bool,
+    ) -> Result<Source, String> {
+        let Some(s) = source else {
+            return Ok(Source::Default);
+        };
+        if is_dir(Path::new(s)) {
+            return Ok(Source::Local(PathBuf::from(s)));
+        }
+        let url_like = s.contains("://") || (s.contains('@') && s.contains(':'));
+        if url_like {
+            Ok(Source::Url(s.to_string()))
+        } else {
+            Err(format!(
+                "--source {s}: no such directory, and not a git URL (https://…, ssh://…, git@host:path)"
+            ))
+        }
+    }
+}
+
+/// Parses one `-e` argument into variables (pure apart from reading an `@FILE`).
+pub fn parse_extra_var(arg: &str) -> Result<Map<String, Value>, String> {
+    if let Some(file) = arg.strip_prefix('@') {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("-e @{file}: cannot read it: {e}"))?;
+        return match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(format!("-e @{file}: expected a JSON object of variables")),
+        };
+    }
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("-e {arg}: expected KEY=VALUE"))?;
+    let valid = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "-e {arg}: `{key}` is not a valid variable name (letters, digits, _)"
+        ));
+    }
+    let typed =
+        serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.into()));
+    Ok(Map::from_iter([(key.to_string(), typed)]))
+}
+
+/// A password from 24 random bytes: letters and digits only, so it survives YAML, JSON, shells and URLs.
+pub fn password_from(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The secret `name` from `<state_dir>/secrets/` (0600), generated on first use and reused after.
+fn secret(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let dir = state_dir.join("secrets");
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            return Ok(existing.to_string());
+        }
+    }
+    fsutil::ensure_private_dir(&dir)
+        .with_context(|| format!("failed to create the secrets directory {}", dir.display()))?;
+    let mut bytes = [0u8; 24];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("failed to read random bytes from /dev/urandom for a new password")?;
+    let password = password_from(&bytes);
+    fsutil::write_atomic(&path, format!("{password}\n").as_bytes(), 0o600).with_context(|| {
+        format!(
+            "failed to store the generated password in {}",
+            path.display()
+        )
+    })?;
+    Ok(password)
+}
+
+/// Turns a local git checkout into a bundle under `<state_dir>/sources/` (cached by commit) and returns the
+/// bundle's path and the commit to deploy.
+fn bundle_local_source(
+    repo: &Path,
+    git_ref: Option<&str>,
+    app: App,
+    state_dir: &Path,
+) -> anyhow::Result<(PathBuf, String)> {
+    let wanted = git_ref.unwrap_or("HEAD");
+    let out = Cmd::new(
+        format!("resolve `{wanted}` in the git checkout {}", repo.display()),
+        "git",
+    )
+    .install_hint("; install it with: apt-get install git")
+    .arg("-C")
+    .arg(repo)
+    .args(["rev-parse", "--verify", "--quiet"])
+    .arg(format!("{wanted}^{{commit}}"))
+    .run()
+    .with_context(|| {
+        format!(
+            "--source {} must be a git checkout with a commit `{wanted}` (git init && git add -A && git commit)",
+            repo.display()
+        )
+    })?;
+    let commit = out.stdout.trim().to_string();
+    let dir = state_dir.join("sources");
+    fsutil::ensure_private_dir(&dir)
+        .with_context(|| format!("failed to create {}", dir.display()))?;
+    let bundle = std::fs::canonicalize(&dir)
+        .with_context(|| format!("failed to resolve {}", dir.display()))?
+        .join(format!("{}-{commit}.bundle", app.key()));
+    if !bundle.exists() {
+        let tmp = bundle.with_extension("bundle.tmp");
+        Cmd::new(format!("bundle the git checkout {}", repo.display()), "git")
+            .arg("-C")
+            .arg(repo)
+            .args(["bundle", "create"])
+            .arg(&tmp)
+            .args(["--all", "HEAD"])
+            .run()?;
+        std::fs::rename(&tmp, &bundle)
+            .with_context(|| format!("failed to move the bundle to {}", bundle.display()))?;
+    }
+    Ok((bundle, commit))
+}
+
+/// The variables the tool computes for `app` (sources, artifact, generated secrets, mail settings).
+fn tool_vars(args: &DeployArgs, app: App, global: &Global) -> anyhow::Result<Map<String, Value>> {
+    let key = app.key();
+    let mut vars = Map::new();
+    let source = Source::classify(args.source.as_deref(), Path::is_dir).map_err(UsageError)?;
+    match source {
+        Source::Default => {
+            if let Some(r) = &args.git_ref {
+                vars.insert(format!("{key}_source_version"), r.clone().into());
+            }
+        }
+        Source::Url(url) => {
+            vars.insert(format!("{key}_source_repo"), url.into());
+            if let Some(r) = &args.git_ref {
+                vars.insert(format!("{key}_source_version"), r.clone().into());
+            }
+        }
+        Source::Local(path) => {
+            let (bundle, commit) =
+                bundle_local_source(&path, args.git_ref.as_deref(), app, &global.state_dir)?;
+            vars.insert(
+                format!("{key}_source_bundle"),
+                bundle.display().to_string().into(),
+            );
+            vars.insert(format!("{key}_source_version"), commit.into());
+        }
+    }
+    if let Some(war) = &args.artifact {
+        if app != App::Itrust {
+            return Err(UsageError(
+                "--artifact is for iTrust only (checkbox.io is deployed from --source)".into(),
+            )
+            .into());
+        }
+        let abs = std::fs::canonicalize(war)
+            .ok()
+            .filter(|p| p.is_file())
+            .ok_or_else(|| UsageError(format!("--artifact {}: no such file", war.display())))?;
+        vars.insert("itrust_artifact".into(), abs.display().to_string().into());
+    }
+    match app {
+        App::Itrust => {
+            vars.insert(
+                "itrust_db_password".into(),
+                secret(&global.state_dir, "itrust-db-password")?.into(),
+            );
+        }
+        App::Checkbox => {
+            vars.insert(
+                "checkbox_mongo_password".into(),
+                secret(&global.state_dir, "checkbox-mongo-password")?.into(),
+            );
+            vars.insert(
+                "mongodb_admin_password".into(),
+                secret(&global.state_dir, "mongodb-admin-password")?.into(),
+            );
+            for (var, env) in [
+                ("checkbox_mail_user", "PIPELINE_MAIL_USER"),
+                ("checkbox_mail_password", "PIPELINE_MAIL_PASSWORD"),
+                ("checkbox_mail_smtp", "PIPELINE_MAIL_SMTP"),
+            ] {
+                if let Ok(v) = std::env::var(env) {
+                    vars.insert(var.into(), v.into());
+                }
+            }
+        }
+    }
+    Ok(vars)
+}
+
+fn toml_to_json(value: toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => Value::from(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
+}
+
+pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let app = args.app;
+    let section: DeploySection = global.config.section("deploy")?;
+    let inventory = Inventory::load(&args.inventory).map_err(|e| match e {
+        InventoryError::Missing { .. } | InventoryError::Syntax { .. } => {
+            anyhow::Error::from(UsageError(e.to_string()))
+        }
+        other => anyhow::Error::from(other),
+    })?;
+    let hosts = inventory
+        .group(app.key())
+        .map_err(|e| UsageError(e.to_string()))?
+        .to_vec();
+
+    // Precedence: tool-computed < [deploy.vars] in pipeline.toml < -e.
+    let mut vars = tool_vars(&args, app, global)?;
+    if let Some(table) = section.vars {
+        vars.extend(table.into_iter().map(|(k, v)| (k, toml_to_json(v))));
+    }
+    for arg in &args.extra_vars {
+        vars.extend(parse_extra_var(arg).map_err(UsageError)?);
+    }
+
+    let roles_dir = match &args.roles {
+        Some(d) => Some(d.clone()),
+        None => global.config.string("roles_dir")?.map(PathBuf::from),
+    };
+    let mut run = PlaybookRun::new(
+        format!("deploy-{}", app.key()),
+        format!("playbooks/deploy-{}.yml.tera", app.key()),
+        &args.inventory,
+        &global.state_dir,
+    );
+    run.context.insert("group", app.key());
+    run.context.insert("app", app.display());
+    run.extra_vars = vars;
+    run.roles = roles_dir.map_or(RolesSource::Embedded, RolesSource::Dir);
+    run.check = args.check;
+    run.emit_dir = args.emit.clone();
+    if let Some(f) = section.forks {
+        run.forks = f;
+    }
+    if let Some(t) = section.ssh_timeout {
+        run.ssh_timeout_secs = t;
+    }
+
+    if args.syntax_check {
+        let prepared = tokio::task::spawn_blocking(move || run.syntax_check())
+            .await
+            .context("the syntax check panicked")??;
+        let shown = if args.emit.is_some() {
+            prepared.playbook.display().to_string()
+        } else {
+            format!("deploy-{}.yml", app.key())
+        };
+        global.ui.info(format!(
+            "{}: the rendered playbook {shown} and its roles pass ansible-playbook --syntax-check",
+            app.display()
+        ));
+        return Ok(Outcome::Success);
+    }
+
+    global.ui.info(format!(
+        "Deploying {} to {} with Ansible{}",
+        app.display(),
+        hosts
+            .iter()
+            .map(|h| format!("{} ({})", h.name, h.address()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if args.check { " (check mode)" } else { "" }
+    ));
+    let ui = global.ui.clone();
+    let report = tokio::task::spawn_blocking(move || run.run(&ui))
+        .await
+        .context("the Ansible run panicked")?
+        .with_context(|| format!("failed to deploy {}", app.display()))?;
+
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).expect("the report serializes");
+        fsutil::write_atomic(path, &json, 0o644)
+            .with_context(|| format!("failed to write the deploy report to {}", path.display()))?;
+    }
+    print!("{}", report.render_text());
+    if report.success {
+        if !args.check {
+            for h in &hosts {
+                println!("{} on {}: {}", app.display(), h.name, app.url(h.address()));
+            }
+        }
+        Ok(Outcome::Success)
+    } else {
+        let bad: Vec<String> = report
+            .bad_hosts()
+            .iter()
+            .map(|h| format!("{} ({:?})", h.name, h.verdict).to_lowercase())
+            .collect();
+        eprintln!(
+            "error: deploying {} failed{}; see the failures above{}",
+            app.display(),
+            if bad.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", bad.join(", "))
+            },
+            args.report
+                .as_ref()
+                .map(|p| format!(" and the report in {}", p.display()))
+                .unwrap_or_default()
+        );
+        Ok(Outcome::Fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_are_case_insensitive_and_unknown_ones_are_rejected() {
+        assert_eq!(App::parse("iTrust"), Ok(App::Itrust));
+        assert_eq!(App::parse("ITRUST"), Ok(App::Itrust));
+        assert_eq!(App::parse("checkbox.io"), Ok(App::Checkbox));
+        assert_eq!(App::parse("Checkbox"), Ok(App::Checkbox));
+        let err = App::parse("wordpress").unwrap_err();
+        assert!(err.contains("iTrust or checkbox.io"), "{err}");
+    }
+
+    #[test]
+    fn extra_vars_are_typed_as_json_when_they_parse() {
+        let v = |s: &str| parse_extra_var(s).unwrap().into_iter().next().unwrap();
+        assert_eq!(v("checkbox_mongodb_install=false").1, Value::Bool(false));
+        assert_eq!(v("nodejs_version=20").1, Value::from(20));
+        assert_eq!(v("itrust_runtime=tomcat").1, Value::from("tomcat"));
+        assert_eq!(v("x=a=b").1, Value::from("a=b"));
+        assert_eq!(v("list=[1,2]").1, serde_json::json!([1, 2]));
+        assert!(parse_extra_var("novalue").is_err());
+        assert!(parse_extra_var("1bad=x").is_err());
+        assert!(parse_extra_var("bad-name=x").is_err());
+    }
+
+    #[test]
+    fn extra_vars_file_must_hold_a_json_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("v.json");
+        std::fs::write(&good, r#"{"a": 1, "b": "x"}"#).unwrap();
+        let map = parse_extra_var(&format!("@{}", good.display())).unwrap();
+        assert_eq!(map["a"], Value::from(1));
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "[1]").unwrap();
+        assert!(parse_extra_var(&format!("@{}", bad.display())).is_err());
+    }
+
+    #[test]
+    fn source_is_local_when_a_directory_exists_and_a_url_when_url_shaped() {
+        let yes = |_: &Path| true;
+        let no = |_: &Path| false;
+        assert_eq!(Source::classify(None, no), Ok(Source::Default));
+        assert_eq!(
+            Source::classify(Some("examples/app"), yes),
+            Ok(Source::Local("examples/app".into()))
+        );
+        assert_eq!(
+            Source::classify(Some("https://github.com/x/y.git"), no),
+            Ok(Source::Url("https://github.com/x/y.git".into()))
+        );
+        assert_eq!(
+            Source::classify(Some("git@github.com:x/y.git"), no),
+            Ok(Source::Url("git@github.com:x/y.git".into()))
+        );
+        assert!(Source::classify(Some("no/such/dir"), no).is_err());
+    }
+
+    #[test]
+    fn generated_passwords_use_only_letters_and_digits() {
+        let p = password_from(&[0, 1, 2, 255, 128, 77]);
+        assert_eq!(p.len(), 6);
+        assert!(p.chars().all(|c| c.is_ascii_alphanumeric()), "{p}");
+    }
+
+    #[test]
+    fn secret_is_generated_once_with_mode_0600_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = secret(dir.path(), "db").unwrap();
+        let b = secret(dir.path(), "db").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 24);
+        let mode = std::fs::metadata(dir.path().join("secrets/db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -1,13 +1,326 @@
-//! `pipeline prod`: not built yet (see the open issues).
+//! `pipeline prod up|down|status|logs`: the production hosts (itrust, checkbox, monitor) of one environment,
+//! on DigitalOcean or the local sandbox, through [`crate::provision`].
 
-use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::settings::Global;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::providers::digitalocean::{self, DigitalOcean};
+use crate::providers::local::Local;
+use crate::providers::{Host, Provider, ProviderKind, WaitFor};
+use crate::provision::{self, HostOverride, ProdSection, UpRequest};
+use crate::settings::{pick, ConfigError, Global};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
-pub struct ProdArgs {}
+pub struct ProdArgs {
+    #[command(subcommand)]
+    pub action: ProdAction,
+}
 
-pub async fn run(_args: ProdArgs, _global: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`pipeline prod` is not implemented yet")
+#[derive(Debug, Subcommand)]
+pub enum ProdAction {
+    /// Create (or adopt) itrust, checkbox and monitor, wait until they answer, write the inventory.
+    Up(UpArgs),
+    /// Destroy this environment's hosts, and only those. Safe to run twice.
+    Down(TargetArgs),
+    /// List this environment's hosts: name, id, status, public IP, size, region.
+    Status(StatusArgs),
+    /// Print a host's logs (local sandbox); on DigitalOcean, where to find them.
+    Logs(LogsArgs),
+}
+
+/// Which hosts: provider and environment.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Where the hosts live [env: PIPELINE_PROVIDER; config: provider; default: digitalocean].
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderKind>,
+    /// Environment: the hosts' tag on DigitalOcean (`pipeline-<env>`), their names in the sandbox.
+    #[arg(
+        long = "env",
+        env = "PIPELINE_ENV",
+        default_value = "prod",
+        value_name = "NAME"
+    )]
+    pub environment: String,
+    /// DigitalOcean API base URL [env: DIGITALOCEAN_API_URL; config: [digitalocean] api_url;
+    /// default: https://api.digitalocean.com].
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Inventory file to write [config: [prod] inventory; default: inventory.ini].
+    #[arg(short, long, value_name = "PATH")]
+    pub inventory: Option<PathBuf>,
+    /// Wait until the hosts are `active`, or until SSH answers too [config: [prod] wait; default: ssh].
+    #[arg(long, value_enum)]
+    pub wait: Option<WaitFor>,
+    /// Longest wait for the hosts, e.g. `15m` [config: [prod] timeout; default: 10m].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Private SSH key; its `.pub` is registered on DigitalOcean [config: [digitalocean] ssh_key;
+    /// default: ~/.ssh/id_ed25519, then ~/.ssh/id_rsa].
+    #[arg(long, value_name = "PATH")]
+    pub ssh_key: Option<PathBuf>,
+    /// Region slug for every host (overrides pipeline.toml) [default: nyc1].
+    #[arg(long, value_name = "SLUG")]
+    pub region: Option<String>,
+    /// Image slug for every host (overrides pipeline.toml) [default: ubuntu-24-04-x64].
+    #[arg(long, value_name = "SLUG")]
+    pub image: Option<String>,
+    /// Size slug for every host (overrides pipeline.toml) [default: s-1vcpu-2gb for itrust,
+    /// s-1vcpu-1gb for the others].
+    #[arg(long, value_name = "SLUG")]
+    pub size: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print JSON (`{provider, environment, hosts: [{name, id, status, ip, size, region}]}`) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The host (itrust, checkbox, monitor).
+    pub host: String,
+}
+
+pub async fn run(args: ProdArgs, global: &Global) -> anyhow::Result<Outcome> {
+    match args.action {
+        ProdAction::Up(a) => up(a, global).await,
+        ProdAction::Down(t) => down(t, global).await,
+        ProdAction::Status(a) => status(a, global).await,
+        ProdAction::Logs(a) => logs(a, global).await,
+    }
+}
+
+fn do_options(target: &TargetArgs, ssh_key: Option<PathBuf>) -> digitalocean::Options {
+    digitalocean::Options {
+        api_url: target.api_url.clone(),
+        ssh_key,
+    }
+}
+
+async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
+    let section = ProdSection::load(&global.config)?;
+    let flags = HostOverride {
+        region: args.region,
+        image: args.image,
+        size: args.size,
+        memory_limit: None,
+    };
+    let hosts = provision::prod_host_specs(&section, &flags)?;
+    let timeout = match (args.timeout, &section.timeout) {
+        (Some(t), _) => t,
+        (None, Some(s)) => humantime::parse_duration(s).map_err(|e| ConfigError::Invalid {
+            what: "[prod] timeout".to_string(),
+            message: format!("`{s}`: {e} (use e.g. `15m`)"),
+        })?,
+        (None, None) => provision::DEFAULT_TIMEOUT,
+    };
+    let mut req = UpRequest::new(
+        kind,
+        args.target.environment.clone(),
+        hosts,
+        pick(args.inventory, section.inventory.clone(), || {
+            PathBuf::from("inventory.ini")
+        }),
+        "prod up",
+    );
+    req.wait = pick(args.wait, section.wait, || WaitFor::Ssh);
+    req.timeout = timeout;
+    req.digitalocean = do_options(&args.target, args.ssh_key);
+    let done = provision::up(global, &req).await?;
+    global.ui.info(format!(
+        "{} hosts ready; inventory written to {}",
+        done.hosts.len(),
+        done.inventory.display()
+    ));
+    print_table(&done.hosts)?;
+    Ok(Outcome::Success)
+}
+
+async fn down(target: TargetArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let kind = provision::resolve_provider_kind(target.provider, &global.config)?;
+    let gone = provision::down_with_options(
+        global,
+        kind,
+        &target.environment,
+        &do_options(&target, None),
+    )
+    .await?;
+    let mut out = std::io::stdout().lock();
+    if gone.is_empty() {
+        writeln!(
+            out,
+            "nothing to destroy in environment {}",
+            target.environment
+        )?;
+    } else {
+        writeln!(
+            out,
+            "destroyed {} in environment {}",
+            gone.join(", "),
+            target.environment
+        )?;
+    }
+    Ok(Outcome::Success)
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    provider: &'static str,
+    environment: &'a str,
+    hosts: &'a [Host],
+}
+
+async fn status(args: StatusArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
+    let hosts = provision::list(
+        global,
+        kind,
+        &args.target.environment,
+        &do_options(&args.target, None),
+    )
+    .await?;
+    if args.json {
+        let json = StatusJson {
+            provider: provision::kind_name(kind),
+            environment: &args.target.environment,
+            hosts: &hosts,
+        };
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &json)?;
+        writeln!(out)?;
+    } else if hosts.is_empty() {
+        writeln!(
+            std::io::stdout().lock(),
+            "no hosts in environment {} ({}); create them with `pipeline prod up`",
+            args.target.environment,
+            provision::kind_name(kind)
+        )?;
+    } else {
+        print_table(&hosts)?;
+    }
+    Ok(Outcome::Success)
+}
+
+async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
+    provision::check_environment(&args.target.environment)?;
+    match kind {
+        ProviderKind::Local => {
+            let text = Local::new(global, &args.target.environment)
+                .and_then(|l| l.logs(&args.host))
+                .with_context(|| format!("failed to read the logs of host {}", args.host))?;
+            write!(std::io::stdout().lock(), "{text}")?;
+            Ok(Outcome::Success)
+        }
+        ProviderKind::Digitalocean => {
+            let settings =
+                digitalocean::Settings::resolve(global, &do_options(&args.target, None))?;
+            let hosts = DigitalOcean::new(settings, &args.target.environment, false, &global.ui)?
+                .list()
+                .await?;
+            let where_ = match hosts.iter().find(|h| h.name == args.host) {
+                Some(h) => format!(
+                    "open the droplet console at https://cloud.digitalocean.com/droplets/{}/console, or run `ssh root@{} journalctl -b`",
+                    h.id,
+                    h.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "<its IP>".into())
+                ),
+                None => format!(
+                    "and there is no host {} in environment {} (see `pipeline prod status`)",
+                    args.host, args.target.environment
+                ),
+            };
+            anyhow::bail!("DigitalOcean has no API for droplet logs; {where_}")
+        }
+    }
+}
+
+/// Hosts as an aligned table on stdout.
+fn print_table(hosts: &[Host]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(render_table(hosts).as_bytes())?;
+    Ok(())
+}
+
+/// `NAME ID STATUS IP SIZE REGION`, columns padded to their widest cell. Pure.
+pub fn render_table(hosts: &[Host]) -> String {
+    let header = ["NAME", "ID", "STATUS", "IP", "SIZE", "REGION"].map(String::from);
+    let rows: Vec<[String; 6]> = std::iter::once(header)
+        .chain(hosts.iter().map(|h| {
+            [
+                h.name.clone(),
+                h.id.clone(),
+                h.status.clone(),
+                h.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
+                h.size.clone(),
+                h.region.clone(),
+            ]
+        }))
+        .collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns_and_marks_missing_ip() {
+        let hosts = [
+            Host {
+                name: "itrust".into(),
+                id: "101".into(),
+                status: "active".into(),
+                ip: Some("203.0.113.7".parse().unwrap()),
+                size: "s-1vcpu-2gb".into(),
+                region: "nyc1".into(),
+            },
+            Host {
+                name: "monitor".into(),
+                id: "1020".into(),
+                status: "new".into(),
+                ip: None,
+                size: "s-1vcpu-1gb".into(),
+                region: "nyc1".into(),
+            },
+        ];
+        assert_eq!(
+            render_table(&hosts),
+            "NAME     ID    STATUS  IP           SIZE         REGION\n\
+             itrust   101   active  203.0.113.7  s-1vcpu-2gb  nyc1\n\
+             monitor  1020  new     -            s-1vcpu-1gb  nyc1\n"
+        );
+    }
 }

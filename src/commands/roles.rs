@@ -1,13 +1,53 @@
-//! `pipeline roles`: not built yet (see the open issues).
+//! `pipeline roles export DIR`: writes the built-in Ansible roles out for editing; point `--roles DIR`
+//! (or `roles_dir` in pipeline.toml) at the copy to deploy with it.
 
-use clap::Args;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
 
 use crate::settings::Global;
 use crate::Outcome;
 
 #[derive(Debug, Args)]
-pub struct RolesArgs {}
+pub struct RolesArgs {
+    #[command(subcommand)]
+    pub command: RolesCommand,
+}
 
-pub async fn run(_args: RolesArgs, _global: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`pipeline roles` is not implemented yet")
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Write the built-in roles into DIR (one subdirectory per role), byte for byte.
+    Export {
+        /// Where to write them (created if missing).
+        dir: PathBuf,
+        /// Overwrite files that already exist in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the built-in roles.
+    List,
+}
+
+pub async fn run(args: RolesArgs, global: &Global) -> anyhow::Result<Outcome> {
+    match args.command {
+        RolesCommand::Export { dir, force } => {
+            let written = crate::ansible::roles::export(&dir, force)
+                .with_context(|| format!("failed to export the roles to {}", dir.display()))?;
+            global.ui.info(format!(
+                "Wrote {} files of {} roles to {}; deploy with them using `pipeline deploy APP --roles {}` or `roles_dir = \"{}\"` in pipeline.toml",
+                written.len(),
+                crate::ansible::roles::names().len(),
+                dir.display(),
+                dir.display(),
+                dir.display()
+            ));
+        }
+        RolesCommand::List => {
+            for name in crate::ansible::roles::names() {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(Outcome::Success)
 }

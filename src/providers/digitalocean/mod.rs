@@ -1,1 +1,565 @@
-//! DigitalOcean droplets through the REST API v2: not built yet (issue "prod up").
+//! DigitalOcean droplets through the REST API v2: the [`Provider`] implementation. Its parts: [`client`]
+//! (HTTP, retries, pagination), [`api`] (typed requests and responses), [`plan`] (what `up` adopts and
+//! creates), [`settings`] (`[digitalocean]` in pipeline.toml), [`ssh`] (readiness probe, known_hosts) and
+//! [`sshkey`] (the user's key and its fingerprint).
+//!
+//! The tag `pipeline-<environment>` is the source of truth: every droplet `up` creates carries it (plus
+//! `pipeline`), `up` adopts droplets that already carry it instead of creating duplicates, and `down` deletes
+//! by it. A small state file (`<state_dir>/digitalocean-<environment>.json`, mode 0600) records ids for people.
+
+pub mod api;
+pub mod client;
+pub mod plan;
+pub mod settings;
+pub mod ssh;
+pub mod sshkey;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::providers::{Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
+use crate::settings::ConfigError;
+use crate::ui::Ui;
+use api::{Droplet, DropletCreate, Readiness, SshKeyCreate};
+use client::{ApiError, Client};
+use plan::{catalogue_problems, plan_up};
+pub use settings::{Options, Section, Settings, API_URL_VAR, SSH_PROBE_PORT_VAR, TOKEN_VARS};
+use ssh::{forget_host_keys, ssh_answers};
+use sshkey::KeyPair;
+
+/// The tag on every droplet this tool creates, whatever the environment.
+pub const COMMON_TAG: &str = "pipeline";
+
+/// Longest wait for deleted droplets to leave the tag's listing.
+const DOWN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How many times `up` re-checks and re-sends a create that ended unclearly (5xx, timeout).
+const CREATE_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("missing prerequisites: {}", .0.join("; "))]
+    Prerequisites(Vec<String>),
+    #[error(transparent)]
+    Api(Box<ApiError>),
+    #[error("{count} droplets named {name} carry tag {tag} (ids {ids}); destroy the extra one in the DigitalOcean console, then run the command again")]
+    Duplicate {
+        name: String,
+        tag: String,
+        count: usize,
+        ids: String,
+    },
+    #[error("creating droplets {names} failed ({cause}), and after {attempts} checks they do not carry tag {tag}; look with `pipeline prod status --env {environment}`, then run the command again")]
+    CreateFailed {
+        names: String,
+        tag: String,
+        environment: String,
+        attempts: u32,
+        cause: String,
+    },
+    #[error("DigitalOcean cannot create these hosts as configured")]
+    Catalogue(#[source] ConfigError),
+    #[error("DigitalOcean accepted the create request but did not return droplet {name}; run the command again (it adopts what exists)")]
+    NotCreated { name: String },
+    #[error("timed out after {} waiting for {}; run the command again to keep waiting (it adopts the droplets), or look with `pipeline prod status --env {environment}`", humantime::format_duration(*.timeout), pending_list(.pending))]
+    WaitTimeout {
+        environment: String,
+        timeout: Duration,
+        pending: Vec<(String, String)>,
+    },
+    #[error("timed out after {} waiting for DigitalOcean to delete {}; run `pipeline prod down --env {environment}` again", humantime::format_duration(*.timeout), .left.join(", "))]
+    DownTimeout {
+        environment: String,
+        timeout: Duration,
+        left: Vec<String>,
+    },
+    #[error("cannot write state file {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(Box::new(e))
+    }
+}
+
+fn pending_list(pending: &[(String, String)]) -> String {
+    pending
+        .iter()
+        .map(|(name, why)| format!("{name} ({why})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn to_host(d: &Droplet) -> Host {
+    Host {
+        name: d.name.clone(),
+        id: d.id.to_string(),
+        status: d.status.clone(),
+        ip: d.public_ipv4(),
+        size: d.size_slug.clone(),
+        region: d.region.slug.clone(),
+    }
+}
+
+#[derive(Serialize)]
+struct StateFile<'a> {
+    provider: &'static str,
+    environment: &'a str,
+    tag: &'a str,
+    droplets: BTreeMap<&'a str, u64>,
+}
+
+/// One environment's droplets on one DigitalOcean account.
+pub struct DigitalOcean {
+    client: Client,
+    settings: Settings,
+    environment: String,
+    key: Option<KeyPair>,
+    /// Droplets this `up` created (not adopted): their addresses may have served other machines before.
+    created: HashSet<String>,
+}
+
+impl DigitalOcean {
+    /// Checks the prerequisites (token; with `need_key`, the SSH key pair too) and reports every missing one
+    /// in one error.
+    pub fn new(
+        settings: Settings,
+        environment: &str,
+        need_key: bool,
+        ui: &Ui,
+    ) -> Result<Self, Error> {
+        let mut missing = Vec::new();
+        let token = settings::token_from_env();
+        if token.is_none() {
+            missing.push(format!(
+                "no API token: set {} (create one at https://cloud.digitalocean.com/account/api/tokens)",
+                TOKEN_VARS.join(", ")
+            ));
+        }
+        let key = if need_key {
+            match sshkey::choose(settings.ssh_key.as_deref(), settings::home().as_deref())
+                .and_then(|p| sshkey::load(&p))
+            {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    missing.push(e.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let Some(token) = token else {
+            return Err(Error::Prerequisites(missing));
+        };
+        if !missing.is_empty() {
+            return Err(Error::Prerequisites(missing));
+        }
+        let client = Client::new(&settings.api_url, &token, settings.retry, ui.clone())?;
+        Ok(DigitalOcean {
+            client,
+            settings,
+            environment: environment.to_string(),
+            key,
+            created: HashSet::new(),
+        })
+    }
+
+    /// `pipeline-<environment>`.
+    pub fn env_tag(&self) -> String {
+        format!("{COMMON_TAG}-{}", self.environment)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.settings
+            .state_dir
+            .join(format!("digitalocean-{}.json", self.environment))
+    }
+
+    fn save_state(&self, hosts: &[Host]) -> Result<(), Error> {
+        let tag = self.env_tag();
+        let state = StateFile {
+            provider: "digitalocean",
+            environment: &self.environment,
+            tag: &tag,
+            droplets: hosts
+                .iter()
+                .filter_map(|h| Some((h.name.as_str(), h.id.parse().ok()?)))
+                .collect(),
+        };
+        let path = self.state_path();
+        let json = serde_json::to_vec_pretty(&state).expect("state serializes");
+        crate::fsutil::ensure_private_dir(&self.settings.state_dir)
+            .and_then(|()| crate::fsutil::write_atomic(&path, &json, 0o600))
+            .map_err(|source| Error::State { path, source })
+    }
+
+    fn remove_state(&self) -> Result<(), Error> {
+        let path = self.state_path();
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::State { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn key(&self) -> &KeyPair {
+        self.key
+            .as_ref()
+            .expect("DigitalOcean::new(.., need_key = true) before up")
+    }
+
+    /// Validates region, size and image slugs once, before any create, and reports every problem together.
+    async fn check_catalogue(&self, creates: &[DropletCreate]) -> Result<(), Error> {
+        let regions = self.client.regions().await?;
+        let sizes = self.client.sizes().await?;
+        let mut images: Vec<&String> = creates.iter().map(|c| &c.image).collect();
+        images.sort();
+        images.dedup();
+        let mut missing_images = Vec::new();
+        for image in images {
+            if !self.client.image_exists(image).await? {
+                missing_images.push(image.clone());
+            }
+        }
+        let problems = catalogue_problems(creates, &regions, &sizes, &missing_images);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Catalogue(ConfigError::Invalid {
+                what: "the hosts' region, size or image (pipeline.toml or flags)".to_string(),
+                message: problems.join("; "),
+            }))
+        }
+    }
+
+    /// Makes sure the account knows our public key (looked up by fingerprint, registered if missing).
+    async fn ensure_key(&self, ui: &Ui) -> Result<(), Error> {
+        let key = self.key();
+        if self.client.ssh_key(&key.fingerprint).await?.is_none() {
+            let name = format!(
+                "pipeline {}",
+                key.public_line.split_whitespace().nth(2).unwrap_or("key")
+            );
+            ui.info(format!(
+                "registering SSH key {} ({}) on DigitalOcean",
+                key.private.display(),
+                key.fingerprint
+            ));
+            let created = self
+                .client
+                .create_ssh_key(&SshKeyCreate {
+                    name,
+                    public_key: key.public_line.clone(),
+                })
+                .await;
+            match created {
+                Ok(_) => {}
+                // Registered meanwhile by someone else: the fingerprint works all the same.
+                Err(e) if e.status() == Some(422) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one create request; after an unclear failure, looks the names up by tag and re-sends only for
+    /// those still missing. Never re-sends blindly.
+    async fn create(&self, body: &DropletCreate, ui: &Ui) -> Result<Vec<Droplet>, Error> {
+        let tag = self.env_tag();
+        let mut body = body.clone();
+        let mut found: Vec<Droplet> = Vec::new();
+        for attempt in 1..=CREATE_ATTEMPTS {
+            ui.info(format!(
+                "creating droplet{} {} ({}, {}, {})",
+                if body.names.len() > 1 { "s" } else { "" },
+                body.names.join(", "),
+                body.size,
+                body.image,
+                body.region
+            ));
+            let err = match self.client.create_droplets(&body).await {
+                Ok(created) => {
+                    found.extend(created);
+                    return Ok(found);
+                }
+                Err(e) if e.is_unclear() => e,
+                Err(e) => return Err(e.into()),
+            };
+            ui.warn(format!(
+                "{err}; checking tag {tag} before sending anything again"
+            ));
+            tokio::time::sleep(self.settings.poll_interval).await;
+            let listed = self.client.list_droplets(&tag).await?;
+            let (now, still): (Vec<String>, Vec<String>) = body
+                .names
+                .iter()
+                .cloned()
+                .partition(|n| listed.iter().any(|d| &d.name == n));
+            found.extend(listed.into_iter().filter(|d| now.contains(&d.name)));
+            if still.is_empty() {
+                return Ok(found);
+            }
+            if attempt == CREATE_ATTEMPTS {
+                return Err(Error::CreateFailed {
+                    names: still.join(", "),
+                    tag,
+                    environment: self.environment.clone(),
+                    attempts: CREATE_ATTEMPTS,
+                    cause: err.to_string(),
+                });
+            }
+            body.names = still;
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+}
+
+impl Provider for DigitalOcean {
+    type Error = Error;
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Digitalocean
+    }
+
+    fn connection(&self) -> Connection {
+        Connection {
+            user: "root".to_string(),
+            private_key: self.key().private.clone(),
+        }
+    }
+
+    async fn up(&mut self, specs: &[HostSpec], ui: &Ui) -> Result<Vec<Host>, Error> {
+        let tag = self.env_tag();
+        let tags = vec![COMMON_TAG.to_string(), tag.clone()];
+        let existing = self.client.list_droplets(&tag).await?;
+        let fingerprint = &self.key().fingerprint;
+        let plan = plan_up(specs, &existing, &tags, fingerprint)?;
+        for note in &plan.notes {
+            ui.warn(note);
+        }
+        let mut by_name: HashMap<String, Droplet> = HashMap::new();
+        for (spec, d) in &plan.adopt {
+            ui.info(format!(
+                "adopting droplet {} (id {}, {})",
+                spec.name, d.id, d.status
+            ));
+            by_name.insert(spec.name.clone(), d.clone());
+        }
+        if !plan.create.is_empty() {
+            self.check_catalogue(&plan.create).await?;
+            self.ensure_key(ui).await?;
+            for body in &plan.create {
+                for d in self.create(body, ui).await? {
+                    self.created.insert(d.name.clone());
+                    by_name.insert(d.name.clone(), d);
+                }
+            }
+        }
+        let hosts = specs
+            .iter()
+            .map(|s| {
+                by_name
+                    .get(&s.name)
+                    .map(to_host)
+                    .ok_or_else(|| Error::NotCreated {
+                        name: s.name.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.save_state(&hosts)?;
+        Ok(hosts)
+    }
+
+    async fn list(&self) -> Result<Vec<Host>, Error> {
+        let mut hosts: Vec<Host> = self
+            .client
+            .list_droplets(&self.env_tag())
+            .await?
+            .iter()
+            .map(to_host)
+            .collect();
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(hosts)
+    }
+
+    async fn wait_ready(
+        &self,
+        names: &[String],
+        wait: WaitFor,
+        timeout: Duration,
+        ui: &Ui,
+    ) -> Result<Vec<Host>, Error> {
+        let tag = self.env_tag();
+        let deadline = Instant::now() + timeout;
+        let mut progress = Progress::new(ui, names);
+        let mut ssh_ok: HashSet<String> = HashSet::new();
+        loop {
+            let droplets = self.client.list_droplets(&tag).await?;
+            let mut pending: Vec<(String, String)> = Vec::new();
+            let mut probes = tokio::task::JoinSet::new();
+            for name in names {
+                let state = match droplets.iter().find(|d| &d.name == name) {
+                    None => Err("not listed yet".to_string()),
+                    Some(d) => match d.readiness() {
+                        Readiness::Active(ip) if wait == WaitFor::Ssh && !ssh_ok.contains(name) => {
+                            let port = self.settings.ssh_probe_port;
+                            let name = name.clone();
+                            probes.spawn(async move {
+                                let r = ssh_answers(ip, port).await;
+                                (name, ip, port, r)
+                            });
+                            continue;
+                        }
+                        Readiness::Active(ip) => Ok(ip),
+                        other => Err(other.describe()),
+                    },
+                };
+                match state {
+                    Ok(ip) if ssh_ok.contains(name) => {
+                        progress.show(name, format!("ready at {ip}, SSH answers"))
+                    }
+                    Ok(ip) => progress.show(name, format!("ready at {ip}")),
+                    Err(why) => {
+                        progress.show(name, why.clone());
+                        pending.push((name.clone(), why));
+                    }
+                }
+            }
+            while let Some(joined) = probes.join_next().await {
+                let (name, ip, port, result) = joined.expect("SSH probe task does not panic");
+                match result {
+                    Ok(()) => {
+                        progress.show(&name, format!("ready at {ip}, SSH answers"));
+                        ssh_ok.insert(name);
+                    }
+                    Err(why) => {
+                        let why = format!("active at {ip}, waiting for SSH on port {port}: {why}");
+                        progress.show(&name, why.clone());
+                        pending.push((name, why));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                progress.finish();
+                let mut hosts: Vec<Host> = names
+                    .iter()
+                    .filter_map(|n| droplets.iter().find(|d| &d.name == n).map(to_host))
+                    .collect();
+                hosts.sort_by(|a, b| a.name.cmp(&b.name));
+                self.save_state(&hosts)?;
+                let fresh: Vec<Ipv4Addr> = hosts
+                    .iter()
+                    .filter(|h| self.created.contains(&h.name))
+                    .filter_map(|h| h.ip)
+                    .collect();
+                forget_host_keys(&self.settings.state_dir, &fresh, ui);
+                return Ok(hosts);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                progress.abandon();
+                pending.sort();
+                return Err(Error::WaitTimeout {
+                    environment: self.environment.clone(),
+                    timeout,
+                    pending,
+                });
+            }
+            tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
+        }
+    }
+
+    async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {
+        let tag = self.env_tag();
+        let droplets = self.client.list_droplets(&tag).await?;
+        if droplets.is_empty() {
+            ui.info(format!("no droplets carry tag {tag}: nothing to destroy"));
+            self.remove_state()?;
+            return Ok(Vec::new());
+        }
+        let mut names: Vec<String> = droplets.iter().map(|d| d.name.clone()).collect();
+        names.sort();
+        ui.info(format!(
+            "destroying droplets tagged {tag}: {}",
+            names.join(", ")
+        ));
+        match self.client.delete_droplets_by_tag(&tag).await {
+            Err(e) if e.status() == Some(404) => {}
+            other => other?,
+        }
+        let deadline = Instant::now() + DOWN_TIMEOUT;
+        loop {
+            let left = self.client.list_droplets(&tag).await?;
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::DownTimeout {
+                    environment: self.environment.clone(),
+                    timeout: DOWN_TIMEOUT,
+                    left: left.into_iter().map(|d| d.name).collect(),
+                });
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+        self.remove_state()?;
+        let freed: Vec<Ipv4Addr> = droplets.iter().filter_map(Droplet::public_ipv4).collect();
+        forget_host_keys(&self.settings.state_dir, &freed, ui);
+        Ok(names)
+    }
+}
+
+/// One line per host while waiting: a spinner on a terminal, else a plain line whenever a host's state changes.
+struct Progress {
+    bars: HashMap<String, indicatif::ProgressBar>,
+    last: HashMap<String, String>,
+    ui: Ui,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(ui: &Ui, names: &[String]) -> Self {
+        let multi = ui.multi();
+        let plain = multi.is_hidden();
+        let bars = names
+            .iter()
+            .map(|n| (n.clone(), ui.spinner(&multi, n.clone())))
+            .collect();
+        Progress {
+            bars,
+            last: HashMap::new(),
+            ui: ui.clone(),
+            plain,
+        }
+    }
+
+    fn show(&mut self, name: &str, message: String) {
+        if self.last.get(name) == Some(&message) {
+            return;
+        }
+        if self.plain {
+            self.ui.info(format!("{name}: {message}"));
+        } else if let Some(bar) = self.bars.get(name) {
+            bar.set_message(message.clone());
+        }
+        self.last.insert(name.to_string(), message);
+    }
+
+    fn finish(&self) {
+        self.bars.values().for_each(indicatif::ProgressBar::finish);
+    }
+
+    fn abandon(&self) {
+        self.bars.values().for_each(indicatif::ProgressBar::abandon);
+    }
+}

@@ -1,1 +1,0 @@
-//! The statistical judge: not built yet.

@@ -1,0 +1,993 @@
+//! The statistical judge: baseline against canary, metric by metric, then one score and verdict.
+//!
+//! # Use
+//! ```no_run
+//! use pipeline::canary::judge::{judge, JudgeConfig, JudgeInput};
+//! let input: JudgeInput = serde_json::from_str(r#"{"metrics":[{"name":"latency_ms","fail_on":"increase",
+//!     "baseline":[10.0,11.0,12.0],"canary":[10.5,11.5,30.0]}]}"#).unwrap();
+//! let judgement = judge(&input, &JudgeConfig::default()).unwrap();
+//! println!("{:?} {}", judgement.verdict, judgement.score);
+//! ```
+//! [`JudgeInput`] is exactly the `pipeline analyze` file format (documented in the README, section `analyze`);
+//! [`JudgeConfig`] is the `[judge]` section of `pipeline.toml`. [`judge`] is pure: same input and config,
+//! same [`Judgement`], field for field (no clock, no unseeded randomness).
+//!
+//! # Method, per metric
+//! - Fewer than `min_samples` values in either arm: **NoData**.
+//! - Continuous metrics (latency, size, CPU …): two-sided Mann–Whitney U with tie and continuity correction
+//!   (R `wilcox.test(exact = FALSE, correct = TRUE)`), the Hodges–Lehmann shift Δ = canary − baseline with its
+//!   confidence interval at `confidence` (default 0.98, as Kayenta), and the effect size CLES = U/(n·m).
+//!   A location test misses a slow tail (2 % of requests 10× slower moves the median by almost nothing), so
+//!   each failing direction also gets a **tail test**: the share of each arm at or beyond the pooled
+//!   `tail_quantile` (default p99; p1 for decreases), compared with the two-proportion test.
+//! - 0/1 metrics (error rate; `kind = "proportion"`, or every value 0 or 1): two-proportion test with Yates'
+//!   correction (R `prop.test`), Δ = difference of rates with its Wald interval, effect size Cohen's h.
+//! - **Multiple testing**: all tests of a judgement form one family; p-values are adjusted with Holm's
+//!   method (default; `bonferroni` or `none` selectable) and compared with α = 1 − `confidence`, so the
+//!   chance that an A/A run (no real difference) fails any metric is at most α (2 %), whatever the number
+//!   of metrics.
+//! - **High** (Low symmetric) when the metric may fail on an increase, a test's adjusted p < α, the change
+//!   points up, and its size exceeds the allowance: for the location test Δ / |baseline median| >
+//!   `allowed_increase`; for the tail test (canary quantile / baseline quantile − 1) > `allowed_increase`;
+//!   for proportions the rate difference (absolute, e.g. 0.01 = one percentage point) > `allowed_increase`.
+//!   Otherwise **Pass**.
+//!
+//! # Score and verdict
+//! Score = 100 · (weight of passing metrics) / (weight of metrics with data), two decimals; 0 when a
+//! `critical` metric is High or Low. Verdict: FAIL on a critical failure; else PASS (score ≥ `pass_score`,
+//! 95), MARGINAL (≥ `marginal_score`, 75) or FAIL; but any metric without data turns a PASS or MARGINAL
+//! into **INCONCLUSIVE** (never a PASS without data), as does having no metric with data at all.
+
+pub mod series;
+pub mod stats;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Outcome;
+
+use series::{Cdf, Timeline};
+use stats::{hodges_lehmann, mann_whitney, pooled_quantile, quantile_sorted, two_proportions};
+
+/// Which direction of change fails a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    Increase,
+    Decrease,
+    #[default]
+    Either,
+}
+
+impl FailOn {
+    fn up(self) -> bool {
+        matches!(self, FailOn::Increase | FailOn::Either)
+    }
+    fn down(self) -> bool {
+        matches!(self, FailOn::Decrease | FailOn::Either)
+    }
+}
+
+/// How a metric's samples are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// Any real-valued sample: rank test, Hodges–Lehmann shift, tail test.
+    Continuous,
+    /// 0/1 samples (1 = event, e.g. a 5xx): test of two proportions.
+    Proportion,
+}
+
+/// One metric of the `pipeline analyze` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricInput {
+    pub name: String,
+    #[serde(default)]
+    pub fail_on: FailOn,
+    /// Default: `proportion` when every value is 0 or 1, else `continuous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MetricKind>,
+    /// Unit for display, e.g. `ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub baseline: Vec<f64>,
+    pub canary: Vec<f64>,
+    /// Seconds since the run started, one per baseline sample (optional; enables the over-time chart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_time_s: Option<Vec<f64>>,
+    /// Seconds since the run started, one per canary sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_time_s: Option<Vec<f64>>,
+    /// Tolerated increase: relative for continuous metrics (0.05 = +5 %), absolute for proportions. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_increase: Option<f64>,
+    /// Tolerated decrease, same units as `allowed_increase`. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_decrease: Option<f64>,
+    /// Weight in the score. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A critical metric that fails sets the score to 0 and the verdict to FAIL.
+    #[serde(default)]
+    pub critical: bool,
+    /// Minimum samples per arm for this metric (default: the config's `min_samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_samples: Option<usize>,
+}
+
+impl MetricInput {
+    /// A metric with defaults for every optional setting.
+    pub fn new(
+        name: impl Into<String>,
+        fail_on: FailOn,
+        baseline: Vec<f64>,
+        canary: Vec<f64>,
+    ) -> Self {
+        MetricInput {
+            name: name.into(),
+            fail_on,
+            kind: None,
+            unit: None,
+            baseline,
+            canary,
+            baseline_time_s: None,
+            canary_time_s: None,
+            allowed_increase: None,
+            allowed_decrease: None,
+            weight: None,
+            critical: false,
+            min_samples: None,
+        }
+    }
+}
+
+/// The `pipeline analyze` input: `{"metrics": [...]}`. The canary command writes its samples in this format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeInput {
+    pub metrics: Vec<MetricInput>,
+}
+
+/// How p-values of one judgement are adjusted for the number of tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MultipleTesting {
+    #[default]
+    Holm,
+    Bonferroni,
+    None,
+}
+
+/// Judge settings: the `[judge]` section of `pipeline.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JudgeConfig {
+    /// Confidence level of the intervals; α = 1 − confidence is the family-wise significance level.
+    pub confidence: f64,
+    /// Minimum score for PASS.
+    pub pass_score: f64,
+    /// Minimum score for MARGINAL.
+    pub marginal_score: f64,
+    /// Minimum samples per arm before a metric is judged (fewer: NoData).
+    pub min_samples: usize,
+    /// Quantile beyond which the tail test counts samples (upper tail; 1 − q for the lower one).
+    pub tail_quantile: f64,
+    pub multiple_testing: MultipleTesting,
+}
+
+impl Default for JudgeConfig {
+    fn default() -> Self {
+        JudgeConfig {
+            confidence: 0.98,
+            pass_score: 95.0,
+            marginal_score: 75.0,
+            min_samples: 50,
+            tail_quantile: 0.99,
+            multiple_testing: MultipleTesting::Holm,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum JudgeError {
+    #[error("invalid judge setting `{key}` = {value}: {expected}")]
+    Config {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("metric #{index} `{name}`: {problem}")]
+    Metric {
+        index: usize,
+        name: String,
+        problem: String,
+    },
+}
+
+impl JudgeConfig {
+    /// Checks every setting's range; the message names the setting and the allowed range.
+    pub fn validate(&self) -> Result<(), JudgeError> {
+        let bad = |key, value: f64, expected| {
+            Err(JudgeError::Config {
+                key,
+                value: value.to_string(),
+                expected,
+            })
+        };
+        if !(self.confidence > 0.5 && self.confidence < 1.0) {
+            return bad(
+                "confidence",
+                self.confidence,
+                "expected a level between 0.5 and 1 (exclusive), e.g. 0.98",
+            );
+        }
+        if !(0.0..=100.0).contains(&self.pass_score) {
+            return bad("pass_score", self.pass_score, "expected 0 to 100");
+        }
+        if !(0.0..=self.pass_score).contains(&self.marginal_score) {
+            return bad(
+                "marginal_score",
+                self.marginal_score,
+                "expected 0 up to pass_score",
+            );
+        }
+        if self.min_samples < 2 {
+            return bad(
+                "min_samples",
+                self.min_samples as f64,
+                "expected at least 2",
+            );
+        }
+        if !(self.tail_quantile > 0.5 && self.tail_quantile < 1.0) {
+            return bad(
+                "tail_quantile",
+                self.tail_quantile,
+                "expected a quantile between 0.5 and 1 (exclusive), e.g. 0.99",
+            );
+        }
+        Ok(())
+    }
+
+    /// The family-wise significance level α = 1 − confidence.
+    pub fn alpha(&self) -> f64 {
+        1.0 - self.confidence
+    }
+}
+
+impl JudgeInput {
+    /// Checks names (non-empty, unique), values (finite; 0/1 for proportions), time offsets (one per sample,
+    /// finite), weights and allowances (finite, ≥ 0).
+    pub fn validate(&self) -> Result<(), JudgeError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, m) in self.metrics.iter().enumerate() {
+            let err = |problem: String| JudgeError::Metric {
+                index,
+                name: m.name.clone(),
+                problem,
+            };
+            if m.name.trim().is_empty() {
+                return Err(err("the name is empty".into()));
+            }
+            if !seen.insert(m.name.as_str()) {
+                return Err(err(
+                    "the name appears twice; metric names must be unique".into()
+                ));
+            }
+            for (arm, values) in [("baseline", &m.baseline), ("canary", &m.canary)] {
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(err(format!("{arm}[{i}] is not a finite number")));
+                }
+                if m.kind == Some(MetricKind::Proportion) {
+                    if let Some(i) = values.iter().position(|&v| v != 0.0 && v != 1.0) {
+                        return Err(err(format!(
+                            "{arm}[{i}] = {} but a proportion metric takes only 0 and 1",
+                            values[i]
+                        )));
+                    }
+                }
+            }
+            for (key, times, values) in [
+                ("baseline_time_s", &m.baseline_time_s, &m.baseline),
+                ("canary_time_s", &m.canary_time_s, &m.canary),
+            ] {
+                if let Some(t) = times {
+                    if t.len() != values.len() {
+                        return Err(err(format!(
+                            "{key} has {} offsets for {} samples; give one offset per sample",
+                            t.len(),
+                            values.len()
+                        )));
+                    }
+                    if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                        return Err(err(format!("{key}[{i}] is not a finite number")));
+                    }
+                }
+            }
+            for (key, v) in [
+                ("allowed_increase", m.allowed_increase),
+                ("allowed_decrease", m.allowed_decrease),
+                ("weight", m.weight),
+            ] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(err(format!("{key} = {v}; expected a number ≥ 0")));
+                    }
+                }
+            }
+            if m.min_samples == Some(0) {
+                return Err(err("min_samples = 0; expected at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A metric's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Classification {
+    Pass,
+    High,
+    Low,
+    NoData,
+}
+
+/// The run's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Marginal,
+    Fail,
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The exit outcome: 0 PASS, 3 MARGINAL, 4 FAIL, 5 INCONCLUSIVE.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Verdict::Pass => Outcome::Success,
+            Verdict::Marginal => Outcome::Marginal,
+            Verdict::Fail => Outcome::Fail,
+            Verdict::Inconclusive => Outcome::Inconclusive,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Marginal => "MARGINAL",
+            Verdict::Fail => "FAIL",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+/// One arm's descriptive statistics (quantiles R-7; `null` when the arm is empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: Option<f64>,
+    /// Sample standard deviation (n − 1).
+    pub std: Option<f64>,
+    pub min: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+fn summarize(sorted: &[f64]) -> Summary {
+    let n = sorted.len();
+    if n == 0 {
+        return Summary {
+            n,
+            mean: None,
+            std: None,
+            min: None,
+            p50: None,
+            p90: None,
+            p99: None,
+            p999: None,
+            max: None,
+        };
+    }
+    let mean = sorted.iter().sum::<f64>() / n as f64;
+    let std = (n > 1).then(|| {
+        let ss: f64 = sorted.iter().map(|v| (v - mean) * (v - mean)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    });
+    let q = |p| Some(quantile_sorted(sorted, p));
+    Summary {
+        n,
+        mean: Some(mean),
+        std,
+        min: Some(sorted[0]),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: Some(sorted[n - 1]),
+    }
+}
+
+/// Which tail a tail test looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Upper,
+    Lower,
+}
+
+/// The share of each arm beyond a pooled quantile, compared with the two-proportion test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TailTest {
+    pub side: Side,
+    /// The pooled quantile's probability (e.g. 0.99 upper, 0.01 lower).
+    pub quantile: f64,
+    /// The pooled quantile's value: samples at or beyond it count (ties at a mass point count in both arms).
+    pub threshold: f64,
+    pub baseline_beyond: u64,
+    pub canary_beyond: u64,
+    /// Each arm's own quantile at `quantile`.
+    pub baseline_quantile: f64,
+    pub canary_quantile: f64,
+    /// canary_quantile / baseline_quantile − 1 (`null` when the baseline quantile is 0).
+    pub relative_change: Option<f64>,
+    pub p_value: f64,
+    pub p_adjusted: f64,
+    /// Whether this test made the metric fail.
+    pub flagged: bool,
+}
+
+/// A named effect-size measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    /// `cles` (P(canary > baseline) + ½ P(tie); 0.5 = no effect) or `cohens_h` (0 = no effect).
+    pub measure: String,
+    pub value: f64,
+}
+
+/// Chart data of a metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub cdf: Option<Cdf>,
+    pub timeline: Option<Timeline>,
+}
+
+/// One metric's judgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    pub name: String,
+    pub kind: MetricKind,
+    pub unit: Option<String>,
+    pub fail_on: FailOn,
+    pub critical: bool,
+    pub weight: f64,
+    pub allowed_increase: f64,
+    pub allowed_decrease: f64,
+    pub min_samples: usize,
+    pub classification: Classification,
+    /// The rule that fired, in words.
+    pub reason: String,
+    /// `mann-whitney-u` or `two-proportions` (`null` without data).
+    pub test: Option<String>,
+    /// U of canary against baseline (scipy `mannwhitneyu(canary, baseline)`), for every kind.
+    pub u: Option<f64>,
+    /// The main test's z statistic (continuity-corrected).
+    pub z: Option<f64>,
+    /// The main test's two-sided p-value, unadjusted.
+    pub p_value: Option<f64>,
+    /// `p_value` adjusted for multiple testing (see the judgement's `multiple_testing`).
+    pub p_adjusted: Option<f64>,
+    /// Canary − baseline: Hodges–Lehmann shift, or difference of rates.
+    pub estimate: Option<f64>,
+    /// Confidence interval of `estimate` at `ci_level`.
+    pub ci: Option<[f64; 2]>,
+    pub ci_level: f64,
+    /// estimate / |baseline median| (continuous) or canary rate / baseline rate − 1 (proportion);
+    /// `null` when the denominator is 0.
+    pub relative_change: Option<f64>,
+    pub effect: Option<Effect>,
+    pub tails: Vec<TailTest>,
+    pub baseline: Summary,
+    pub canary: Summary,
+    pub series: Series,
+}
+
+/// The outcome of judging a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub score: f64,
+    /// Why this verdict, in words.
+    pub reason: String,
+    /// The family-wise significance level (1 − confidence).
+    pub alpha: f64,
+    /// Number of hypothesis tests in the family.
+    pub tests: usize,
+    pub config: JudgeConfig,
+    pub metrics: Vec<MetricResult>,
+}
+
+/// Judges every metric of `input` and scores the run. Errors only on invalid input or config.
+pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, JudgeError> {
+    config.validate()?;
+    input.validate()?;
+    let alpha = config.alpha();
+    let mut prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
+
+    // One family of tests across all metrics; adjust, then classify.
+    let raw: Vec<f64> = prepared.iter().flat_map(|p| p.raw_p()).collect();
+    let adjusted = match config.multiple_testing {
+        MultipleTesting::Holm => stats::holm(&raw),
+        MultipleTesting::Bonferroni => stats::bonferroni(&raw),
+        MultipleTesting::None => raw.clone(),
+    };
+    let mut next = adjusted.into_iter();
+    for p in &mut prepared {
+        p.set_adjusted(&mut next);
+    }
+    let metrics: Vec<MetricResult> = prepared
+        .into_iter()
+        .map(|p| classify(p, alpha, config))
+        .collect();
+    let (verdict, score, reason) = score(&metrics, config);
+    Ok(Judgement {
+        verdict,
+        score,
+        reason,
+        alpha,
+        tests: raw.len(),
+        config: config.clone(),
+        metrics,
+    })
+}
+
+/// A metric with its tests run but not yet classified (p-values still unadjusted).
+struct Prepared {
+    result: MetricResult,
+    /// Direction of the main test: +1 canary higher, −1 lower, 0 none.
+    direction: f64,
+}
+
+impl Prepared {
+    fn raw_p(&self) -> Vec<f64> {
+        let r = &self.result;
+        r.p_value
+            .into_iter()
+            .chain(r.tails.iter().map(|t| t.p_value))
+            .collect()
+    }
+
+    fn set_adjusted(&mut self, next: &mut impl Iterator<Item = f64>) {
+        let r = &mut self.result;
+        if r.p_value.is_some() {
+            r.p_adjusted = next.next();
+        }
+        for t in &mut r.tails {
+            t.p_adjusted = next.next().expect("one adjusted p per test");
+        }
+    }
+}
+
+fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
+    let kind = m.kind.unwrap_or_else(|| {
+        let zero_one = |v: &f64| *v == 0.0 || *v == 1.0;
+        let all = m.baseline.iter().chain(&m.canary);
+        if m.baseline.len() + m.canary.len() > 0 && all.clone().all(zero_one) {
+            MetricKind::Proportion
+        } else {
+            MetricKind::Continuous
+        }
+    });
+    let b = stats::sorted(&m.baseline);
+    let c = stats::sorted(&m.canary);
+    let min_samples = m.min_samples.unwrap_or(config.min_samples);
+    let mut result = MetricResult {
+        name: m.name.clone(),
+        kind,
+        unit: m.unit.clone(),
+        fail_on: m.fail_on,
+        critical: m.critical,
+        weight: m.weight.unwrap_or(1.0),
+        allowed_increase: m.allowed_increase.unwrap_or(0.0),
+        allowed_decrease: m.allowed_decrease.unwrap_or(0.0),
+        min_samples,
+        classification: Classification::NoData,
+        reason: String::new(),
+        test: None,
+        u: None,
+        z: None,
+        p_value: None,
+        p_adjusted: None,
+        estimate: None,
+        ci: None,
+        ci_level: config.confidence,
+        relative_change: None,
+        effect: None,
+        tails: Vec::new(),
+        baseline: summarize(&b),
+        canary: summarize(&c),
+        series: Series {
+            cdf: None,
+            timeline: None,
+        },
+    };
+    if let (Some(tb), Some(tc)) = (&m.baseline_time_s, &m.canary_time_s) {
+        result.series.timeline = series::timeline(
+            (tb, &m.baseline),
+            (tc, &m.canary),
+            kind == MetricKind::Proportion,
+        );
+    }
+    if b.len() < min_samples || c.len() < min_samples {
+        result.reason = format!(
+            "not enough data: baseline has {} samples, canary {}; at least {min_samples} per arm are needed",
+            b.len(),
+            c.len()
+        );
+        return Prepared {
+            result,
+            direction: 0.0,
+        };
+    }
+    if kind == MetricKind::Continuous {
+        result.series.cdf = Some(series::cdf(&b, &c));
+    }
+    let mw = mann_whitney(&c, &b);
+    result.u = Some(mw.u);
+    let direction = match kind {
+        MetricKind::Continuous => {
+            let shift = hodges_lehmann(&c, &b, config.confidence);
+            result.test = Some("mann-whitney-u".into());
+            result.z = Some(mw.z);
+            result.p_value = Some(mw.p_value);
+            result.estimate = Some(shift.estimate);
+            result.ci = Some([shift.lower, shift.upper]);
+            let median = quantile_sorted(&b, 0.5).abs();
+            result.relative_change = (median > 0.0).then(|| shift.estimate / median);
+            result.effect = Some(Effect {
+                measure: "cles".into(),
+                value: mw.cles,
+            });
+            let q = config.tail_quantile;
+            if m.fail_on.up() {
+                result.tails.push(tail_test(&b, &c, Side::Upper, q, config));
+            }
+            if m.fail_on.down() {
+                result
+                    .tails
+                    .push(tail_test(&b, &c, Side::Lower, 1.0 - q, config));
+            }
+            mw.z.signum() * (mw.z != 0.0) as u8 as f64
+        }
+        MetricKind::Proportion => {
+            let events = |s: &[f64]| s.iter().filter(|&&v| v == 1.0).count() as u64;
+            let (ec, eb) = (events(&c), events(&b));
+            let pt = two_proportions(ec, c.len() as u64, eb, b.len() as u64, config.confidence);
+            result.test = Some("two-proportions".into());
+            result.z = Some(pt.z);
+            result.p_value = Some(pt.p_value);
+            result.estimate = Some(pt.estimate);
+            result.ci = Some([pt.lower, pt.upper]);
+            let (rc, rb) = (ec as f64 / c.len() as f64, eb as f64 / b.len() as f64);
+            result.relative_change = (rb > 0.0).then(|| rc / rb - 1.0);
+            result.effect = Some(Effect {
+                measure: "cohens_h".into(),
+                value: 2.0 * rc.sqrt().asin() - 2.0 * rb.sqrt().asin(),
+            });
+            pt.estimate.signum() * (pt.estimate != 0.0) as u8 as f64
+        }
+    };
+    Prepared { result, direction }
+}
+
+fn tail_test(b: &[f64], c: &[f64], side: Side, q: f64, config: &JudgeConfig) -> TailTest {
+    let threshold = pooled_quantile(b, c, q);
+    let beyond = |s: &[f64]| -> u64 {
+        match side {
+            Side::Upper => (s.len() - s.partition_point(|&v| v < threshold)) as u64,
+            Side::Lower => s.partition_point(|&v| v <= threshold) as u64,
+        }
+    };
+    let (bb, cb) = (beyond(b), beyond(c));
+    let pt = two_proportions(cb, c.len() as u64, bb, b.len() as u64, config.confidence);
+    let (bq, cq) = (quantile_sorted(b, q), quantile_sorted(c, q));
+    TailTest {
+        side,
+        quantile: q,
+        threshold,
+        baseline_beyond: bb,
+        canary_beyond: cb,
+        baseline_quantile: bq,
+        canary_quantile: cq,
+        relative_change: (bq != 0.0).then(|| (cq - bq) / bq.abs()),
+        p_value: pt.p_value,
+        p_adjusted: pt.p_value,
+        flagged: false,
+    }
+}
+
+/// Whether a change exceeds its allowance. With no allowance (0) every significant change in the failing
+/// direction counts, even when the point estimate is 0 (discrete data: a quarter of the responses shrinking
+/// leaves the median shift at 0). `change` None means the reference was 0: any change in the direction counts.
+fn beyond_allowance(change: Option<f64>, fallback: f64, allowed: f64, up: bool) -> bool {
+    if allowed <= 0.0 {
+        return true;
+    }
+    let v = change.unwrap_or(if fallback == 0.0 {
+        0.0
+    } else {
+        fallback.signum() * f64::INFINITY
+    });
+    if up {
+        v > allowed
+    } else {
+        -v > allowed
+    }
+}
+
+fn classify(p: Prepared, alpha: f64, _config: &JudgeConfig) -> MetricResult {
+    let Prepared {
+        mut result,
+        direction,
+    } = p;
+    let Some(p_adj) = result.p_adjusted else {
+        return result; // NoData, reason already set
+    };
+    let r = &result;
+    let est = r.estimate.unwrap_or(0.0);
+    let unit = r
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    let delta = match r.kind {
+        MetricKind::Continuous => format!("{}{unit}", num(est)),
+        MetricKind::Proportion => format!("{} pp", pct(est).trim_end_matches('%')),
+    };
+    let (main_change, main_allow_text) = match r.kind {
+        MetricKind::Continuous => (r.relative_change, "of the baseline median"),
+        MetricKind::Proportion => (Some(est), "absolute"),
+    };
+    let sig = p_adj < alpha;
+    let mut findings: Vec<(f64, Classification, String)> = Vec::new();
+    for (up, allowed) in [(true, r.allowed_increase), (false, r.allowed_decrease)] {
+        let allowed_dir = if up { r.fail_on.up() } else { r.fail_on.down() };
+        let points = if up { direction > 0.0 } else { direction < 0.0 };
+        if allowed_dir && sig && points && beyond_allowance(main_change, est, allowed, up) {
+            let class = if up {
+                Classification::High
+            } else {
+                Classification::Low
+            };
+            let change = match (r.kind, main_change) {
+                (MetricKind::Continuous, Some(c)) => format!("{} {main_allow_text}", pct(c)),
+                (MetricKind::Continuous, None) => "from a zero baseline median".into(),
+                (MetricKind::Proportion, _) => {
+                    format!("rate {}", pct_plain(r.canary.mean.unwrap_or(0.0)))
+                }
+            };
+            findings.push((
+                p_adj,
+                class,
+                format!(
+                    "canary {}: Δ = {delta} ({change}, allowed {}{}), p_adj = {} < α = {}",
+                    if up { "higher" } else { "lower" },
+                    if up { "+" } else { "−" },
+                    match r.kind {
+                        MetricKind::Continuous => pct_plain(allowed),
+                        MetricKind::Proportion => format!("{} pp", num(allowed * 100.0)),
+                    },
+                    fmt_p(p_adj),
+                    num(alpha)
+                ),
+            ));
+        }
+    }
+    for t in &mut result.tails {
+        let up = t.side == Side::Upper;
+        let allowed = if up {
+            result.allowed_increase
+        } else {
+            result.allowed_decrease
+        };
+        let (nb, nc) = (result.baseline.n as f64, result.canary.n as f64);
+        let more_in_canary = t.canary_beyond as f64 / nc > t.baseline_beyond as f64 / nb;
+        let quantile_moved = beyond_allowance(
+            t.relative_change,
+            t.canary_quantile - t.baseline_quantile,
+            allowed,
+            up,
+        );
+        if t.p_adjusted < alpha && more_in_canary && quantile_moved {
+            t.flagged = true;
+            let (class, word, sym) = if up {
+                (Classification::High, "at or above", "≥")
+            } else {
+                (Classification::Low, "at or below", "≤")
+            };
+            findings.push((
+                t.p_adjusted,
+                class,
+                format!(
+                    "tail: {} of canary vs {} of baseline {word} the pooled p{} ({sym} {}{unit}); canary p{} = {}{unit} vs {}{unit}, p_adj = {} < α = {}",
+                    pct_plain(t.canary_beyond as f64 / nc),
+                    pct_plain(t.baseline_beyond as f64 / nb),
+                    quantile_label(t.quantile),
+                    num(t.threshold),
+                    quantile_label(t.quantile),
+                    num(t.canary_quantile),
+                    num(t.baseline_quantile),
+                    fmt_p(t.p_adjusted),
+                    num(alpha)
+                ),
+            ));
+        }
+    }
+    findings.sort_by(|a, b| a.0.total_cmp(&b.0));
+    match findings.first() {
+        Some((_, class, _)) => {
+            result.classification = *class;
+            result.reason = findings
+                .iter()
+                .map(|f| f.2.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        None => {
+            result.classification = Classification::Pass;
+            result.reason = if sig {
+                format!(
+                    "significant change Δ = {delta} (p_adj = {}) but within the allowance or not in a failing direction",
+                    fmt_p(p_adj)
+                )
+            } else {
+                format!(
+                    "no significant difference: Δ = {delta}, p_adj = {} ≥ α = {}",
+                    fmt_p(p_adj),
+                    num(alpha)
+                )
+            };
+        }
+    }
+    result
+}
+
+fn score(metrics: &[MetricResult], config: &JudgeConfig) -> (Verdict, f64, String) {
+    let failed =
+        |m: &MetricResult| matches!(m.classification, Classification::High | Classification::Low);
+    let with_data: Vec<&MetricResult> = metrics
+        .iter()
+        .filter(|m| m.classification != Classification::NoData)
+        .collect();
+    let no_data: Vec<&str> = metrics
+        .iter()
+        .filter(|m| m.classification == Classification::NoData)
+        .map(|m| m.name.as_str())
+        .collect();
+    if let Some(m) = metrics.iter().find(|m| m.critical && failed(m)) {
+        return (
+            Verdict::Fail,
+            0.0,
+            format!(
+                "critical metric `{}` is {:?}: {}",
+                m.name, m.classification, m.reason
+            ),
+        );
+    }
+    if with_data.is_empty() {
+        let why = if metrics.is_empty() {
+            "no metrics were given".to_string()
+        } else {
+            format!("no metric has enough data ({})", no_data.join(", "))
+        };
+        return (Verdict::Inconclusive, 0.0, why);
+    }
+    let total: f64 = with_data.iter().map(|m| m.weight).sum();
+    let passed: f64 = with_data
+        .iter()
+        .filter(|m| m.classification == Classification::Pass)
+        .map(|m| m.weight)
+        .sum();
+    let raw = if total > 0.0 {
+        100.0 * passed / total
+    } else {
+        100.0
+    };
+    let score = (raw * 100.0).round() / 100.0;
+    let failing: Vec<String> = with_data
+        .iter()
+        .filter(|m| failed(m))
+        .map(|m| format!("{} {:?}", m.name, m.classification))
+        .collect();
+    let (verdict, mut reason) = if score >= config.pass_score {
+        (
+            Verdict::Pass,
+            format!("score {score} ≥ pass threshold {}", config.pass_score),
+        )
+    } else if score >= config.marginal_score {
+        (
+            Verdict::Marginal,
+            format!(
+                "score {score} is below the pass threshold {} but ≥ marginal {}",
+                config.pass_score, config.marginal_score
+            ),
+        )
+    } else {
+        (
+            Verdict::Fail,
+            format!(
+                "score {score} < marginal threshold {}",
+                config.marginal_score
+            ),
+        )
+    };
+    if !failing.is_empty() {
+        reason.push_str(&format!(" (failing: {})", failing.join(", ")));
+    }
+    if !no_data.is_empty() && verdict != Verdict::Fail {
+        return (
+            Verdict::Inconclusive,
+            score,
+            format!(
+                "not enough data for {}; the metrics with data: {reason}",
+                no_data.join(", ")
+            ),
+        );
+    }
+    (verdict, score, reason)
+}
+
+/// A number with up to 4 significant digits, for messages and tables.
+pub fn num(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&mag) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - mag).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A p-value for messages: 4 significant digits, scientific below 1e-4.
+pub fn fmt_p(p: f64) -> String {
+    if p < 1e-4 {
+        format!("{p:.2e}")
+    } else {
+        num(p)
+    }
+}
+
+/// A signed relative change as a percentage, e.g. `+10.2%`.
+pub fn pct(v: f64) -> String {
+    let s = num(v * 100.0);
+    if v > 0.0 {
+        format!("+{s}%")
+    } else {
+        format!("{s}%")
+    }
+}
+
+fn pct_plain(v: f64) -> String {
+    format!("{}%", num(v * 100.0))
+}
+
+/// `0.99` → `99`, `0.999` → `99.9`, `0.01` → `1`.
+pub fn quantile_label(q: f64) -> String {
+    num(q * 100.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,606 @@
+//! Unit tests of the judge against values produced by R 4.2.2 (Debian `r-base-core`: `wilcox.test`,
+//! `prop.test`, `p.adjust`, `pnorm`, `qnorm`, `quantile`) and scipy 1.17.1 (`mannwhitneyu`, `norm.sf`), plus
+//! properties and edge cases. The R script that printed every expected value is quoted next to each group.
+
+// Expected values are pasted verbatim from R's 17-digit output (3.14 is data, not π).
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
+
+use super::stats::*;
+use super::*;
+
+fn close(actual: f64, expected: f64, rel: f64) {
+    let tol = rel * expected.abs().max(1e-300);
+    assert!(
+        (actual - expected).abs() <= tol,
+        "got {actual:e}, expected {expected:e} (relative tolerance {rel:e})"
+    );
+}
+
+// R: x1 <- c(1.83,0.50,1.62,2.48,1.68,1.88,1.55,3.06,1.30); y1 <- c(0.878,0.647,0.598,2.05,1.06,1.29,1.06,3.14,1.29)
+const X1: [f64; 9] = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30];
+const Y1: [f64; 9] = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29];
+// R: x2 <- c(3,3,4,5,5,5,7,8,8,10,12); y2 <- c(1,2,3,3,3,4,4,5,6,6,7,9)   (integers, many ties)
+const X2: [f64; 11] = [3., 3., 4., 5., 5., 5., 7., 8., 8., 10., 12.];
+const Y2: [f64; 12] = [1., 2., 3., 3., 3., 4., 4., 5., 6., 6., 7., 9.];
+
+// R: x3 <- ((1:200 * 37) %% 101) / 7; y3 <- ((1:150 * 53) %% 89) / 6 + 0.5
+fn d3() -> (Vec<f64>, Vec<f64>) {
+    let x = (1..=200).map(|i| ((i * 37) % 101) as f64 / 7.0).collect();
+    let y = (1..=150)
+        .map(|i| ((i * 53) % 89) as f64 / 6.0 + 0.5)
+        .collect();
+    (x, y)
+}
+
+/// R `wilcox.test(x, y, exact=FALSE, correct=TRUE, conf.int=TRUE, conf.level=0.98)` → (W, p, ci, estimate),
+/// and `median(outer(x, y, "-"))`.
+struct RWilcox {
+    w: f64,
+    p: f64,
+    ci: [f64; 2],
+    est: f64,
+    hl_median: f64,
+}
+
+fn check_against_r(x: &[f64], y: &[f64], r: RWilcox) {
+    let (xs, ys) = (sorted(x), sorted(y));
+    let mw = mann_whitney(&xs, &ys);
+    assert_eq!(mw.u, r.w, "U (R's W for x)");
+    close(mw.p_value, r.p, 1e-12);
+    let s = hodges_lehmann(&xs, &ys, 0.98);
+    // The HL estimate is exactly the median of pairwise differences; R's uniroot stops within tol 1e-4.
+    assert_eq!(s.estimate, r.hl_median);
+    assert!(
+        (s.estimate - r.est).abs() < 1e-4,
+        "{} vs R {}",
+        s.estimate,
+        r.est
+    );
+    assert!(
+        (s.lower - r.ci[0]).abs() < 1e-4,
+        "lower {} vs R {}",
+        s.lower,
+        r.ci[0]
+    );
+    assert!(
+        (s.upper - r.ci[1]).abs() < 1e-4,
+        "upper {} vs R {}",
+        s.upper,
+        r.ci[1]
+    );
+}
+
+#[test]
+fn mann_whitney_and_interval_match_r_on_small_sample_with_ties() {
+    // R 4.2.2: d1: W=58 p=0.13291945818531886 ci=-0.55995169526318367,1.232960408303311
+    //   est=0.5600561608358734 hl_median=0.56000000000000005; scipy 1.17.1: U=58.0, p=0.13291945818531892
+    check_against_r(
+        &X1,
+        &Y1,
+        RWilcox {
+            w: 58.0,
+            p: 0.13291945818531886,
+            ci: [-0.55995169526318367, 1.232960408303311],
+            est: 0.5600561608358734,
+            hl_median: 0.56000000000000005,
+        },
+    );
+}
+
+#[test]
+fn mann_whitney_and_interval_match_r_on_integer_data_with_heavy_ties() {
+    // R 4.2.2: d2: W=92 p=0.11320255019722408 ci=-0.99994319418041544,4.9999781176399223
+    //   est=1.9999602921736943 hl_median=2
+    check_against_r(
+        &X2,
+        &Y2,
+        RWilcox {
+            w: 92.0,
+            p: 0.11320255019722408,
+            ci: [-0.99994319418041544, 4.9999781176399223],
+            est: 1.9999602921736943,
+            hl_median: 2.0,
+        },
+    );
+}
+
+#[test]
+fn mann_whitney_and_interval_match_r_and_scipy_on_larger_tied_sample() {
+    // R 4.2.2: d3: W=13483 p=0.10546357727398938 ci=-1.8571970424049502,0.35711854905127038
+    //   est=-0.76185690915752269 hl_median=-0.76190476190476186
+    // scipy 1.17.1 mannwhitneyu(x3, y3, method='asymptotic'): U=13483.0, p=0.10546357727398939
+    let (x, y) = d3();
+    check_against_r(
+        &x,
+        &y,
+        RWilcox {
+            w: 13483.0,
+            p: 0.10546357727398938,
+            ci: [-1.8571970424049502, 0.35711854905127038],
+            est: -0.76185690915752269,
+            hl_median: -0.76190476190476186,
+        },
+    );
+}
+
+#[test]
+fn two_different_constants_are_judged_without_jitter() {
+    // R 4.2.2: wilcox.test(rep(7,20), rep(5,20), exact=FALSE, correct=TRUE): W=400 p=4.6826823587420694e-10
+    let mw = mann_whitney(&[7.0; 20], &[5.0; 20]);
+    assert_eq!(mw.u, 400.0);
+    close(mw.p_value, 4.6826823587420694e-10, 1e-12);
+    let s = hodges_lehmann(&[7.0; 20], &[5.0; 20], 0.98);
+    assert_eq!((s.estimate, s.lower, s.upper), (2.0, 2.0, 2.0));
+}
+
+#[test]
+fn all_equal_samples_give_p_one_like_scipy() {
+    // scipy 1.17.1: mannwhitneyu([5.0]*10, [5.0]*8, method='asymptotic') → U=40.0, p=1.0 (R gives NaN)
+    let mw = mann_whitney(&[5.0; 10], &[5.0; 8]);
+    assert_eq!((mw.u, mw.p_value, mw.cles), (40.0, 1.0, 0.5));
+    let s = hodges_lehmann(&[5.0; 10], &[5.0; 8], 0.98);
+    assert_eq!((s.estimate, s.lower, s.upper), (0.0, 0.0, 0.0));
+}
+
+#[test]
+fn swapping_arms_mirrors_u_interval_and_keeps_p() {
+    // R 4.2.2: d1swap: W=23 p=0.13291945818531886 ci=-1.2329413222276755,0.55998010631773509
+    let (x, y) = (sorted(&X1), sorted(&Y1));
+    let (a, b) = (mann_whitney(&x, &y), mann_whitney(&y, &x));
+    assert_eq!(b.u, 23.0);
+    assert_eq!(a.u + b.u, 81.0);
+    assert_eq!(a.p_value, b.p_value);
+    let (sa, sb) = (hodges_lehmann(&x, &y, 0.98), hodges_lehmann(&y, &x, 0.98));
+    assert!((sa.lower + sb.upper).abs() < 1e-12 && (sa.upper + sb.lower).abs() < 1e-12);
+    assert!((sb.lower - -1.2329413222276755).abs() < 1e-4);
+}
+
+#[test]
+fn kth_pairwise_difference_equals_brute_force_sort() {
+    let (x, y) = d3();
+    let cases: Vec<(Vec<f64>, Vec<f64>)> = vec![
+        (sorted(&X1), sorted(&Y1)),
+        (sorted(&X2), sorted(&Y2)),
+        (sorted(&x), sorted(&y)),
+        (vec![1.0], vec![2.0, 2.0, 5.0]),
+        (vec![-1e6, 0.0, 1e-9, 3.0], vec![-1e-9, 0.0]),
+    ];
+    for (x, y) in cases {
+        let mut all: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| a - b))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        let step = (all.len() / 500).max(1);
+        for k in (1..=all.len() as u64).step_by(step) {
+            assert_eq!(kth_pairwise_diff(&x, &y, k), all[k as usize - 1], "k={k}");
+        }
+    }
+}
+
+#[test]
+fn two_proportions_match_r_prop_test() {
+    // R 4.2.2: prop.test(c(a,b), c(n,m), correct=TRUE, conf.level=0.98)
+    //   p1: (30,10 of 1000,1000) p=0.0024080404672879533 ci=0.0044719621830365784,0.035528037816963412
+    //   p2: (3,0 of 50,60)       p=0.18156259227550753 ci=-0.036465381292088983,0.15646538129208898
+    //   p3: (10,12 of 100,120)   p=1 ci=-0.094496697356255058,0.094496697356255058
+    //   p4: (0,5 of 200,100)     p=0.0067157660632615008 ci=-0.10820157645232356,0.0082015764523235557
+    let cases = [
+        (
+            (30, 1000, 10, 1000),
+            0.0024080404672879533,
+            [0.0044719621830365784, 0.035528037816963412],
+        ),
+        (
+            (3, 50, 0, 60),
+            0.18156259227550753,
+            [-0.036465381292088983, 0.15646538129208898],
+        ),
+        (
+            (10, 100, 12, 120),
+            1.0,
+            [-0.094496697356255058, 0.094496697356255058],
+        ),
+        (
+            (0, 200, 5, 100),
+            0.0067157660632615008,
+            [-0.10820157645232356, 0.0082015764523235557],
+        ),
+    ];
+    for ((a, n, b, m), p, ci) in cases {
+        let r = two_proportions(a, n, b, m, 0.98);
+        close(r.p_value, p, 1e-10);
+        close(r.lower, ci[0], 1e-10);
+        close(r.upper, ci[1], 1e-10);
+    }
+    let none = two_proportions(0, 100, 0, 80, 0.98);
+    assert_eq!((none.p_value, none.estimate), (1.0, 0.0));
+}
+
+#[test]
+fn normal_distribution_matches_r_and_scipy() {
+    // R 4.2.2 pnorm(c(-0.3,-1.5,-3,-6,-10,-20,-38,0.5,2))
+    let cdf = [
+        (-0.3, 3.8208857781104733e-01),
+        (-1.5, 6.6807201268858071e-02),
+        (-3.0, 1.3498980316300946e-03),
+        (-6.0, 9.8658764503769809e-10),
+        (-10.0, 7.6198530241605269e-24),
+        (-20.0, 2.7536241186062337e-89),
+        (0.5, 6.9146246127401301e-01),
+        (2.0, 9.7724986805182079e-01),
+    ];
+    for (z, p) in cdf {
+        close(normal_cdf(z), p, 1e-13);
+    }
+    assert_eq!(normal_cdf(-38.0), 0.0);
+    // scipy 1.17.1 norm.sf(6) = 9.865876450376946e-10
+    close(normal_sf(6.0), 9.865876450376946e-10, 1e-13);
+    // R 4.2.2 qnorm(c(0.99, 0.975, 0.5, 0.3, 1e-3, 1e-10, 1e-300))
+    let q = [
+        (0.99, 2.32634787404084076),
+        (0.975, 1.95996398454005361),
+        (0.3, -0.52440051270804067),
+        (1e-3, -3.09023230616781319),
+        (1e-10, -6.36134090240405570),
+        (1e-300, -37.04709629936120052),
+    ];
+    for (p, z) in q {
+        close(normal_quantile(p), z, 1e-14);
+    }
+    assert_eq!(normal_quantile(0.5), 0.0);
+}
+
+#[test]
+fn holm_matches_r_p_adjust() {
+    // R 4.2.2 p.adjust(c(0.01,0.04,0.03,0.005), "holm") = 0.03 0.06 0.06 0.02
+    let adj = holm(&[0.01, 0.04, 0.03, 0.005]);
+    for (a, e) in adj.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+        close(*a, e, 1e-15);
+    }
+}
+
+#[test]
+fn quantiles_are_r_type_7() {
+    // R 4.2.2 quantile(x3, c(0.5, 0.9, 0.99), type=7) = 7.1428571428571432 12.8714285714285719 14.1442857142857115
+    let (x, y) = d3();
+    let s = sorted(&x);
+    for (p, e) in [
+        (0.5, 7.1428571428571432),
+        (0.9, 12.8714285714285719),
+        (0.99, 14.1442857142857115),
+    ] {
+        close(quantile_sorted(&s, p), e, 1e-14);
+    }
+    // The pooled quantile equals the quantile of the concatenated sample.
+    let mut both = x.clone();
+    both.extend(&y);
+    let both = sorted(&both);
+    let ys = sorted(&y);
+    for p in [0.0, 0.01, 0.37, 0.5, 0.99, 1.0] {
+        assert_eq!(pooled_quantile(&s, &ys, p), quantile_sorted(&both, p));
+    }
+}
+
+// ---- the judge ----
+
+fn metric(name: &str, fail_on: FailOn, b: Vec<f64>, c: Vec<f64>) -> MetricInput {
+    MetricInput::new(name, fail_on, b, c)
+}
+
+/// Deterministic pseudo-latencies: a spread of values around `base`.
+fn latencies(n: usize, base: f64, seed: u64) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| {
+            let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
+            base * (1.0 + (h % 1000) as f64 / 1000.0)
+        })
+        .collect()
+}
+
+fn input(metrics: Vec<MetricInput>) -> JudgeInput {
+    JudgeInput { metrics }
+}
+
+#[test]
+fn clear_latency_increase_is_high_and_fails_the_run() {
+    let b = latencies(200, 100.0, 1);
+    let c: Vec<f64> = latencies(200, 100.0, 2).iter().map(|v| v * 1.5).collect();
+    let j = judge(
+        &input(vec![metric("latency_ms", FailOn::Increase, b, c)]),
+        &JudgeConfig::default(),
+    )
+    .unwrap();
+    let m = &j.metrics[0];
+    assert_eq!(m.classification, Classification::High, "{}", m.reason);
+    assert!(m.reason.contains("canary higher"), "{}", m.reason);
+    assert_eq!((j.verdict, j.score), (Verdict::Fail, 0.0));
+}
+
+#[test]
+fn increase_on_a_decrease_only_metric_passes() {
+    let b = latencies(200, 100.0, 1);
+    let c: Vec<f64> = latencies(200, 100.0, 2).iter().map(|v| v * 1.5).collect();
+    let j = judge(
+        &input(vec![metric("rps", FailOn::Decrease, b, c)]),
+        &JudgeConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(j.metrics[0].classification, Classification::Pass);
+    assert_eq!(j.verdict, Verdict::Pass);
+}
+
+#[test]
+fn swapping_arms_swaps_high_and_low_and_keeps_p() {
+    let b = latencies(300, 100.0, 1);
+    let c: Vec<f64> = latencies(300, 100.0, 2).iter().map(|v| v + 20.0).collect();
+    let cfg = JudgeConfig::default();
+    let j1 = judge(
+        &input(vec![metric("x", FailOn::Either, b.clone(), c.clone())]),
+        &cfg,
+    )
+    .unwrap();
+    let j2 = judge(&input(vec![metric("x", FailOn::Either, c, b)]), &cfg).unwrap();
+    let (m1, m2) = (&j1.metrics[0], &j2.metrics[0]);
+    assert_eq!(m1.classification, Classification::High);
+    assert_eq!(m2.classification, Classification::Low);
+    assert_eq!(m1.p_value, m2.p_value);
+    assert_eq!(m1.estimate.map(|e| -e), m2.estimate);
+}
+
+#[test]
+fn significant_change_within_allowance_passes() {
+    let b = latencies(2000, 100.0, 1);
+    let c: Vec<f64> = latencies(2000, 100.0, 2).iter().map(|v| v * 1.03).collect();
+    let mut m = metric("latency_ms", FailOn::Increase, b, c);
+    let cfg = JudgeConfig::default();
+    let strict = judge(&input(vec![m.clone()]), &cfg).unwrap();
+    assert_eq!(strict.metrics[0].classification, Classification::High);
+    m.allowed_increase = Some(0.10);
+    let lenient = judge(&input(vec![m]), &cfg).unwrap();
+    assert_eq!(
+        lenient.metrics[0].classification,
+        Classification::Pass,
+        "{}",
+        lenient.metrics[0].reason
+    );
+    assert!(lenient.metrics[0].reason.contains("within the allowance"));
+}
+
+#[test]
+fn one_empty_arm_is_no_data_and_the_run_is_inconclusive_not_pass() {
+    let j = judge(
+        &input(vec![
+            metric(
+                "latency_ms",
+                FailOn::Increase,
+                latencies(100, 10.0, 1),
+                latencies(100, 10.0, 2),
+            ),
+            metric("cpu", FailOn::Increase, latencies(100, 1.0, 1), vec![]),
+        ]),
+        &JudgeConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(j.metrics[1].classification, Classification::NoData);
+    assert!(
+        j.metrics[1].reason.contains("canary 0"),
+        "{}",
+        j.metrics[1].reason
+    );
+    assert_eq!(j.metrics[1].u, None);
+    assert_eq!(j.metrics[1].canary.p50, None);
+    assert_eq!(j.verdict, Verdict::Inconclusive);
+    assert_eq!(j.score, 100.0);
+    assert!(j.reason.contains("not enough data for cpu"), "{}", j.reason);
+}
+
+#[test]
+fn no_metrics_or_too_few_samples_is_inconclusive_with_score_zero() {
+    let cfg = JudgeConfig::default();
+    let empty = judge(&input(vec![]), &cfg).unwrap();
+    assert_eq!((empty.verdict, empty.score), (Verdict::Inconclusive, 0.0));
+    let thin = judge(
+        &input(vec![metric(
+            "x",
+            FailOn::Either,
+            latencies(10, 1.0, 1),
+            latencies(10, 1.0, 2),
+        )]),
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!((thin.verdict, thin.score), (Verdict::Inconclusive, 0.0));
+}
+
+#[test]
+fn failing_metric_beats_missing_data() {
+    let b = latencies(200, 100.0, 1);
+    let c: Vec<f64> = b.iter().map(|v| v * 3.0).collect();
+    let j = judge(
+        &input(vec![
+            metric("latency_ms", FailOn::Increase, b, c),
+            metric("cpu", FailOn::Increase, vec![], vec![]),
+        ]),
+        &JudgeConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(j.verdict, Verdict::Fail);
+}
+
+#[test]
+fn critical_failure_zeroes_the_score() {
+    let ok = metric(
+        "size",
+        FailOn::Decrease,
+        latencies(200, 10.0, 1),
+        latencies(200, 10.0, 2),
+    );
+    let mut errors = metric(
+        "errors",
+        FailOn::Increase,
+        (0..1000).map(|i| (i % 100 == 0) as u8 as f64).collect(),
+        (0..1000).map(|i| (i % 10 == 0) as u8 as f64).collect(),
+    );
+    errors.critical = true;
+    errors.weight = Some(0.1);
+    let j = judge(&input(vec![ok, errors]), &JudgeConfig::default()).unwrap();
+    assert_eq!(j.metrics[1].kind, MetricKind::Proportion);
+    assert_eq!(j.metrics[1].classification, Classification::High);
+    assert_eq!((j.verdict, j.score), (Verdict::Fail, 0.0));
+    assert!(
+        j.reason.contains("critical metric `errors`"),
+        "{}",
+        j.reason
+    );
+}
+
+#[test]
+fn weighted_score_decides_marginal() {
+    let same = |name: &str, w: f64| {
+        let mut m = metric(
+            name,
+            FailOn::Increase,
+            latencies(200, 10.0, 1),
+            latencies(200, 10.0, 2),
+        );
+        m.weight = Some(w);
+        m
+    };
+    let b = latencies(200, 100.0, 1);
+    let mut bad = metric(
+        "slow",
+        FailOn::Increase,
+        b.clone(),
+        b.iter().map(|v| v * 2.0).collect(),
+    );
+    bad.weight = Some(1.0);
+    let j = judge(
+        &input(vec![same("a", 4.0), same("b", 4.0), bad]),
+        &JudgeConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(j.score, 88.89);
+    assert_eq!(j.verdict, Verdict::Marginal);
+    assert_eq!(j.verdict.outcome().code(), 3);
+}
+
+#[test]
+fn slow_tail_is_caught_by_the_tail_test_when_the_median_does_not_move() {
+    let b = latencies(5000, 10.0, 1);
+    let mut c = latencies(5000, 10.0, 2);
+    for v in c.iter_mut().step_by(50) {
+        *v *= 10.0; // 2 % of requests 10× slower
+    }
+    let j = judge(
+        &input(vec![metric("latency_ms", FailOn::Increase, b, c)]),
+        &JudgeConfig::default(),
+    )
+    .unwrap();
+    let m = &j.metrics[0];
+    assert_eq!(m.classification, Classification::High, "{}", m.reason);
+    assert!(
+        m.tails[0].flagged && m.reason.contains("tail"),
+        "{}",
+        m.reason
+    );
+}
+
+#[test]
+fn proportion_judged_by_rates_with_absolute_allowance() {
+    let b: Vec<f64> = (0..2000).map(|i| (i % 100 == 0) as u8 as f64).collect(); // 1 %
+    let c: Vec<f64> = (0..2000).map(|i| (i % 25 == 0) as u8 as f64).collect(); // 4 %
+    let mut m = metric("error_rate", FailOn::Increase, b, c);
+    let j = judge(&input(vec![m.clone()]), &JudgeConfig::default()).unwrap();
+    let r = &j.metrics[0];
+    assert_eq!(r.test.as_deref(), Some("two-proportions"));
+    assert_eq!(r.classification, Classification::High);
+    close(r.estimate.unwrap(), 0.03, 1e-12);
+    m.allowed_increase = Some(0.05);
+    let j = judge(&input(vec![m]), &JudgeConfig::default()).unwrap();
+    assert_eq!(j.metrics[0].classification, Classification::Pass);
+}
+
+#[test]
+fn invalid_input_and_config_are_errors_naming_the_problem() {
+    let cfg = JudgeConfig::default();
+    let dup = input(vec![
+        metric("a", FailOn::Either, vec![1.0], vec![1.0]),
+        metric("a", FailOn::Either, vec![1.0], vec![1.0]),
+    ]);
+    assert!(judge(&dup, &cfg).unwrap_err().to_string().contains("twice"));
+    let mut bad_time = metric("a", FailOn::Either, vec![1.0, 2.0], vec![1.0]);
+    bad_time.baseline_time_s = Some(vec![0.0]);
+    let e = judge(&input(vec![bad_time]), &cfg).unwrap_err().to_string();
+    assert!(
+        e.contains("baseline_time_s has 1 offsets for 2 samples"),
+        "{e}"
+    );
+    let mut prop = metric("e", FailOn::Either, vec![0.0, 2.0], vec![1.0]);
+    prop.kind = Some(MetricKind::Proportion);
+    assert!(judge(&input(vec![prop]), &cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("only 0 and 1"));
+    let nan = metric("n", FailOn::Either, vec![f64::NAN], vec![1.0]);
+    assert!(judge(&input(vec![nan]), &cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("baseline[0]"));
+    let bad_cfg = JudgeConfig {
+        confidence: 1.5,
+        ..JudgeConfig::default()
+    };
+    let e = judge(&input(vec![]), &bad_cfg).unwrap_err().to_string();
+    assert!(e.contains("`confidence` = 1.5"), "{e}");
+}
+
+#[test]
+fn judging_twice_gives_identical_results() {
+    let mut m = metric(
+        "latency_ms",
+        FailOn::Increase,
+        latencies(500, 10.0, 1),
+        latencies(500, 10.5, 2),
+    );
+    m.baseline_time_s = Some((0..500).map(|i| i as f64 * 0.1).collect());
+    m.canary_time_s = Some((0..500).map(|i| i as f64 * 0.1).collect());
+    let i = input(vec![m]);
+    let a = serde_json::to_string(&judge(&i, &JudgeConfig::default()).unwrap()).unwrap();
+    let b = serde_json::to_string(&judge(&i, &JudgeConfig::default()).unwrap()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn numbers_are_formatted_with_four_significant_digits() {
+    assert_eq!(num(123.456), "123.5");
+    assert_eq!(num(0.012345), "0.01235");
+    assert_eq!(num(2.0), "2");
+    assert_eq!(num(1234567.0), "1.235e6");
+    assert_eq!(pct(0.1), "+10%");
+    assert_eq!(fmt_p(1e-12), "1.00e-12");
+}
+
+#[test]
+fn a_quarter_of_tiny_error_bodies_fails_response_size_even_with_an_allowance() {
+    // Discrete data: the Hodges–Lehmann shift stays 0 (75 % of pairs tie), so the location rule alone
+    // cannot see it; the mass at the pooled p1 must count in the lower tail test.
+    let b = vec![5120.0; 3000];
+    let c: Vec<f64> = (0..3000)
+        .map(|i| if i % 4 == 0 { 21.0 } else { 5120.0 })
+        .collect();
+    let mut m = metric("response_bytes", FailOn::Decrease, b, c);
+    for allowed in [None, Some(0.10)] {
+        m.allowed_decrease = allowed;
+        let j = judge(&input(vec![m.clone()]), &JudgeConfig::default()).unwrap();
+        let r = &j.metrics[0];
+        assert_eq!(r.estimate, Some(0.0));
+        assert_eq!(
+            r.classification,
+            Classification::Low,
+            "{allowed:?}: {}",
+            r.reason
+        );
+        assert!(r.tails[0].flagged, "{}", r.reason);
+    }
+}

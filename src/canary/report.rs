@@ -1,1 +1,0 @@
-//! Canary reports: not built yet.

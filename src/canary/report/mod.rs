@@ -1,0 +1,579 @@
+//! Canary reports from a [`Judgement`]: the terminal table, `report.json`, `report.md` and a self-contained
+//! `report.html` with inline SVG charts.
+//!
+//! # Use (from `pipeline analyze` and `pipeline canary`)
+//! ```no_run
+//! # use pipeline::canary::{judge, report};
+//! # let judgement: judge::Judgement = unimplemented!();
+//! let extras = report::Extras {
+//!     run: Some(serde_json::json!({"baseline": "master", "canary": "broken", "duration_s": 60})),
+//!     deploy: None, // e.g. the Ansible play recap as JSON
+//! };
+//! report::print_terminal(&mut std::io::stdout(), &judgement, &extras)?;
+//! let files = report::write_all(std::path::Path::new("canary-report"), &judgement, &extras)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! - [`to_json`]: the `report.json` text. Its schema is `src/canary/report/report.schema.json` (JSON Schema,
+//!   checked against real output by `tests/analyze.rs`); the top level holds `schema`, `verdict`, `score`,
+//!   `reason`, `alpha`, `tests`, `config`, `metrics` and, when given, `run` and `deploy`.
+//!   Deterministic: same judgement and extras, same bytes (no timestamps are added here).
+//! - [`to_markdown`], [`to_html`]: rendered with the Tera templates `templates/report.md.tera` and
+//!   `templates/report.html.tera` (HTML autoescaped; charts from [`svg`]).
+//! - [`write_all`]: writes the three files into a directory (created if missing), each atomically.
+
+pub mod svg;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::canary::judge::{
+    fmt_p, num, pct, quantile_label, Classification, Judgement, MetricKind, MetricResult,
+    MultipleTesting, Side, Summary, Verdict,
+};
+
+/// Identifies the `report.json` format; bumped on incompatible changes.
+pub const SCHEMA: &str = "pipeline-canary-report/1";
+
+/// The JSON Schema of `report.json`.
+pub const JSON_SCHEMA: &str = include_str!("report.schema.json");
+
+/// What the caller adds to a report beyond the judgement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Extras {
+    /// Run metadata (branches, URLs, duration, seed …); an object is shown as a key/value table.
+    pub run: Option<Value>,
+    /// A deploy summary (e.g. the Ansible play recap per host); an object is shown as a key/value table.
+    pub deploy: Option<Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot create report directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot write report file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Template(#[from] crate::templates::TemplateError),
+}
+
+/// Paths of the files [`write_all`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportFiles {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    #[serde(flatten)]
+    judgement: &'a Judgement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deploy: Option<&'a Value>,
+}
+
+/// The `report.json` text (pretty-printed, trailing newline).
+pub fn to_json(judgement: &Judgement, extras: &Extras) -> String {
+    let doc = Document {
+        schema: SCHEMA,
+        judgement,
+        run: extras.run.as_ref(),
+        deploy: extras.deploy.as_ref(),
+    };
+    let mut s = serde_json::to_string_pretty(&doc).expect("a judgement always serializes");
+    s.push('\n');
+    s
+}
+
+/// The verdict as a sentence for people.
+pub fn verdict_words(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "the canary is not measurably worse than the baseline; it can be promoted",
+        Verdict::Marginal => {
+            "the canary is worse on some metrics; review the failing metrics before promoting it"
+        }
+        Verdict::Fail => "the canary is worse than the baseline; do not promote it",
+        Verdict::Inconclusive => {
+            "there is not enough data to judge; run longer or with more traffic"
+        }
+    }
+}
+
+fn signed(v: f64) -> String {
+    if v > 0.0 {
+        format!("+{}", num(v))
+    } else {
+        num(v)
+    }
+}
+
+fn summary_text(kind: MetricKind, s: &Summary) -> String {
+    match (kind, s.mean) {
+        (_, None) => format!("n={}", s.n),
+        (MetricKind::Proportion, Some(rate)) => {
+            format!("n={} rate={}%", s.n, num(rate * 100.0))
+        }
+        (MetricKind::Continuous, Some(_)) => format!(
+            "n={} p50={} p99={}",
+            s.n,
+            num(s.p50.unwrap_or(f64::NAN)),
+            num(s.p99.unwrap_or(f64::NAN))
+        ),
+    }
+}
+
+fn delta_text(m: &MetricResult) -> String {
+    let (Some(est), Some([lo, hi])) = (m.estimate, m.ci) else {
+        return "–".into();
+    };
+    match m.kind {
+        MetricKind::Proportion => format!(
+            "{} pp [{}, {}]",
+            signed(est * 100.0),
+            signed(lo * 100.0),
+            signed(hi * 100.0)
+        ),
+        MetricKind::Continuous => {
+            let unit = m
+                .unit
+                .as_deref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
+            let rel = m
+                .relative_change
+                .map(|r| format!(" ({})", pct(r)))
+                .unwrap_or_default();
+            format!(
+                "{}{unit} [{}, {}]{rel}",
+                signed(est),
+                signed(lo),
+                signed(hi)
+            )
+        }
+    }
+}
+
+fn effect_text(m: &MetricResult) -> String {
+    match &m.effect {
+        Some(e) if e.measure == "cles" => format!("A={}", num(e.value)),
+        Some(e) => format!("h={}", num(e.value)),
+        None => "–".into(),
+    }
+}
+
+/// Display strings of one metric, shared by the terminal, Markdown and HTML renderers.
+#[derive(Debug, Serialize)]
+struct MetricView {
+    name: String,
+    kind: &'static str,
+    classification: &'static str,
+    css: &'static str,
+    reason: String,
+    baseline: String,
+    canary: String,
+    delta: String,
+    p_value: String,
+    p_adjusted: String,
+    effect: String,
+    details: Vec<(String, String)>,
+    charts: Vec<String>,
+}
+
+fn class_name(c: Classification) -> (&'static str, &'static str) {
+    match c {
+        Classification::Pass => ("Pass", "pass"),
+        Classification::High => ("High", "fail"),
+        Classification::Low => ("Low", "fail"),
+        Classification::NoData => ("NoData", "nodata"),
+    }
+}
+
+fn metric_view(m: &MetricResult, with_charts: bool) -> MetricView {
+    let (classification, css) = class_name(m.classification);
+    let opt = |v: Option<f64>, f: fn(f64) -> String| v.map(f).unwrap_or_else(|| "–".into());
+    let mut details = vec![
+        (
+            "test".to_string(),
+            m.test.clone().unwrap_or_else(|| "none (no data)".into()),
+        ),
+        (
+            "fail on".into(),
+            format!(
+                "{:?}{}",
+                m.fail_on,
+                if m.critical { ", critical" } else { "" }
+            )
+            .to_lowercase(),
+        ),
+        (
+            "allowed increase / decrease".into(),
+            match m.kind {
+                MetricKind::Continuous => format!(
+                    "{} / {} of the baseline median",
+                    pct(m.allowed_increase),
+                    pct(-m.allowed_decrease)
+                ),
+                MetricKind::Proportion => format!(
+                    "{} / {} percentage points",
+                    signed(m.allowed_increase * 100.0),
+                    signed(-m.allowed_decrease * 100.0)
+                ),
+            },
+        ),
+        ("weight".into(), num(m.weight)),
+        ("U (canary vs baseline)".into(), opt(m.u, num)),
+        ("z".into(), opt(m.z, num)),
+        ("p (two-sided)".into(), opt(m.p_value, fmt_p)),
+        ("p adjusted".into(), opt(m.p_adjusted, fmt_p)),
+    ];
+    for s in [("baseline", &m.baseline), ("canary", &m.canary)] {
+        let (arm, s) = s;
+        let text = match (m.kind, s.mean) {
+            (_, None) => format!("n={} (no samples)", s.n),
+            (MetricKind::Proportion, Some(r)) => format!(
+                "n={}, events={}, rate={}%",
+                s.n,
+                (r * s.n as f64).round(),
+                num(r * 100.0)
+            ),
+            (MetricKind::Continuous, Some(mean)) => format!(
+                "n={}, mean={}, sd={}, min={}, p50={}, p90={}, p99={}, p99.9={}, max={}",
+                s.n,
+                num(mean),
+                opt(s.std, num),
+                opt(s.min, num),
+                opt(s.p50, num),
+                opt(s.p90, num),
+                opt(s.p99, num),
+                opt(s.p999, num),
+                opt(s.max, num)
+            ),
+        };
+        details.push((arm.to_string(), text));
+    }
+    for t in &m.tails {
+        let word = match t.side {
+            Side::Upper => "at or above",
+            Side::Lower => "at or below",
+        };
+        details.push((
+            format!("tail test ({word} pooled p{})", quantile_label(t.quantile)),
+            format!(
+                "threshold {}; baseline {} of {}, canary {} of {}; p{} baseline {} vs canary {}; p = {}, p_adj = {}{}",
+                num(t.threshold),
+                t.baseline_beyond,
+                m.baseline.n,
+                t.canary_beyond,
+                m.canary.n,
+                quantile_label(t.quantile),
+                num(t.baseline_quantile),
+                num(t.canary_quantile),
+                fmt_p(t.p_value),
+                fmt_p(t.p_adjusted),
+                if t.flagged { " — flagged" } else { "" }
+            ),
+        ));
+    }
+    MetricView {
+        name: m.name.clone(),
+        kind: match m.kind {
+            MetricKind::Continuous => "continuous",
+            MetricKind::Proportion => "proportion",
+        },
+        classification,
+        css,
+        reason: m.reason.clone(),
+        baseline: summary_text(m.kind, &m.baseline),
+        canary: summary_text(m.kind, &m.canary),
+        delta: delta_text(m),
+        p_value: opt(m.p_value, fmt_p),
+        p_adjusted: opt(m.p_adjusted, fmt_p),
+        effect: effect_text(m),
+        details,
+        charts: if with_charts {
+            svg::charts(m)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Key/value rows of an extras value: an object's fields (non-string values as compact JSON), or one row.
+fn rows_of(v: &Value) -> Vec<(String, String)> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match v {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        other => vec![("value".into(), text(other))],
+    }
+}
+
+#[derive(Serialize)]
+struct View {
+    verdict: &'static str,
+    verdict_css: &'static str,
+    verdict_words: &'static str,
+    score: String,
+    reason: String,
+    method: String,
+    ci_label: String,
+    run: Vec<(String, String)>,
+    deploy: Vec<(String, String)>,
+    metrics: Vec<MetricView>,
+}
+
+fn view(j: &Judgement, extras: &Extras, with_charts: bool) -> View {
+    let mt = match j.config.multiple_testing {
+        MultipleTesting::Holm => "Holm-adjusted",
+        MultipleTesting::Bonferroni => "Bonferroni-adjusted",
+        MultipleTesting::None => "not adjusted for multiple testing",
+    };
+    View {
+        verdict: j.verdict.as_str(),
+        verdict_css: match j.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Marginal => "marginal",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "nodata",
+        },
+        verdict_words: verdict_words(j.verdict),
+        score: num(j.score),
+        reason: j.reason.clone(),
+        method: format!(
+            "{} tests in one family, p-values {mt}, α = {}; Δ = canary − baseline (Hodges–Lehmann shift or difference of rates) with {}% intervals; pass ≥ {}, marginal ≥ {}.",
+            j.tests,
+            num(j.alpha),
+            num(j.config.confidence * 100.0),
+            num(j.config.pass_score),
+            num(j.config.marginal_score)
+        ),
+        ci_label: format!("{}% CI", num(j.config.confidence * 100.0)),
+        run: extras.run.as_ref().map(rows_of).unwrap_or_default(),
+        deploy: extras.deploy.as_ref().map(rows_of).unwrap_or_default(),
+        metrics: j.metrics.iter().map(|m| metric_view(m, with_charts)).collect(),
+    }
+}
+
+/// The Markdown report.
+pub fn to_markdown(judgement: &Judgement, extras: &Extras) -> Result<String, ReportError> {
+    let ctx = tera::Context::from_serialize(view(judgement, extras, false))
+        .expect("the view serializes to an object");
+    Ok(crate::templates::render("report.md.tera", &ctx)?)
+}
+
+/// The self-contained HTML report (inline CSS and SVG, no scripts, no external assets).
+pub fn to_html(judgement: &Judgement, extras: &Extras) -> Result<String, ReportError> {
+    let ctx = tera::Context::from_serialize(view(judgement, extras, true))
+        .expect("the view serializes to an object");
+    Ok(crate::templates::render("report.html.tera", &ctx)?)
+}
+
+/// Writes `report.json`, `report.md` and `report.html` into `dir` (created when missing).
+pub fn write_all(
+    dir: &Path,
+    judgement: &Judgement,
+    extras: &Extras,
+) -> Result<ReportFiles, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let files = ReportFiles {
+        json: dir.join("report.json"),
+        markdown: dir.join("report.md"),
+        html: dir.join("report.html"),
+    };
+    let contents = [
+        (&files.json, to_json(judgement, extras)),
+        (&files.markdown, to_markdown(judgement, extras)?),
+        (&files.html, to_html(judgement, extras)?),
+    ];
+    for (path, text) in contents {
+        crate::fsutil::write_atomic(path, text.as_bytes(), 0o644).map_err(|source| {
+            ReportError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(files)
+}
+
+/// Pads cells to column widths (by characters) and joins them with two spaces.
+fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(c, s)| format!("{s}{}", " ".repeat(widths[c] - s.chars().count())))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}
+
+/// The terminal report: a table per metric, the reasons, then score and verdict in words.
+pub fn print_terminal(
+    w: &mut impl Write,
+    judgement: &Judgement,
+    extras: &Extras,
+) -> io::Result<()> {
+    let v = view(judgement, extras, false);
+    if !v.run.is_empty() {
+        writeln!(w, "Run")?;
+        for line in table(
+            &v.run
+                .iter()
+                .map(|(k, v)| vec![format!("  {k}"), v.clone()])
+                .collect::<Vec<_>>(),
+        ) {
+            writeln!(w, "{line}")?;
+        }
+        writeln!(w)?;
+    }
+    let mut rows = vec![vec![
+        "METRIC".to_string(),
+        "RESULT".into(),
+        "BASELINE".into(),
+        "CANARY".into(),
+        format!("Δ CANARY−BASELINE [{}]", v.ci_label),
+        "p".into(),
+        "p_adj".into(),
+        "EFFECT".into(),
+    ]];
+    for m in &v.metrics {
+        rows.push(vec![
+            m.name.clone(),
+            m.classification.to_string(),
+            m.baseline.clone(),
+            m.canary.clone(),
+            m.delta.clone(),
+            m.p_value.clone(),
+            m.p_adjusted.clone(),
+            m.effect.clone(),
+        ]);
+    }
+    for line in table(&rows) {
+        writeln!(w, "{line}")?;
+    }
+    writeln!(w)?;
+    for m in &v.metrics {
+        writeln!(w, "  {} ({}): {}", m.name, m.classification, m.reason)?;
+    }
+    writeln!(w, "  {}", v.method)?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Score {} / 100 → {}: {}",
+        v.score, v.verdict, v.verdict_words
+    )?;
+    writeln!(w, "  because {}", v.reason)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canary::judge::{judge, FailOn, JudgeConfig, JudgeInput, MetricInput};
+
+    fn sample() -> Judgement {
+        let b: Vec<f64> = (0..400).map(|i| 100.0 + (i * 37 % 101) as f64).collect();
+        let c: Vec<f64> = b.iter().map(|v| v * 1.4).collect();
+        let t: Vec<f64> = (0..400).map(|i| i as f64 * 0.15).collect();
+        let mut lat = MetricInput::new("latency_ms", FailOn::Increase, b, c);
+        lat.unit = Some("ms".into());
+        lat.baseline_time_s = Some(t.clone());
+        lat.canary_time_s = Some(t);
+        let errors = MetricInput::new(
+            "error_rate",
+            FailOn::Increase,
+            (0..400).map(|i| (i % 50 == 0) as u8 as f64).collect(),
+            (0..400).map(|i| (i % 40 == 0) as u8 as f64).collect(),
+        );
+        let mut cpu = MetricInput::new("cpu <b>&", FailOn::Increase, vec![], vec![]);
+        cpu.critical = true;
+        judge(
+            &JudgeInput {
+                metrics: vec![lat, errors, cpu],
+            },
+            &JudgeConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn terminal_report_shows_every_metric_and_the_verdict_in_words() {
+        let j = sample();
+        let mut out = Vec::new();
+        let extras = Extras {
+            run: Some(serde_json::json!({"baseline": "master", "canary": "broken"})),
+            deploy: None,
+        };
+        print_terminal(&mut out, &j, &extras).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for needle in [
+            "latency_ms",
+            "High",
+            "error_rate",
+            "NoData",
+            "Score 50 / 100 → FAIL",
+            "do not promote",
+            "broken",
+            "98% CI",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_self_contained_and_has_charts() {
+        let html = to_html(&sample(), &Extras::default()).unwrap();
+        assert!(html.contains("cpu &lt;b&gt;&amp;"));
+        assert!(!html.contains("cpu <b>"));
+        assert_eq!(
+            html.matches("<svg").count(),
+            3,
+            "latency CDF and timeline, error-rate bars"
+        );
+        for banned in ["<script", "<link", "src=", "url(", "@import"] {
+            assert!(!html.contains(banned), "found {banned}");
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_metric() {
+        let md = to_markdown(&sample(), &Extras::default()).unwrap();
+        assert!(md.contains("| latency_ms | High |"), "{md}");
+        assert!(md.contains("**FAIL**"));
+    }
+
+    #[test]
+    fn write_all_writes_three_files_and_json_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = sample();
+        let files = write_all(&dir.path().join("r"), &j, &Extras::default()).unwrap();
+        let first = std::fs::read(&files.json).unwrap();
+        write_all(&dir.path().join("r"), &j, &Extras::default()).unwrap();
+        assert_eq!(first, std::fs::read(&files.json).unwrap());
+        assert!(files.markdown.exists() && files.html.exists());
+    }
+}

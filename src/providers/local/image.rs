@@ -1,0 +1,158 @@
+//! The cached base root filesystem every host's overlay sits on: built once with debootstrap under
+//! `<cache_dir>/base-<suite>-<hash>/rootfs`, named by the hash of its [`Recipe`] so a changed recipe builds
+//! a new one, shared by all environments and kept across runs; images no environment uses are removed.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use super::plan::Recipe;
+use super::system::{self, Lock};
+use super::Error;
+use crate::process::Cmd;
+use crate::ui::Ui;
+
+/// Where a built image's root filesystem is.
+pub fn rootfs(cache_dir: &Path, id: &str) -> PathBuf {
+    cache_dir.join(id).join("rootfs")
+}
+
+/// The shared apt package cache (`*.deb`) seeded into new hosts and filled from them.
+pub fn package_cache(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("apt-archives")
+}
+
+/// Returns the id of the image for `recipe`, building it first if it is not cached. Holds
+/// `<cache_dir>/base.lock` while checking and building, so concurrent `up`s build it once.
+pub fn ensure(cache_dir: &Path, recipe: &Recipe, ui: &Ui) -> Result<String, Error> {
+    let id = recipe.id();
+    system::create_dir(cache_dir)?;
+    let _lock = Lock::acquire(&cache_dir.join("base.lock"))?;
+    let dir = cache_dir.join(&id);
+    if dir.join("recipe.txt").exists() && rootfs(cache_dir, &id).is_dir() {
+        return Ok(id);
+    }
+    ui.info(format!(
+        "local: building base image {id} with debootstrap ({} from {}, about a minute; cached in {} afterwards)",
+        recipe.suite,
+        recipe.mirror,
+        dir.display()
+    ));
+    let tmp = cache_dir.join(format!("{id}.tmp"));
+    system::remove_dir_all(&tmp)?;
+    system::create_dir(&tmp)?;
+    let root = tmp.join("rootfs");
+    Cmd::new(
+        format!(
+            "build the base image with debootstrap (log: {}/debootstrap/debootstrap.log)",
+            root.display()
+        ),
+        "debootstrap",
+    )
+    .install_hint("; install it with: apt-get install debootstrap")
+    .args([
+        "--variant=minbase",
+        &format!("--include={}", recipe.include_list()),
+        &recipe.suite,
+    ])
+    .arg(&root)
+    .arg(&recipe.mirror)
+    .run()?;
+    customize(&root, &package_cache(cache_dir))?;
+    system::write_file(&tmp.join("recipe.txt"), recipe.describe().as_bytes(), 0o644)?;
+    fs::rename(&tmp, &dir)
+        .map_err(|e| Error::io(format!("rename {} to {}", tmp.display(), dir.display()), e))?;
+    Ok(id)
+}
+
+/// Turns a debootstrap tree into a server image for Ansible: no shared SSH host keys or machine id
+/// (each host gets its own), root login by key only, a persistent journal, no apt timers racing Ansible
+/// for the dpkg lock, downloaded packages kept (they feed the shared cache), and TLS settings that make
+/// Node and pip use the system CA bundle (which `up` extends with the machine's own extra CAs).
+fn customize(root: &Path, package_cache: &Path) -> Result<(), Error> {
+    for entry in read_dir(&root.join("etc/ssh"))? {
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            system::remove_file(&entry.path())?;
+        }
+    }
+    system::remove_file(&root.join("etc/hostname"))?;
+    system::write_file(&root.join("etc/machine-id"), b"", 0o444)?;
+    let files: &[(&str, &str)] = &[
+        (
+            "etc/ssh/sshd_config.d/pipeline.conf",
+            "# Written by pipeline's local provider: key-only root login for Ansible.\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n",
+        ),
+        (
+            "etc/apt/apt.conf.d/10pipeline-keep-debs",
+            "// Keep downloaded packages: pipeline moves them to the shared cache on `down`.\n\
+             APT::Keep-Downloaded-Packages \"true\";\nBinary::apt::APT::Keep-Downloaded-Packages \"true\";\n",
+        ),
+        (
+            "etc/systemd/system.conf.d/pipeline-ca.conf",
+            "[Manager]\nDefaultEnvironment=NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n",
+        ),
+        (
+            "etc/pip.conf",
+            "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n",
+        ),
+        (
+            "etc/npmrc",
+            "cafile=/etc/ssl/certs/ca-certificates.crt\n",
+        ),
+        (
+            "usr/etc/npmrc",
+            "cafile=/etc/ssl/certs/ca-certificates.crt\n",
+        ),
+    ];
+    for (path, text) in files {
+        let p = root.join(path);
+        if let Some(parent) = p.parent() {
+            system::create_dir(parent)?;
+        }
+        system::write_file(&p, text.as_bytes(), 0o644)?;
+    }
+    let env_file = root.join("etc/environment");
+    let mut env = fs::read_to_string(&env_file).unwrap_or_default();
+    env.push_str("NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n");
+    system::write_file(&env_file, env.as_bytes(), 0o644)?;
+    system::create_dir(&root.join("var/log/journal"))?;
+    let units = root.join("etc/systemd/system");
+    for timer in ["apt-daily.timer", "apt-daily-upgrade.timer"] {
+        let link = units.join(timer);
+        system::remove_file(&link)?;
+        symlink("/dev/null", &link)
+            .map_err(|e| Error::io(format!("mask {timer} in the base image"), e))?;
+    }
+    // debootstrap leaves the packages it installed in the image's apt cache: seed the shared cache.
+    system::create_dir(package_cache)?;
+    super::cache::harvest(&root.join("var/cache/apt/archives"), package_cache, true)?;
+    Ok(())
+}
+
+/// Removes cached images (and interrupted builds) that are neither `keep` nor used by any environment.
+pub fn collect_garbage(cache_dir: &Path, keep: &[String], ui: &Ui) -> Result<(), Error> {
+    let _lock = Lock::acquire(&cache_dir.join("base.lock"))?;
+    for entry in read_dir(cache_dir)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("base-") || !entry.path().is_dir() {
+            continue;
+        }
+        if keep.contains(&name) {
+            continue;
+        }
+        ui.info(format!("local: removing unused base image {name}"));
+        system::remove_dir_all(&entry.path())?;
+    }
+    Ok(())
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, Error> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::io(format!("list {}", dir.display()), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(format!("list {}", dir.display()), e)),
+    }
+}

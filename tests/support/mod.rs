@@ -1,0 +1,125 @@
+//! Shared harness for CLI tests: a scratch working directory with its own HOME and SSH key, and a way to run
+//! the real `pipeline` binary in it with a clean environment.
+
+#![allow(dead_code)]
+
+pub mod fake_do;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The token the tests' fake DigitalOcean accepts; a distinctive string so leaks are easy to find.
+pub const TOKEN: &str =
+    "dop_v1_SENTINEL_0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e";
+/// The test key's public half and its MD5 fingerprint (`ssh-keygen -l -E md5`).
+pub const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICvSvZAgQLq0X/lahbxG6A5GHHNfGK8n+Zn8vzMc4alP test@pipeline";
+pub const FINGERPRINT: &str = "d3:2c:91:84:35:47:53:dc:07:5e:bd:af:07:3b:9c:8e";
+
+/// Poll and retry fast: the fake counts listings, not seconds, so nothing depends on timing.
+pub const FAST_CONFIG: &str =
+    "[digitalocean]\npoll_interval = \"10ms\"\nretry_base_delay = \"10ms\"\n";
+
+pub struct Work {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub key: PathBuf,
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Work {
+    /// A working directory holding `pipeline.toml` ([`FAST_CONFIG`]) and a HOME with `~/.ssh/id_ed25519`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let ssh = home.join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        let key = ssh.join("id_ed25519");
+        std::fs::write(&key, "not a real private key; the tests never log in\n").unwrap();
+        std::fs::write(ssh.join("id_ed25519.pub"), format!("{PUBLIC_KEY}\n")).unwrap();
+        let work = Work { dir, home, key };
+        work.write_config("");
+        work
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Rewrites pipeline.toml as `extra` followed by [`FAST_CONFIG`] (so `extra` may hold top-level keys).
+    pub fn write_config(&self, extra: &str) {
+        std::fs::write(
+            self.path().join("pipeline.toml"),
+            format!("{extra}\n{FAST_CONFIG}"),
+        )
+        .unwrap();
+    }
+
+    pub fn inventory(&self) -> Option<String> {
+        std::fs::read_to_string(self.path().join("inventory.ini")).ok()
+    }
+
+    /// Runs `pipeline ARGS` here against `api_url`, with the token set and nothing else inherited.
+    pub fn run(&self, api_url: &str, args: &[&str]) -> Run {
+        self.run_with(
+            args,
+            &[
+                ("DIGITALOCEAN_API_URL", api_url),
+                ("DIGITALOCEAN_TOKEN", TOKEN),
+            ],
+        )
+    }
+
+    /// Runs `pipeline ARGS` with exactly `envs` (plus PATH and HOME).
+    pub fn run_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Every file below the working directory, with its contents (lossy UTF-8).
+    pub fn files(&self) -> Vec<(PathBuf, String)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    let bytes = std::fs::read(&path).unwrap();
+                    out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.path(), &mut out);
+        out
+    }
+}
