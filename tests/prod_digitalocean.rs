@@ -37,6 +37,26 @@ fn inventory_hosts(text: &str) -> BTreeMap<String, (String, BTreeMap<String, Str
     hosts
 }
 
+/// Listens on the fake's droplet addresses 127.0.10.1-3 (one port for all three), answering every
+/// connection with `greeting`; returns the port. Holding the port on all three keeps parallel tests apart.
+fn serve_on_droplet_addresses(greeting: &'static [u8]) -> u16 {
+    let first = TcpListener::bind("127.0.10.1:0").unwrap();
+    let port = first.local_addr().unwrap().port();
+    let listeners = [
+        first,
+        TcpListener::bind(("127.0.10.2", port)).unwrap(),
+        TcpListener::bind(("127.0.10.3", port)).unwrap(),
+    ];
+    for l in listeners {
+        std::thread::spawn(move || {
+            for mut conn in l.incoming().flatten() {
+                let _ = conn.write_all(greeting);
+            }
+        });
+    }
+    port
+}
+
 fn list_requests(fake: &FakeDo) -> Vec<BTreeMap<String, String>> {
     fake.requests()
         .into_iter()
@@ -484,21 +504,7 @@ fn environments_are_separate_tags() {
 fn waiting_for_ssh_succeeds_once_every_host_answers_with_a_banner() {
     let fake = FakeDo::start(TOKEN);
     fake.add_key(FINGERPRINT, PUBLIC_KEY);
-    // The fake hands out 127.0.10.1-3 in creation order; stand in for sshd on all three.
-    let first = TcpListener::bind("127.0.10.1:0").unwrap();
-    let port = first.local_addr().unwrap().port();
-    let listeners = [
-        first,
-        TcpListener::bind(("127.0.10.2", port)).unwrap(),
-        TcpListener::bind(("127.0.10.3", port)).unwrap(),
-    ];
-    for l in listeners {
-        std::thread::spawn(move || {
-            for mut conn in l.incoming().flatten() {
-                let _ = conn.write_all(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n");
-            }
-        });
-    }
+    let port = serve_on_droplet_addresses(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n");
     let work = Work::new();
     let run = work.run_with(
         &["prod", "up"],
@@ -533,9 +539,7 @@ fn ssh_that_never_answers_is_named_in_the_timeout_error() {
     fake.add_droplet("itrust", "s-1vcpu-2gb", &["pipeline", "pipeline-prod"]);
     fake.add_droplet("checkbox", "s-1vcpu-1gb", &["pipeline", "pipeline-prod"]);
     fake.add_droplet("monitor", "s-1vcpu-1gb", &["pipeline", "pipeline-prod"]);
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port().to_string();
-    drop(closed);
+    let port = serve_on_droplet_addresses(b"HTTP/1.1 400 Bad Request\r\n\r\n").to_string();
     let work = Work::new();
     let run = work.run_with(
         &["prod", "up", "--timeout", "200ms"],
@@ -637,6 +641,11 @@ fn invalid_config_values_exit_2_before_any_request() {
             "environment name",
         ),
         ("", vec!["prod", "up", "--size", "S!"], "`S!` is not a slug"),
+        (
+            "",
+            vec!["prod", "status", "--api-url", "ftp://example.com"],
+            "DigitalOcean API URL",
+        ),
     ];
     for (config, args, expected) in cases {
         // [digitalocean] may appear only once, so the bad one replaces the fast settings.

@@ -580,3 +580,27 @@ fn numbers_are_formatted_with_four_significant_digits() {
     assert_eq!(pct(0.1), "+10%");
     assert_eq!(fmt_p(1e-12), "1.00e-12");
 }
+
+#[test]
+fn a_quarter_of_tiny_error_bodies_fails_response_size_even_with_an_allowance() {
+    // Discrete data: the Hodges–Lehmann shift stays 0 (75 % of pairs tie), so the location rule alone
+    // cannot see it; the mass at the pooled p1 must count in the lower tail test.
+    let b = vec![5120.0; 3000];
+    let c: Vec<f64> = (0..3000)
+        .map(|i| if i % 4 == 0 { 21.0 } else { 5120.0 })
+        .collect();
+    let mut m = metric("response_bytes", FailOn::Decrease, b, c);
+    for allowed in [None, Some(0.10)] {
+        m.allowed_decrease = allowed;
+        let j = judge(&input(vec![m.clone()]), &JudgeConfig::default()).unwrap();
+        let r = &j.metrics[0];
+        assert_eq!(r.estimate, Some(0.0));
+        assert_eq!(
+            r.classification,
+            Classification::Low,
+            "{allowed:?}: {}",
+            r.reason
+        );
+        assert!(r.tails[0].flagged, "{}", r.reason);
+    }
+}

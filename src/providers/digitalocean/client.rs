@@ -146,7 +146,10 @@ pub struct Client {
 impl Client {
     /// `api_url` is the scheme and host (a trailing `/v2` is accepted and dropped).
     pub fn new(api_url: &str, token: &Token, retry: RetryPolicy, ui: Ui) -> Result<Self, ApiError> {
-        let base = normalize_base(api_url)?;
+        let base = normalize_base(api_url).map_err(|message| ApiError::BadUrl {
+            url: api_url.to_string(),
+            message,
+        })?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0))
             .map_err(|_| ApiError::BadToken)?;
         auth.set_sensitive(true);
@@ -362,8 +365,14 @@ impl Client {
                 return Err(error);
             }
             let delay = retry_delay(&self.retry, attempt, server_delay, jitter_fraction());
+            let mut cause = String::new();
+            let mut source = std::error::Error::source(&error);
+            while let Some(s) = source {
+                cause = format!(": {s}");
+                source = s.source();
+            }
             self.ui.info(format!(
-                "{error}; retrying in {} (attempt {}/{})",
+                "{error}{cause}; retrying in {} (attempt {}/{})",
                 humantime::format_duration(round_ms(delay)),
                 attempt + 1,
                 self.retry.attempts
@@ -378,19 +387,13 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
-/// Scheme and host (plus any proxy prefix) without a trailing `/` or `/v2`.
-fn normalize_base(api_url: &str) -> Result<String, ApiError> {
+/// Scheme and host (plus any proxy prefix) without a trailing `/` or `/v2`; the error says what is wrong.
+pub(super) fn normalize_base(api_url: &str) -> Result<String, String> {
     let trimmed = api_url.trim().trim_end_matches('/');
     let trimmed = trimmed.strip_suffix("/v2").unwrap_or(trimmed);
-    let parsed = reqwest::Url::parse(trimmed).map_err(|e| ApiError::BadUrl {
-        url: api_url.to_string(),
-        message: e.to_string(),
-    })?;
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| e.to_string())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ApiError::BadUrl {
-            url: api_url.to_string(),
-            message: "expected http(s)://host[:port]".to_string(),
-        });
+        return Err("expected http(s)://host[:port]".to_string());
     }
     Ok(trimmed.to_string())
 }
