@@ -322,7 +322,7 @@ fn failing_task_exits_non_zero_with_a_report_naming_host_and_task() {
 fn unreachable_host_exits_non_zero_with_a_report_naming_it() {
     // A host of its own, destroyed before the deploy: its inventory entry points at nothing.
     let env = "e2e-deploy-gone";
-    let sandbox = common::up(env, &["itrust"]);
+    let sandbox = common::up(env);
     common::down(env);
     let report_path = sandbox.work.join("unreachable.json");
     let report_arg = report_path.display().to_string();
