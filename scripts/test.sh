@@ -14,5 +14,6 @@ echo "== ansible-lint (production profile, offline) over the roles"
 ansible-lint --offline --profile production roles/
 echo "== unit and loopback tests"
 cargo test
+echo "== judge simulations at full size (release)"; cargo test --release --test judge_simulation
 echo "== end-to-end tests on sandbox hosts"
 ./scripts/e2e.sh

@@ -77,7 +77,11 @@ fn arm(rng: &mut Rng, n: usize, fault: Fault) -> (Vec<f64>, Vec<f64>, Vec<f64>) 
             v
         })
         .collect();
-    let p_error = if fault == Fault::Errors3Percent { 0.03 } else { 0.01 };
+    let p_error = if fault == Fault::Errors3Percent {
+        0.03
+    } else {
+        0.01
+    };
     let errors = (0..n)
         .map(|_| (rng.uniform() < p_error) as u8 as f64)
         .collect();
@@ -109,7 +113,11 @@ fn release() -> bool {
 
 #[test]
 fn a_a_runs_are_flagged_at_most_2_percent_of_the_time() {
-    let (runs, n) = if release() { (1000, 10_000) } else { (200, 2_000) };
+    let (runs, n) = if release() {
+        (1000, 10_000)
+    } else {
+        (200, 2_000)
+    };
     let flagged: Vec<(u64, Verdict)> = (0..runs)
         .map(|r| (r, run(1_000_000 + r, n, Fault::None).verdict))
         .filter(|(_, v)| *v != Verdict::Pass)

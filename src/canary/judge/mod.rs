@@ -18,7 +18,7 @@
 //!   (R `wilcox.test(exact = FALSE, correct = TRUE)`), the Hodges–Lehmann shift Δ = canary − baseline with its
 //!   confidence interval at `confidence` (default 0.98, as Kayenta), and the effect size CLES = U/(n·m).
 //!   A location test misses a slow tail (2 % of requests 10× slower moves the median by almost nothing), so
-//!   each failing direction also gets a **tail test**: the share of each arm beyond the pooled
+//!   each failing direction also gets a **tail test**: the share of each arm at or beyond the pooled
 //!   `tail_quantile` (default p99; p1 for decreases), compared with the two-proportion test.
 //! - 0/1 metrics (error rate; `kind = "proportion"`, or every value 0 or 1): two-proportion test with Yates'
 //!   correction (R `prop.test`), Δ = difference of rates with its Wald interval, effect size Cohen's h.
@@ -425,7 +425,7 @@ pub struct TailTest {
     pub side: Side,
     /// The pooled quantile's probability (e.g. 0.99 upper, 0.01 lower).
     pub quantile: f64,
-    /// The pooled quantile's value: samples strictly beyond it count.
+    /// The pooled quantile's value: samples at or beyond it count (ties at a mass point count in both arms).
     pub threshold: f64,
     pub baseline_beyond: u64,
     pub canary_beyond: u64,
@@ -687,8 +687,8 @@ fn tail_test(b: &[f64], c: &[f64], side: Side, q: f64, config: &JudgeConfig) -> 
     let threshold = pooled_quantile(b, c, q);
     let beyond = |s: &[f64]| -> u64 {
         match side {
-            Side::Upper => (s.len() - s.partition_point(|&v| v <= threshold)) as u64,
-            Side::Lower => s.partition_point(|&v| v < threshold) as u64,
+            Side::Upper => (s.len() - s.partition_point(|&v| v < threshold)) as u64,
+            Side::Lower => s.partition_point(|&v| v <= threshold) as u64,
         }
     };
     let (bb, cb) = (beyond(b), beyond(c));
@@ -709,9 +709,13 @@ fn tail_test(b: &[f64], c: &[f64], side: Side, q: f64, config: &JudgeConfig) -> 
     }
 }
 
-/// Whether a change exceeds its allowance; `relative` None means the reference was 0, so any change
-/// in the direction counts.
+/// Whether a change exceeds its allowance. With no allowance (0) every significant change in the failing
+/// direction counts, even when the point estimate is 0 (discrete data: a quarter of the responses shrinking
+/// leaves the median shift at 0). `change` None means the reference was 0: any change in the direction counts.
 fn beyond_allowance(change: Option<f64>, fallback: f64, allowed: f64, up: bool) -> bool {
+    if allowed <= 0.0 {
+        return true;
+    }
     let v = change.unwrap_or(if fallback == 0.0 {
         0.0
     } else {
@@ -800,9 +804,9 @@ fn classify(p: Prepared, alpha: f64, _config: &JudgeConfig) -> MetricResult {
         if t.p_adjusted < alpha && more_in_canary && quantile_moved {
             t.flagged = true;
             let (class, word, sym) = if up {
-                (Classification::High, "above", ">")
+                (Classification::High, "at or above", "≥")
             } else {
-                (Classification::Low, "below", "<")
+                (Classification::Low, "at or below", "≤")
             };
             findings.push((
                 t.p_adjusted,

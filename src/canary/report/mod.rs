@@ -259,8 +259,8 @@ fn metric_view(m: &MetricResult, with_charts: bool) -> MetricView {
     }
     for t in &m.tails {
         let word = match t.side {
-            Side::Upper => "above",
-            Side::Lower => "below",
+            Side::Upper => "at or above",
+            Side::Lower => "at or below",
         };
         details.push((
             format!("tail test ({word} pooled p{})", quantile_label(t.quantile)),

@@ -1,0 +1,206 @@
+//! `report.html` in a real browser: Debian's headless Chromium loads the report without console messages
+//! (errors, failed loads) and lays out every chart with visible lines and bars; a screenshot and the
+//! reports are kept in `target/test-artifacts/report-browser/` for a human to look at.
+//!
+//! Needs `/usr/bin/chromium` (installed by scripts/setup.sh); the test fails with that hint otherwise.
+
+use std::path::{Path, PathBuf};
+
+use pipeline::canary::judge::{judge, FailOn, JudgeConfig, JudgeInput, MetricInput};
+use pipeline::canary::report::{self, Extras};
+use pipeline::process::Cmd;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("test-artifacts/report-browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs headless Chromium on `page` with `extra` flags and a fresh profile; returns (stdout, stderr).
+fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install it with scripts/setup.sh (apt-get install chromium)"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", page.display());
+    let out = Cmd::new("render the report in headless Chromium", "timeout")
+        .args(["90", CHROMIUM])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .run()
+        .expect("chromium ran");
+    (out.stdout, out.stderr)
+}
+
+/// Console messages Chromium logged for the page (JS errors, failed resource loads, console.* calls).
+fn console_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains(":CONSOLE")).collect()
+}
+
+/// A judgement with every chart kind: latency (CDF + over time), error rate (bars + over time), size (CDF).
+fn judgement() -> pipeline::canary::judge::Judgement {
+    let n = 3000;
+    let t: Vec<f64> = (0..n).map(|i| i as f64 * 60.0 / n as f64).collect();
+    let lat = |scale: f64, salt: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let v = 8.0 + ((i * 7919 + salt) % 1000) as f64 / 40.0;
+                if (i + salt) % 50 == 0 {
+                    v * 10.0 * scale
+                } else {
+                    v * scale
+                }
+            })
+            .collect()
+    };
+    let mut latency = MetricInput::new("latency_ms", FailOn::Increase, lat(1.0, 0), lat(1.1, 7));
+    latency.unit = Some("ms".into());
+    latency.baseline_time_s = Some(t.clone());
+    latency.canary_time_s = Some(t.clone());
+    let mut errors = MetricInput::new(
+        "error_rate",
+        FailOn::Increase,
+        (0..n).map(|i| (i % 100 == 0) as u8 as f64).collect(),
+        (0..n).map(|i| (i % 33 == 0) as u8 as f64).collect(),
+    );
+    errors.critical = true;
+    errors.baseline_time_s = Some(t.clone());
+    errors.canary_time_s = Some(t);
+    let size = MetricInput::new(
+        "response_bytes",
+        FailOn::Decrease,
+        vec![5120.0; n],
+        (0..n)
+            .map(|i| if i % 4 == 0 { 21.0 } else { 5120.0 })
+            .collect(),
+    );
+    judge(
+        &JudgeInput {
+            metrics: vec![latency, errors, size],
+        },
+        &JudgeConfig::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn console_check_detects_errors_on_a_broken_page() {
+    // Control: proves the console check below would see a script error or a failed load.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("broken.html");
+    std::fs::write(
+        &page,
+        r#"<!DOCTYPE html><html><body><img src="missing.png"><script>console.error("marker"); nope();</script></body></html>"#,
+    )
+    .unwrap();
+    let (_, stderr) = chromium(&page, &["--dump-dom"]);
+    let lines = console_lines(&stderr).join("\n");
+    assert!(
+        lines.contains("marker") && lines.contains("nope is not defined"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn report_html_loads_without_console_messages_and_renders_every_chart() {
+    let dir = artifacts();
+    let j = judgement();
+    let extras = Extras {
+        run: Some(serde_json::json!({"baseline": "master", "canary": "broken <i>", "seed": 7})),
+        deploy: Some(serde_json::json!({"blue": {"ok": 12, "changed": 3, "failed": 0}})),
+    };
+    let files = report::write_all(&dir, &j, &extras).unwrap();
+
+    // 1. The report itself: no console output at all, and the DOM holds the charts.
+    let (dom, stderr) = chromium(&files.html, &["--dump-dom"]);
+    assert!(
+        console_lines(&stderr).is_empty(),
+        "console messages:\n{}",
+        console_lines(&stderr).join("\n")
+    );
+    assert!(
+        dom.contains(r#"id="verdict">FAIL<"#),
+        "verdict badge missing"
+    );
+    assert!(dom.contains("broken &lt;i&gt;"), "run metadata not escaped");
+    let charts = dom
+        .matches(r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart""#)
+        .count();
+    assert_eq!(
+        charts, 5,
+        "latency CDF + timeline, error-rate bars + timeline, size CDF"
+    );
+
+    // 2. A copy with a measuring script: the browser's own layout of every chart (the report has no scripts).
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    let probe = r#"<script>
+      const out = [...document.querySelectorAll('svg.chart')].map(svg => {
+        const marks = [...svg.querySelectorAll('path.line, rect.bar')];
+        const drawn = marks.filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
+        const r = svg.getBoundingClientRect();
+        return `${Math.round(r.width)}x${Math.round(r.height)}:${drawn.length}/${marks.length}`;
+      });
+      const pre = document.createElement('pre'); pre.id = 'render-check'; pre.textContent = out.join(' ');
+      document.body.appendChild(pre);
+    </script></body>"#;
+    let probe_page = dir.join("report-probe.html");
+    std::fs::write(&probe_page, html.replace("</body>", probe)).unwrap();
+    let (dom, stderr) = chromium(&probe_page, &["--dump-dom"]);
+    assert!(console_lines(&stderr).is_empty(), "{stderr}");
+    let check = dom
+        .split(r#"<pre id="render-check">"#)
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .expect("probe output in the DOM");
+    let entries: Vec<&str> = check.split_whitespace().collect();
+    assert_eq!(entries.len(), 5, "{check}");
+    for e in &entries {
+        let (size, marks) = e.split_once(':').unwrap();
+        let (w, h) = size.split_once('x').unwrap();
+        assert!(
+            w.parse::<u32>().unwrap() >= 300 && h.parse::<u32>().unwrap() >= 120,
+            "chart too small: {e}"
+        );
+        let (drawn, total) = marks.split_once('/').unwrap();
+        assert!(total != "0" && drawn == total, "undrawn marks: {e}");
+    }
+
+    // 3. A screenshot for people (kept in target/test-artifacts/report-browser/report.png).
+    let shot = dir.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &files.html,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,3200",
+            "--hide-scrollbars",
+        ],
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        png.len() > 50_000,
+        "screenshot suspiciously small ({} bytes)",
+        png.len()
+    );
+    eprintln!("report and screenshot in {}", dir.display());
+}
