@@ -716,3 +716,107 @@ fn run_summary(
         "samples": format!("{} (re-judge with `pipeline analyze {}`)", samples_file.display(), samples_file.display()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::settings::Config;
+    use clap::Parser;
+
+    fn global(config: &str) -> Global {
+        Global {
+            config: Config::parse(config, "pipeline.toml".into()).unwrap(),
+            state_dir: ".pipeline".into(),
+            ui: crate::ui::Ui::new(true),
+        }
+    }
+
+    fn plan(args: &[&str], config: &str) -> anyhow::Result<CanaryPlan> {
+        let argv = ["pipeline", "canary"].iter().chain(args).copied();
+        let Command::Canary(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!("parsed as canary")
+        };
+        resolve(args, &global(config))
+    }
+
+    fn is_usage_error(err: &anyhow::Error) -> bool {
+        err.chain()
+            .any(|e| e.is::<UsageError>() || e.is::<crate::settings::ConfigError>())
+    }
+
+    #[test]
+    fn defaults_are_the_issue_s_one_minute_even_split_of_the_survey_preview() {
+        let p = plan(&["master", "broken", "--provider", "local"], "").unwrap();
+        assert_eq!(
+            (p.baseline.as_str(), p.canary.as_str()),
+            ("master", "broken")
+        );
+        assert_eq!(p.repo, source::DEFAULT_REPO);
+        assert_eq!(p.duration, Duration::from_secs(60));
+        assert_eq!(p.warmup, Duration::from_secs(5));
+        assert_eq!(p.split, 50);
+        assert_eq!(p.rate, Some(100.0));
+        assert_eq!(p.probe.method, reqwest::Method::POST);
+        assert_eq!(p.probe.path, "/preview");
+        assert_eq!(p.probe.body, crate::canary::example::SURVEY_JSON.as_bytes());
+        assert_eq!(p.environment, "canary");
+        assert!(!p.keep);
+        assert!(
+            p.report_dir.starts_with("canary-report"),
+            "{}",
+            p.report_dir.display()
+        );
+        let names: Vec<&str> = p.specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["blue", "green", "proxy"]);
+    }
+
+    #[test]
+    fn flags_beat_the_config_section_which_beats_defaults() {
+        let config =
+            "[canary]\nduration = \"30s\"\nsplit = 20\nrate = 50.0\nendpoint = \"/render\"\n";
+        let p = plan(
+            &[
+                "a",
+                "b",
+                "--provider",
+                "local",
+                "--split",
+                "10",
+                "--rate",
+                "0",
+            ],
+            config,
+        )
+        .unwrap();
+        assert_eq!(p.duration, Duration::from_secs(30));
+        assert_eq!(p.split, 10);
+        assert_eq!(p.rate, None, "--rate 0 is the closed model");
+        assert_eq!(p.probe.path, "/render");
+    }
+
+    #[test]
+    fn out_of_range_values_are_usage_errors_that_say_why() {
+        for (args, needle) in [
+            (vec!["--split", "0"], "1 to 99 percent"),
+            (vec!["--split", "100"], "1 to 99 percent"),
+            (vec!["--concurrency", "0"], "at least one connection"),
+            (vec!["--duration", "0s"], "at least 1s"),
+            (vec!["--endpoint", "preview"], "must start with `/`"),
+            (vec!["--method", "GE T"], "not an HTTP method"),
+        ] {
+            let mut argv = vec!["master", "broken", "--provider", "local"];
+            argv.extend(args);
+            let err = plan(&argv, "").unwrap_err();
+            assert!(is_usage_error(&err), "{err:#}");
+            assert!(format!("{err:#}").contains(needle), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn a_typo_in_the_canary_section_is_a_config_error() {
+        let err = plan(&["a", "b", "--provider", "local"], "[canary]\nsplt = 3\n").unwrap_err();
+        assert!(is_usage_error(&err), "{err:#}");
+        assert!(format!("{err:#}").contains("splt"), "{err:#}");
+    }
+}

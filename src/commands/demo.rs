@@ -29,6 +29,12 @@ pub struct DemoArgs {
     /// Keep the canary hosts too (blue, green, proxy); the prod hosts are always kept.
     #[arg(long)]
     pub keep: bool,
+    /// Environment of the prod hosts (itrust, checkbox, monitor).
+    #[arg(long, default_value = "prod")]
+    pub prod_env: String,
+    /// Environment of the canary hosts (blue, green, proxy).
+    #[arg(long, default_value = "canary")]
+    pub canary_env: String,
 }
 
 /// Why the demo cannot run here, if it cannot: it builds systemd-nspawn containers.
@@ -84,7 +90,13 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
         &ProdSection::load(&global.config)?,
         &HostOverride::default(),
     )?;
-    let request = UpRequest::new(ProviderKind::Local, "prod", specs, &inventory, "demo");
+    let request = UpRequest::new(
+        ProviderKind::Local,
+        args.prod_env.clone(),
+        specs,
+        &inventory,
+        "demo",
+    );
     provision::up(global, &request)
         .await
         .context("demo: failed to bring up the prod hosts")?;
@@ -167,7 +179,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
             report_dir: Some(report_dir.join("canary")),
             keep: args.keep,
             roles: None,
-            env: "canary".into(),
+            env: args.canary_env.clone(),
         },
         global,
     )?;

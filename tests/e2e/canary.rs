@@ -69,6 +69,8 @@ fn pipeline(
         .args([
             "--duration",
             duration,
+            "--warmup",
+            "2s",
             "--rate",
             "100",
             "--concurrency",
@@ -141,7 +143,8 @@ fn canary_1_master_against_broken_fails_on_error_rate_and_response_size() {
     assert_eq!(classification(&report, "response_bytes"), "Low");
     assert_report_files(&dir);
     // The report carries the Ansible deploy summary and the samples re-judge the same way.
-    assert_eq!(report["deploy"]["success"], true, "{report:#}");
+    let deployed = report["deploy"]["result"].as_str().unwrap_or_default();
+    assert!(deployed.starts_with("succeeded"), "{report:#}");
     let again = Command::new(common::pipeline())
         .args(["analyze", "--json"])
         .arg(dir.join("samples.json"))
@@ -218,7 +221,8 @@ fn canary_4_green_stopped_during_the_load_fails_with_the_report_intact_and_exit_
         log.push_str(&line);
         log.push('\n');
         if !stopped && line.contains("[5/6]") {
-            std::thread::sleep(Duration::from_secs(4));
+            // 2 s of warm-up, then about a third of the 15 s window.
+            std::thread::sleep(Duration::from_secs(7));
             on_host(f, "green", "pm2 stop preview-service");
             stopped = true;
         }
