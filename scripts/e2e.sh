@@ -11,3 +11,16 @@ teardown() {
 }
 trap teardown EXIT
 cargo test --release --test e2e -- --ignored --test-threads=1 --skip common::teardown
+
+# The README's first command, `pipeline demo` (prod hosts, both apps, a canary of the bundled preview service),
+# in target/e2e-work/demo; its prod hosts are destroyed afterwards, its canary hosts by the demo itself.
+echo "== pipeline demo"
+demo_dir="$PWD/target/e2e-work/demo"
+bin="$PWD/target/release/pipeline"
+rm -rf "$demo_dir" && mkdir -p "$demo_dir"
+demo_status=0
+(cd "$demo_dir" && "$bin" --state-dir .pipeline demo --duration 30s) || demo_status=$?
+if ! (cd "$demo_dir" && "$bin" --state-dir .pipeline prod down --provider local --env prod); then
+  [ "$demo_status" -ne 0 ] || demo_status=1
+fi
+exit "$demo_status"
