@@ -61,7 +61,7 @@ pub struct CanaryArgs {
     pub warmup: Option<Duration>,
     /// Requests per second through the proxy, both arms together (open model; 0 = as fast as the
     /// connections allow) [default: 100].
-    #[arg(long)]
+    #[arg(long, short = 'R')]
     pub rate: Option<f64>,
     /// Connections to the proxy [default: 16].
     #[arg(long, short = 'c')]
@@ -774,7 +774,7 @@ mod tests {
     #[test]
     fn flags_beat_the_config_section_which_beats_defaults() {
         let config =
-            "[canary]\nduration = \"30s\"\nsplit = 20\nrate = 50.0\nendpoint = \"/render\"\n";
+            "[canary]\nduration = \"30s\"\nsplit = 20\nrate = 50.0\nendpoint = \"/render\"\nsize = \"s-2vcpu-4gb\"\n";
         let p = plan(
             &[
                 "a",
@@ -793,6 +793,7 @@ mod tests {
         assert_eq!(p.split, 10);
         assert_eq!(p.rate, None, "--rate 0 is the closed model");
         assert_eq!(p.probe.path, "/render");
+        assert!(p.specs.iter().all(|s| s.size == "s-2vcpu-4gb"));
     }
 
     #[test]
