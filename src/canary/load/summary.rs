@@ -221,10 +221,14 @@ impl LoadRun {
         if plan.rate.is_some() && matches!(plan.stop, Stop::Duration(_)) {
             writeln!(
                 w,
-                "  {:<13}{} due but never sent (all connections busy{})",
+                "  {:<13}{} requests due but never sent{}",
                 "missed",
                 thousands(self.missed()),
-                if self.missed() > 0 { ": raise -c" } else { "" }
+                if self.missed() > 0 {
+                    " (every connection was busy: raise -c)"
+                } else {
+                    ""
+                }
             )?;
         }
         if plan.backend_header.is_some() {
