@@ -59,6 +59,8 @@ pub struct HostResult {
     #[serde(default)]
     pub time: f64,
     pub msg: Option<String>,
+    /// Ansible's note that a `no_log` task's result is hidden.
+    pub censored: Option<String>,
     pub stderr: Option<String>,
     pub stdout: Option<String>,
     pub module_stderr: Option<String>,
@@ -76,6 +78,11 @@ impl HostResult {
         let mut parts: Vec<String> = Vec::new();
         if let Some(m) = &self.msg {
             parts.push(m.clone());
+        }
+        if let Some(c) = &self.censored {
+            parts.push(format!(
+                "{c} (run the emitted command.sh with -v to see it)"
+            ));
         }
         for item in &self.failed_items {
             parts.push(format!(

@@ -21,7 +21,7 @@ from ansible.plugins.callback import CallbackBase
 
 # Longest text field (message, stdout, stderr) copied into an event.
 MAX_TEXT = 2000
-TEXT_FIELDS = ("msg", "stderr", "stdout", "module_stderr", "module_stdout", "exception")
+TEXT_FIELDS = ("msg", "censored", "stderr", "stdout", "module_stderr", "module_stdout", "exception")
 
 
 def _text(value):
@@ -53,7 +53,10 @@ class CallbackModule(CallbackBase):
     @staticmethod
     def _task_fields(task):
         role = task._role.get_name(include_role_fqcn=False) if task._role else None
-        return {"task_id": task._uuid, "task": task.get_name().strip(), "role": role}
+        name = task.get_name().strip()
+        if role and name.startswith(role + " : "):
+            name = name[len(role) + 3:]
+        return {"task_id": task._uuid, "task": name, "role": role}
 
     def _result(self, status, result, **extra):
         host = result._host.get_name()

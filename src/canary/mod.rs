@@ -1,6 +1,11 @@
 //! The canary engine: generating load ([`load`]), judging baseline against canary samples with statistics
 //! ([`judge`]), and writing reports ([`report`]). Pure logic is kept apart from I/O so it can be unit-tested.
 
+pub mod example;
 pub mod judge;
 pub mod load;
+pub mod metrics;
 pub mod report;
+pub mod run;
+pub mod samples;
+pub mod source;

@@ -23,6 +23,14 @@ use crate::Outcome;
 /// arrival rate with latency measured from each request's scheduled send time.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
+    /// Boxed to keep the `Command` enum small.
+    #[command(flatten)]
+    pub options: Box<LoadOptions>,
+}
+
+/// The options of `pipeline load`.
+#[derive(Debug, Args)]
+pub struct LoadOptions {
     /// Target URL, `http://host[:port][/path]` (plain HTTP only).
     pub url: String,
     /// Connections, each with one request in flight.
@@ -62,7 +70,7 @@ pub struct LoadArgs {
 }
 
 /// Builds the load plan from the command line; every mistake is a usage error.
-pub fn plan(args: &LoadArgs) -> Result<LoadPlan, LoadError> {
+pub fn plan(args: &LoadOptions) -> Result<LoadPlan, LoadError> {
     let mut plan = LoadPlan::new(&args.url)?;
     plan.concurrency = args.concurrency;
     plan.stop = match (args.requests, args.duration) {
@@ -104,6 +112,7 @@ fn usage(e: LoadError) -> anyhow::Error {
 }
 
 pub async fn run(args: LoadArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let args = args.options;
     let mut plan = plan(&args).map_err(usage)?;
     if let Some(path) = &args.body_file {
         let body = std::fs::read(path)

@@ -1,13 +1,462 @@
-//! `pipeline monitor`: not built yet (see the open issues).
+//! `pipeline monitor-setup`: plans monitoring from the inventory's groups (node_exporter on the itrust and
+//! checkbox hosts, Prometheus + blackbox exporter + the dashboard on the monitor host), renders the entry
+//! playbook `playbooks/monitor.yml.tera`, runs it through [`crate::ansible::PlaybookRun`] and prints the
+//! dashboard's address.
+//!
+//! The plan is pure ([`plan`]): which hosts are scraped at which address, which app URLs are probed, and
+//! which addresses may scrape the exporters. It reaches the roles as typed variables in `vars.json`.
 
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
+use crate::ansible::{PlaybookRun, RolesSource};
+use crate::commands::deploy::{parse_extra_var, App};
+use crate::exit::UsageError;
+use crate::inventory::Inventory;
 use crate::settings::Global;
 use crate::Outcome;
 
-#[derive(Debug, Args)]
-pub struct MonitorArgs {}
+/// The entry playbook template.
+pub const PLAYBOOK: &str = "playbooks/monitor.yml.tera";
+/// The inventory group of the host that runs Prometheus and the dashboard.
+pub const MONITOR_GROUP: &str = "monitor";
 
-pub async fn run(_args: MonitorArgs, _global: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`pipeline monitor` is not implemented yet")
+/// Set up Prometheus, node_exporter and the live dashboard for the hosts of an inventory.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Inventory written by `pipeline prod up` (groups [monitor] and [itrust] and/or [checkbox]).
+    #[arg(short, long, value_name = "FILE", default_value = "inventory.ini")]
+    pub inventory: PathBuf,
+    /// A role variable, KEY=VALUE (repeatable), e.g. -e prometheus_scrape_interval=10s. VALUE is typed as
+    /// JSON when it parses and is a string otherwise; @FILE reads a JSON object of variables.
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// Write the run report (per host, role and task) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the rendered run (playbook, vars.json, ansible.cfg, roles) into DIR and keep it.
+    #[arg(long, value_name = "DIR")]
+    pub emit: Option<PathBuf>,
+    /// Ansible check mode: show what would change, change nothing (meaningful on hosts set up before).
+    #[arg(long)]
+    pub check: bool,
+    /// Use the roles in DIR (an edited copy from `pipeline roles export DIR`) instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub roles: Option<PathBuf>,
+}
+
+/// The `[monitor]` section of pipeline.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Port node_exporter listens on (default 9100).
+    pub node_exporter_port: Option<u16>,
+    /// Where iTrust answers (default port 8080, path /iTrust2).
+    pub itrust_port: Option<u16>,
+    pub itrust_path: Option<String>,
+    /// Where checkbox.io answers (default port 80, path /).
+    pub checkbox_port: Option<u16>,
+    pub checkbox_path: Option<String>,
+}
+
+/// An app the dashboard watches: the inventory group it runs on and where it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub group: &'static str,
+    pub app: &'static str,
+    pub port: u16,
+    pub path: String,
+}
+
+impl MonitorConfig {
+    /// The apps to monitor, with the config's ports and paths applied.
+    pub fn apps(&self) -> Vec<AppSpec> {
+        vec![
+            AppSpec {
+                group: App::Itrust.key(),
+                app: App::Itrust.display(),
+                port: self.itrust_port.unwrap_or(8080),
+                path: self
+                    .itrust_path
+                    .clone()
+                    .unwrap_or_else(|| "/iTrust2".into()),
+            },
+            AppSpec {
+                group: App::Checkbox.key(),
+                app: App::Checkbox.display(),
+                port: self.checkbox_port.unwrap_or(80),
+                path: self.checkbox_path.clone().unwrap_or_else(|| "/".into()),
+            },
+        ]
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("inventory {inventory} has no host in group [monitor], which runs Prometheus and the dashboard; `pipeline prod up` writes one (groups present: {present})")]
+    NoMonitor { inventory: String, present: String },
+    #[error("inventory {inventory} has no host to monitor: it needs a host in [itrust] or [checkbox] (groups present: {present})")]
+    NothingToMonitor { inventory: String, present: String },
+    #[error("monitor host {host} has address `{address}`, but the exporters' firewall needs an IPv4 address; set ansible_host=<IPv4> for it in the inventory")]
+    MonitorNotIpv4 { host: String, address: String },
+}
+
+/// One monitored host: scraped at `exporter` and its app probed at `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Inventory host name; the `host` label in Prometheus and the card title on the dashboard.
+    pub host: String,
+    pub group: String,
+    pub app: String,
+    /// node_exporter's `address:port`.
+    pub exporter: String,
+    pub url: String,
+}
+
+/// What monitor-setup will set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorPlan {
+    /// Hosts of [monitor] with their IPv4 addresses: each runs Prometheus and the dashboard, and only they
+    /// may scrape the exporters.
+    pub monitors: Vec<(String, Ipv4Addr)>,
+    /// Inventory groups that get node_exporter, in playbook order.
+    pub monitored_groups: Vec<String>,
+    pub targets: Vec<Target>,
+    /// App groups absent from the inventory (set up nothing for them; worth a warning).
+    pub missing_groups: Vec<String>,
+}
+
+/// Works out the plan from the inventory's groups. Pure.
+pub fn plan(
+    inventory: &Inventory,
+    apps: &[AppSpec],
+    exporter_port: u16,
+) -> Result<MonitorPlan, PlanError> {
+    let present = || {
+        let names: Vec<&str> = inventory.groups.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let inventory_name = inventory.path.display().to_string();
+    let monitor_hosts = inventory
+        .groups
+        .get(MONITOR_GROUP)
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| PlanError::NoMonitor {
+            inventory: inventory_name.clone(),
+            present: present(),
+        })?;
+    let monitors = monitor_hosts
+        .iter()
+        .map(|h| {
+            h.address()
+                .parse::<Ipv4Addr>()
+                .map(|ip| (h.name.clone(), ip))
+                .map_err(|_| PlanError::MonitorNotIpv4 {
+                    host: h.name.clone(),
+                    address: h.address().to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut targets = Vec::new();
+    let mut monitored_groups = Vec::new();
+    let mut missing_groups = Vec::new();
+    for spec in apps {
+        match inventory.groups.get(spec.group).filter(|h| !h.is_empty()) {
+            None => missing_groups.push(spec.group.to_string()),
+            Some(hosts) => {
+                monitored_groups.push(spec.group.to_string());
+                for h in hosts {
+                    let address = h.address();
+                    let host_part = if address.contains(':') {
+                        format!("[{address}]") // IPv6 literal
+                    } else {
+                        address.to_string()
+                    };
+                    let path = if spec.path.starts_with('/') {
+                        spec.path.clone()
+                    } else {
+                        format!("/{}", spec.path)
+                    };
+                    targets.push(Target {
+                        host: h.name.clone(),
+                        group: spec.group.to_string(),
+                        app: spec.app.to_string(),
+                        exporter: format!("{host_part}:{exporter_port}"),
+                        url: format!("http://{host_part}:{}{path}", spec.port),
+                    });
+                }
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(PlanError::NothingToMonitor {
+            inventory: inventory_name,
+            present: present(),
+        });
+    }
+    Ok(MonitorPlan {
+        monitors,
+        monitored_groups,
+        targets,
+        missing_groups,
+    })
+}
+
+impl MonitorPlan {
+    /// Typed variables for the roles (node_exporter, prometheus, dashboard); see each role's defaults.
+    pub fn role_vars(&self, exporter_port: u16) -> Map<String, Value> {
+        let scrapers: Vec<String> = self.monitors.iter().map(|(_, ip)| ip.to_string()).collect();
+        let probes: Vec<Value> = self
+            .targets
+            .iter()
+            .map(|t| json!({"host": t.host, "app": t.app, "url": t.url}))
+            .collect();
+        let nodes: Vec<Value> = self
+            .targets
+            .iter()
+            .map(|t| json!({"host": t.host, "address": t.exporter}))
+            .collect();
+        let mut vars = Map::new();
+        vars.insert("node_exporter_port".into(), json!(exporter_port));
+        vars.insert("node_exporter_allowed_scrapers".into(), json!(scrapers));
+        vars.insert("prometheus_node_targets".into(), json!(nodes));
+        vars.insert("prometheus_http_probes".into(), json!(probes));
+        vars.insert("dashboard_hosts".into(), json!(probes));
+        vars
+    }
+
+    /// Tera context of the entry playbook.
+    pub fn playbook_context(&self, inventory: &str) -> tera::Context {
+        let mut ctx = tera::Context::new();
+        ctx.insert("inventory", inventory);
+        ctx.insert("monitored_groups", &self.monitored_groups);
+        ctx.insert("monitor_group", MONITOR_GROUP);
+        ctx
+    }
+
+    /// The dashboard's address on each monitor host.
+    pub fn dashboard_urls(&self) -> Vec<String> {
+        self.monitors
+            .iter()
+            .map(|(_, ip)| format!("http://{ip}/dashboard/"))
+            .collect()
+    }
+}
+
+pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let ui = &global.ui;
+    let config: MonitorConfig = global.config.section("monitor")?;
+    let exporter_port = config.node_exporter_port.unwrap_or(9100);
+    let inventory = Inventory::load(&args.inventory)?;
+    let plan = plan(&inventory, &config.apps(), exporter_port)?;
+    for group in &plan.missing_groups {
+        ui.warn(format!(
+            "inventory {} has no [{group}] host: not monitoring it",
+            args.inventory.display()
+        ));
+    }
+
+    let mut run = PlaybookRun::new(
+        "monitor-setup",
+        PLAYBOOK,
+        &args.inventory,
+        &global.state_dir,
+    );
+    run.context = plan.playbook_context(&args.inventory.display().to_string());
+    run.extra_vars = plan.role_vars(exporter_port);
+    for arg in &args.extra_vars {
+        run.extra_vars
+            .extend(parse_extra_var(arg).map_err(UsageError)?);
+    }
+    run.check = args.check;
+    run.emit_dir = args.emit.clone();
+    let roles_dir = match &args.roles {
+        Some(d) => Some(d.clone()),
+        None => global.config.string("roles_dir")?.map(PathBuf::from),
+    };
+    if let Some(dir) = roles_dir {
+        run.roles = RolesSource::Dir(dir);
+    }
+    ui.info(format!(
+        "monitor-setup: node_exporter on {}; Prometheus and the dashboard on {}",
+        plan.targets
+            .iter()
+            .map(|t| t.host.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.monitors
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let report_ui = ui.clone();
+    let report = tokio::task::spawn_blocking(move || run.run(&report_ui))
+        .await
+        .context("the Ansible run panicked")?
+        .context("monitor-setup could not run Ansible")?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).expect("the report serializes");
+        crate::fsutil::write_atomic(path, &json, 0o644)
+            .with_context(|| format!("failed to write the report to {}", path.display()))?;
+    }
+    print!("{}", report.render_text());
+    if !report.success {
+        let bad: Vec<String> = report
+            .bad_hosts()
+            .iter()
+            .map(|h| format!("{} ({:?})", h.name, h.verdict).to_lowercase())
+            .collect();
+        eprintln!(
+            "error: monitor-setup failed on {}; see the failures above{}",
+            bad.join(", "),
+            args.report
+                .as_ref()
+                .map(|p| format!(" and the report in {}", p.display()))
+                .unwrap_or_default()
+        );
+        return Ok(Outcome::Fail);
+    }
+    if !args.check {
+        for url in plan.dashboard_urls() {
+            println!("Dashboard: {url}");
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn inventory(text: &str) -> Inventory {
+        Inventory::parse(text, Path::new("inventory.ini")).unwrap()
+    }
+
+    const FULL: &str = "[checkbox]\ncheckbox ansible_host=10.0.0.2\n[itrust]\nitrust ansible_host=10.0.0.1\n[monitor]\nmonitor ansible_host=10.0.0.3\n";
+
+    fn default_plan(text: &str) -> Result<MonitorPlan, PlanError> {
+        plan(&inventory(text), &MonitorConfig::default().apps(), 9100)
+    }
+
+    #[test]
+    fn full_inventory_monitors_both_apps_from_the_monitor_host() {
+        let p = default_plan(FULL).unwrap();
+        assert_eq!(p.monitored_groups, vec!["itrust", "checkbox"]);
+        assert!(p.missing_groups.is_empty());
+        assert_eq!(
+            p.targets,
+            vec![
+                Target {
+                    host: "itrust".into(),
+                    group: "itrust".into(),
+                    app: "iTrust".into(),
+                    exporter: "10.0.0.1:9100".into(),
+                    url: "http://10.0.0.1:8080/iTrust2".into(),
+                },
+                Target {
+                    host: "checkbox".into(),
+                    group: "checkbox".into(),
+                    app: "checkbox.io".into(),
+                    exporter: "10.0.0.2:9100".into(),
+                    url: "http://10.0.0.2:80/".into(),
+                },
+            ]
+        );
+        assert_eq!(p.dashboard_urls(), vec!["http://10.0.0.3/dashboard/"]);
+    }
+
+    #[test]
+    fn role_vars_allow_only_the_monitor_to_scrape_and_list_every_target() {
+        let vars = default_plan(FULL).unwrap().role_vars(9100);
+        assert_eq!(vars["node_exporter_allowed_scrapers"], json!(["10.0.0.3"]));
+        assert_eq!(
+            vars["prometheus_node_targets"],
+            json!([{"host": "itrust", "address": "10.0.0.1:9100"}, {"host": "checkbox", "address": "10.0.0.2:9100"}])
+        );
+        assert_eq!(
+            vars["prometheus_http_probes"][1],
+            json!({"host": "checkbox", "app": "checkbox.io", "url": "http://10.0.0.2:80/"})
+        );
+        assert_eq!(vars["dashboard_hosts"], vars["prometheus_http_probes"]);
+    }
+
+    #[test]
+    fn config_changes_ports_and_paths() {
+        let config = MonitorConfig {
+            node_exporter_port: Some(9200),
+            itrust_port: Some(9090),
+            itrust_path: Some("app".into()),
+            ..MonitorConfig::default()
+        };
+        let p = plan(&inventory(FULL), &config.apps(), 9200).unwrap();
+        assert_eq!(p.targets[0].url, "http://10.0.0.1:9090/app");
+        assert_eq!(p.targets[0].exporter, "10.0.0.1:9200");
+    }
+
+    #[test]
+    fn missing_app_group_is_skipped_and_reported() {
+        let p = default_plan(
+            "[itrust]\nitrust ansible_host=10.0.0.1\n[monitor]\nm ansible_host=10.0.0.3\n",
+        )
+        .unwrap();
+        assert_eq!(p.monitored_groups, vec!["itrust"]);
+        assert_eq!(p.missing_groups, vec!["checkbox"]);
+    }
+
+    #[test]
+    fn inventory_without_monitor_group_is_refused_naming_the_groups_present() {
+        let err = default_plan("[itrust]\nitrust ansible_host=10.0.0.1\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("[monitor]") && msg.contains("groups present: itrust"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn inventory_without_app_hosts_is_refused() {
+        let err = default_plan("[monitor]\nm ansible_host=10.0.0.3\n").unwrap_err();
+        assert!(matches!(err, PlanError::NothingToMonitor { .. }), "{err}");
+    }
+
+    #[test]
+    fn monitor_host_name_instead_of_ipv4_is_refused_for_the_firewall() {
+        let err = default_plan(
+            "[itrust]\nitrust ansible_host=10.0.0.1\n[monitor]\nmonitor ansible_host=mon.example.org\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("mon.example.org"), "{err}");
+    }
+
+    #[test]
+    fn entry_playbook_lists_the_monitored_groups_and_holds_no_ansible_expressions() {
+        let p = default_plan(FULL).unwrap();
+        let text =
+            crate::templates::render(PLAYBOOK, &p.playbook_context("inventory.ini")).unwrap();
+        assert!(text.contains("hosts: itrust:checkbox\n"), "{text}");
+        assert!(text.contains("hosts: monitor\n"), "{text}");
+        for role in ["node_exporter", "prometheus", "blackbox", "dashboard"] {
+            assert!(
+                text.contains(&format!("- role: {role}\n")),
+                "{role} missing:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("{{"),
+            "Tera output must not carry Ansible expressions"
+        );
+    }
 }

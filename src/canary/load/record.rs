@@ -174,35 +174,54 @@ impl RecordStream {
     }
 
     /// Decodes the records in the order they were pushed.
-    pub fn iter(&self) -> impl Iterator<Item = RawRecord> + '_ {
-        let mut prev = Prev::default();
-        self.chunks.iter().flat_map(move |chunk| {
-            let mut pos = 0;
-            std::iter::from_fn(move || {
-                if pos >= chunk.len() {
-                    return None;
-                }
-                let head = get_varint(chunk, &mut pos);
-                let flags = head & ((1 << FLAG_BITS) - 1);
-                prev.offset_us += head >> FLAG_BITS;
-                let latency_ns = get_varint(chunk, &mut pos) * LATENCY_UNIT_NS;
-                if flags & F_OUTCOME != 0 {
-                    prev.outcome = get_varint(chunk, &mut pos);
-                }
-                if flags & F_BYTES != 0 {
-                    prev.bytes = get_varint(chunk, &mut pos);
-                }
-                if flags & F_BACKEND != 0 {
-                    prev.backend = get_varint(chunk, &mut pos) as u32;
-                }
-                Some(RawRecord {
-                    offset_us: prev.offset_us,
-                    latency_ns,
-                    outcome: Outcome::from_code(prev.outcome),
-                    bytes: prev.bytes,
-                    backend: prev.backend,
-                })
-            })
+    pub fn iter(&self) -> Records<'_> {
+        Records {
+            chunks: &self.chunks,
+            chunk: 0,
+            pos: 0,
+            prev: Prev::default(),
+        }
+    }
+}
+
+/// Iterator over a [`RecordStream`], carrying the delta state across chunks.
+pub struct Records<'a> {
+    chunks: &'a [Vec<u8>],
+    chunk: usize,
+    pos: usize,
+    prev: Prev,
+}
+
+impl Iterator for Records<'_> {
+    type Item = RawRecord;
+
+    fn next(&mut self) -> Option<RawRecord> {
+        let mut buf = self.chunks.get(self.chunk)?;
+        while self.pos >= buf.len() {
+            self.chunk += 1;
+            self.pos = 0;
+            buf = self.chunks.get(self.chunk)?;
+        }
+        let (pos, prev) = (&mut self.pos, &mut self.prev);
+        let head = get_varint(buf, pos);
+        let flags = head & ((1 << FLAG_BITS) - 1);
+        prev.offset_us += head >> FLAG_BITS;
+        let latency_ns = get_varint(buf, pos) * LATENCY_UNIT_NS;
+        if flags & F_OUTCOME != 0 {
+            prev.outcome = get_varint(buf, pos);
+        }
+        if flags & F_BYTES != 0 {
+            prev.bytes = get_varint(buf, pos);
+        }
+        if flags & F_BACKEND != 0 {
+            prev.backend = get_varint(buf, pos) as u32;
+        }
+        Some(RawRecord {
+            offset_us: prev.offset_us,
+            latency_ns,
+            outcome: Outcome::from_code(prev.outcome),
+            bytes: prev.bytes,
+            backend: prev.backend,
         })
     }
 }

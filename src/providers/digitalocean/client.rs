@@ -88,8 +88,8 @@ pub enum ApiError {
         method: Method,
         path: String,
         base: String,
+        /// The connection was made, so the server may have received (and acted on) the request.
         connected: bool,
-        timed_out: bool,
         #[source]
         source: reqwest::Error,
     },
@@ -146,7 +146,10 @@ pub struct Client {
 impl Client {
     /// `api_url` is the scheme and host (a trailing `/v2` is accepted and dropped).
     pub fn new(api_url: &str, token: &Token, retry: RetryPolicy, ui: Ui) -> Result<Self, ApiError> {
-        let base = normalize_base(api_url)?;
+        let base = normalize_base(api_url).map_err(|message| ApiError::BadUrl {
+            url: api_url.to_string(),
+            message,
+        })?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0))
             .map_err(|_| ApiError::BadToken)?;
         auth.set_sensitive(true);
@@ -238,6 +241,17 @@ impl Client {
     pub async fn create_droplets(&self, body: &DropletCreate) -> Result<Vec<Droplet>, ApiError> {
         let resp: CreateResponse = self.json(Method::POST, "/v2/droplets", Some(body)).await?;
         Ok(resp.into_droplets())
+    }
+
+    /// Starts a droplet that is `off` (a droplet action; DigitalOcean answers 201 with the action).
+    pub async fn power_on(&self, id: u64) -> Result<(), ApiError> {
+        self.send(
+            Method::POST,
+            &format!("/v2/droplets/{id}/actions"),
+            Some(&serde_json::json!({"type": "power_on"})),
+        )
+        .await
+        .map(drop)
     }
 
     /// Deletes every droplet carrying `tag`.
@@ -346,7 +360,6 @@ impl Client {
                         path: strip_query(path),
                         base: self.base.clone(),
                         connected,
-                        timed_out: source.is_timeout(),
                         source,
                     };
                     if connected && !idempotent {
@@ -362,8 +375,14 @@ impl Client {
                 return Err(error);
             }
             let delay = retry_delay(&self.retry, attempt, server_delay, jitter_fraction());
+            let mut cause = String::new();
+            let mut source = std::error::Error::source(&error);
+            while let Some(s) = source {
+                cause = format!(": {s}");
+                source = s.source();
+            }
             self.ui.info(format!(
-                "{error}; retrying in {} (attempt {}/{})",
+                "{error}{cause}; retrying in {} (attempt {}/{})",
                 humantime::format_duration(round_ms(delay)),
                 attempt + 1,
                 self.retry.attempts
@@ -378,19 +397,13 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
-/// Scheme and host (plus any proxy prefix) without a trailing `/` or `/v2`.
-fn normalize_base(api_url: &str) -> Result<String, ApiError> {
+/// Scheme and host (plus any proxy prefix) without a trailing `/` or `/v2`; the error says what is wrong.
+pub(super) fn normalize_base(api_url: &str) -> Result<String, String> {
     let trimmed = api_url.trim().trim_end_matches('/');
     let trimmed = trimmed.strip_suffix("/v2").unwrap_or(trimmed);
-    let parsed = reqwest::Url::parse(trimmed).map_err(|e| ApiError::BadUrl {
-        url: api_url.to_string(),
-        message: e.to_string(),
-    })?;
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| e.to_string())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ApiError::BadUrl {
-            url: api_url.to_string(),
-            message: "expected http(s)://host[:port]".to_string(),
-        });
+        return Err("expected http(s)://host[:port]".to_string());
     }
     Ok(trimmed.to_string())
 }
@@ -524,9 +537,32 @@ mod tests {
     }
 
     #[test]
-    fn token_debug_is_redacted() {
+    fn only_server_errors_leave_a_create_unclear() {
+        let status = |code: u16| ApiError::Status {
+            method: Method::POST,
+            path: "/v2/droplets".into(),
+            status: code,
+            message: parse_error_body("", None),
+        };
+        assert!(status(500).is_unclear());
+        assert!(status(504).is_unclear());
+        assert!(!status(422).is_unclear());
+        assert!(!status(429).is_unclear());
+        assert_eq!(status(404).status(), Some(404));
+    }
+
+    #[test]
+    fn token_debug_is_redacted_in_the_token_and_the_client() {
         let t = Token::new("dop_v1_secret".into());
         assert!(!format!("{t:?}").contains("secret"));
+        let client = Client::new(
+            "https://api.digitalocean.com",
+            &t,
+            RetryPolicy::default(),
+            Ui::new(true),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("secret"));
     }
 
     #[test]

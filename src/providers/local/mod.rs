@@ -179,16 +179,35 @@ impl Local {
         &self.environment
     }
 
-    /// Where a host's console log / journal can be read, for `pipeline prod logs HOST`.
+    /// A host's logs for `pipeline prod logs HOST`: where they are, the end of its console (boot
+    /// messages, written by systemd-nspawn) and the end of its journal (read from the machine with
+    /// `journalctl -D`, so it works even when the host does not answer SSH).
     pub fn logs(&self, host: &str) -> Result<String, Error> {
         let state = self.load_state()?.unwrap_or_else(|| self.empty_state());
         let rec = self.record(&state, host)?;
+        let journal = Cmd::new(format!("read the journal of host {host}"), "journalctl")
+            .arg("-D")
+            .arg(rec.journal_dir())
+            .args(["--no-pager", "--lines=200"])
+            .run_unchecked()
+            .map(|o| {
+                if o.success() {
+                    o.stdout
+                } else {
+                    format!("(journalctl failed: {})\n", o.stderr.trim())
+                }
+            })
+            .unwrap_or_else(|e| format!("({e})\n"));
         Ok(format!(
-            "console log: {}\njournal:     journalctl -D {}\nshell:       ssh -i {} root@{}",
+            "# host {host} ({}), environment {}\n# console log: {}\n# journal:     journalctl -D {}\n# shell:       ssh -i {} root@{}\n\n## console (last 50 lines)\n{}\n\n## journal (last 200 lines)\n{}",
+            rec.machine,
+            self.environment,
             rec.console_log().display(),
             rec.journal_dir().display(),
             self.key.display(),
-            rec.ip
+            rec.ip,
+            system::tail(&rec.console_log(), 50),
+            journal
         ))
     }
 

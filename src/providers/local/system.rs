@@ -523,6 +523,8 @@ pub fn nspawn_command(h: &HostRecord) -> Vec<String> {
         "--resolv-conf=off".into(),
         "--link-journal=no".into(),
         "--console=read-only".into(),
+        // Plain text in the console log (systemd colours its boot messages otherwise).
+        "--setenv=SYSTEMD_COLORS=0".into(),
     ]
 }
 

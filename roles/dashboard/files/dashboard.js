@@ -1,0 +1,264 @@
+// The pipeline monitoring dashboard. It reads config.json (which hosts and apps to show, written by the
+// dashboard role), then every few seconds asks Prometheus' HTTP API (proxied by nginx at /api/v1) for the
+// last minutes of CPU, memory, app availability and response time, and redraws one card per host with
+// inline SVG charts. Plain JavaScript without dependencies: nothing is loaded from anywhere else.
+//
+// For tests and scripts, every card carries data attributes: data-host, data-app-state (up, down or
+// unknown), and each metric's data-value (the latest number, empty when there is none).
+(function () {
+  "use strict";
+
+  const API = "/api/v1";
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CHART_W = 300;
+  const CHART_H = 56;
+
+  // One PromQL query per metric, each returning one series per `host` label.
+  const METRICS = [
+    {
+      key: "cpu",
+      label: "CPU",
+      query: 'clamp(100 * (1 - avg by (host) (rate(node_cpu_seconds_total{job="node",mode="idle"}[30s]))), 0, 100)',
+      format: (v) => v.toFixed(1) + " %",
+      max: () => 100,
+    },
+    {
+      key: "memory",
+      label: "Memory",
+      query:
+        '100 * (1 - max by (host) (node_memory_MemAvailable_bytes{job="node"}) / max by (host) (node_memory_MemTotal_bytes{job="node"}))',
+      format: (v) => v.toFixed(1) + " %",
+      max: () => 100,
+    },
+    {
+      key: "latency",
+      label: "Response time",
+      query: '1000 * max by (host) (probe_duration_seconds{job="apps"})',
+      format: (v) => (v < 10 ? v.toFixed(1) : v.toFixed(0)) + " ms",
+      max: (values) => Math.max(10, ...values) * 1.15,
+    },
+  ];
+  const APP_UP = { key: "up", query: 'min by (host) (probe_success{job="apps"})' };
+  const EXPORTER_UP = { key: "exporter", query: 'min by (host) (up{job="node"})' };
+
+  const state = {
+    config: null,
+    cards: new Map(), // host -> { root, badge, values, charts, scales, strip }, keyed by metric
+  };
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    return node;
+  }
+
+  function setStatus(stateName, text) {
+    const status = $("status");
+    status.dataset.state = stateName;
+    status.textContent = text;
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url, { cache: "no-store" });
+    if (!response.ok) throw new Error(url.split("?")[0] + " answered HTTP " + response.status);
+    return response.json();
+  }
+
+  async function prometheus(path, params) {
+    const body = await getJson(API + path + "?" + new URLSearchParams(params));
+    if (body.status !== "success") throw new Error("Prometheus: " + (body.error || "query failed"));
+    return body.data;
+  }
+
+  // Prometheus' clock, not the browser's: ranges end at the newest samples even when the clocks differ.
+  async function serverNow() {
+    const data = await prometheus("/query", { query: "time()" });
+    return Number(data.result[0]);
+  }
+
+  // { host: [[t, v], ...] } for one range query.
+  async function rangeByHost(query, start, end, step) {
+    const data = await prometheus("/query_range", { query, start, end, step });
+    const out = {};
+    for (const series of data.result) {
+      const host = series.metric.host;
+      if (host === undefined) continue;
+      out[host] = series.values.map(([t, v]) => [Number(t), Number(v)]).filter(([, v]) => Number.isFinite(v));
+    }
+    return out;
+  }
+
+  function buildCard(entry) {
+    const root = el("section", { class: "host", "data-host": entry.host, "data-app-state": "unknown" });
+    const head = el("div", { class: "host-head" });
+    const titles = el("div");
+    titles.append(el("h2", {}, entry.host));
+    titles.append(el("div", { class: "app" }, entry.app + " · " + entry.url));
+    const badge = el("span", { class: "badge", "data-role": "app-state" }, "NO DATA");
+    head.append(titles, badge);
+    root.append(head);
+
+    const card = { root, badge, values: {}, charts: {}, scales: {}, strip: null };
+
+    const avail = el("div", { class: "metric", "data-metric": "up" });
+    const availHead = el("div", { class: "metric-head" });
+    const availValue = el("span", { class: "value", "data-value": "" }, "–");
+    availHead.append(el("span", {}, entry.app + " availability"), availValue);
+    card.strip = svg("svg", {
+      class: "chart strip",
+      viewBox: "0 0 " + CHART_W + " 14",
+      preserveAspectRatio: "none",
+      role: "img",
+      "aria-label": entry.app + " availability",
+    });
+    avail.append(availHead, card.strip);
+    card.values.up = availValue;
+    root.append(avail);
+
+    for (const metric of METRICS) {
+      const box = el("div", { class: "metric", "data-metric": metric.key });
+      const mhead = el("div", { class: "metric-head" });
+      const value = el("span", { class: "value", "data-value": "" }, "–");
+      mhead.append(el("span", {}, metric.label), value);
+      const chart = svg("svg", {
+        class: "chart",
+        viewBox: "0 0 " + CHART_W + " " + CHART_H,
+        preserveAspectRatio: "none",
+        role: "img",
+        "aria-label": entry.host + " " + metric.label,
+      });
+      chart.append(svg("path", { d: "" }));
+      const frame = el("div", { class: "chart-frame" });
+      const scale = el("span", { class: "scale" }, "");
+      frame.append(chart, scale);
+      box.append(mhead, frame);
+      card.scales[metric.key] = scale;
+      card.values[metric.key] = value;
+      card.charts[metric.key] = chart;
+      root.append(box);
+    }
+    const axis = el("div", { class: "axis" });
+    axis.append(el("span", {}, "−" + state.config.window_minutes + " min"), el("span", {}, "now"));
+    root.append(axis);
+    return card;
+  }
+
+  // SVG path through the points, with a gap wherever samples are missing for more than two steps.
+  function linePath(points, start, end, max, step) {
+    const x = (t) => ((t - start) / (end - start)) * CHART_W;
+    const y = (v) => CHART_H - 2 - (Math.min(v, max) / max) * (CHART_H - 4);
+    let d = "";
+    let prev = null;
+    for (const [t, v] of points) {
+      const move = prev === null || t - prev > 2 * step;
+      d += (move ? "M" : "L") + x(t).toFixed(1) + " " + y(v).toFixed(1) + " ";
+      prev = t;
+    }
+    return d.trim();
+  }
+
+  // The newest value, if it is recent enough to describe "now".
+  function latest(points, end, freshness) {
+    if (!points || points.length === 0) return null;
+    const [t, v] = points[points.length - 1];
+    return end - t <= freshness ? v : null;
+  }
+
+  function showValue(node, value, format) {
+    node.dataset.value = value === null ? "" : String(value);
+    node.textContent = value === null ? "–" : format(value);
+  }
+
+  function drawStrip(strip, points, start, end, step) {
+    const width = (step / (end - start)) * CHART_W;
+    const rects = (points || []).map(([t, v]) =>
+      svg("rect", {
+        class: v >= 1 ? "up" : "down",
+        x: (((t - start) / (end - start)) * CHART_W - width).toFixed(2),
+        y: 0,
+        width: (width + 0.3).toFixed(2),
+        height: 14,
+      })
+    );
+    strip.replaceChildren(...rects);
+  }
+
+  async function refresh() {
+    const cfg = state.config;
+    const end = await serverNow();
+    const start = end - cfg.window_minutes * 60;
+    const step = Math.max(1, Math.round((end - start) / 240));
+    const freshness = Math.max(3 * cfg.refresh_seconds, 2 * step) + 5;
+
+    const queries = [APP_UP, EXPORTER_UP, ...METRICS];
+    const results = await Promise.all(queries.map((q) => rangeByHost(q.query, start, end, step)));
+    const byKey = {};
+    queries.forEach((q, i) => (byKey[q.key] = results[i]));
+
+    for (const entry of cfg.hosts) {
+      const card = state.cards.get(entry.host);
+      const up = latest(byKey.up[entry.host], end, freshness);
+      const appState = up === null ? "unknown" : up >= 1 ? "up" : "down";
+      card.root.dataset.appState = appState;
+      card.badge.textContent = appState === "up" ? "UP" : appState === "down" ? "DOWN" : "NO DATA";
+      showValue(card.values.up, up, (v) => (v >= 1 ? "up" : "down"));
+      drawStrip(card.strip, byKey.up[entry.host], start, end, step);
+
+      const exporter = latest(byKey.exporter[entry.host], end, freshness);
+      card.root.dataset.exporterState = exporter === null ? "unknown" : exporter >= 1 ? "up" : "down";
+
+      for (const metric of METRICS) {
+        const points = byKey[metric.key][entry.host] || [];
+        showValue(card.values[metric.key], latest(points, end, freshness), metric.format);
+        const max = metric.max(points.map(([, v]) => v));
+        card.charts[metric.key].firstChild.setAttribute("d", linePath(points, start, end, max, step));
+        card.scales[metric.key].textContent = "max " + metric.format(max);
+      }
+    }
+    const when = new Date(end * 1000).toLocaleTimeString();
+    $("status").dataset.updated = String(end);
+    setStatus("live", "Live · updated " + when + " · every " + cfg.refresh_seconds + " s · last " + cfg.window_minutes + " min");
+  }
+
+  async function loop() {
+    try {
+      await refresh();
+    } catch (err) {
+      setStatus("error", "Cannot reach Prometheus: " + err.message + " (retrying)");
+    }
+    setTimeout(loop, state.config.refresh_seconds * 1000);
+  }
+
+  async function start() {
+    try {
+      state.config = await getJson("config.json");
+    } catch (err) {
+      setStatus("error", "Cannot load config.json: " + err.message);
+      return;
+    }
+    const cfg = state.config;
+    document.title = cfg.title;
+    $("title").textContent = cfg.title;
+    const main = $("hosts");
+    for (const entry of cfg.hosts) {
+      const card = buildCard(entry);
+      state.cards.set(entry.host, card);
+      main.append(card.root);
+    }
+    if (cfg.hosts.length === 0) main.append(el("p", {}, "No hosts configured (dashboard_hosts is empty)."));
+    loop();
+  }
+
+  start();
+})();

@@ -1,0 +1,335 @@
+//! The monitoring stack's pieces on loopback, without sandbox hosts: the roles' own templates (rendered by
+//! ansible-playbook) configure a real Prometheus, node_exporter, blackbox exporter and nginx running as
+//! child processes on free loopback ports; two tiny HTTP servers stand in for the apps. Headless Chromium
+//! then loads the dashboard through nginx, exactly as a user would.
+//!
+//! Needs the Debian packages prometheus, prometheus-node-exporter, prometheus-blackbox-exporter, nginx and
+//! chromium, and ansible-playbook (all installed by scripts/setup.sh).
+
+mod monitor_support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monitor_support::browser::Browser;
+use monitor_support::{
+    all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, CARDS_JS,
+};
+use serde_json::json;
+
+const ROLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("find a free loopback port")
+        .port()
+}
+
+fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{program}` is not installed; install it with scripts/setup.sh (apt-get install {package})"
+    );
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    monitor_support::http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < timeout, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A stand-in app: answers 200 to every request until stopped, then closes connections unanswered.
+struct FakeApp {
+    port: u16,
+    stopped: Arc<AtomicBool>,
+}
+
+impl FakeApp {
+    fn start() -> FakeApp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake app");
+        let port = listener.local_addr().unwrap().port();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = stopped.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the probe sees the connection closed without a response
+                }
+                let mut buf = [0u8; 2048];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                );
+            }
+        });
+        FakeApp { port, stopped }
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Child processes killed when the test ends, however it ends.
+struct Daemons(Vec<(String, Child)>);
+
+impl Daemons {
+    fn spawn(&mut self, name: &str, dir: &Path, program: &str, args: &[String]) {
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("create log");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        self.0.push((name.to_string(), child));
+    }
+
+    fn assert_running(&mut self, dir: &Path) {
+        for (name, child) in &mut self.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log =
+                    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+                panic!("{name} exited with {status}:\n{log}");
+            }
+        }
+    }
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct Ports {
+    prometheus: u16,
+    node: u16,
+    blackbox: u16,
+    nginx: u16,
+}
+
+/// Renders the roles' templates (prometheus.yml, blackbox.yml, the nginx site, config.json) into `dir`
+/// with ansible-playbook, from each role's defaults plus loopback ports.
+fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let probes: Vec<_> = apps
+        .iter()
+        .map(|(host, app, port)| json!({"host": host, "app": app, "url": format!("http://127.0.0.1:{port}/")}))
+        .collect();
+    let vars = json!({
+        "prometheus_listen_address": "127.0.0.1",
+        "prometheus_port": ports.prometheus,
+        "prometheus_node_targets": apps.iter()
+            .map(|(host, _, _)| json!({"host": host, "address": format!("127.0.0.1:{}", ports.node)}))
+            .collect::<Vec<_>>(),
+        "prometheus_http_probes": probes,
+        "prometheus_blackbox_address": format!("127.0.0.1:{}", ports.blackbox),
+        "dashboard_listen_port": ports.nginx,
+        "dashboard_root": www,
+        "dashboard_prometheus_upstream": format!("127.0.0.1:{}", ports.prometheus),
+        "dashboard_hosts": probes,
+    });
+    std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
+    let mut tasks = String::new();
+    for role in ["prometheus", "blackbox", "dashboard"] {
+        tasks.push_str(&format!(
+            "    - name: Load the {role} role's defaults\n      ansible.builtin.include_vars: {ROLES}/{role}/defaults/main.yml\n"
+        ));
+    }
+    for (role, template, dest) in [
+        ("prometheus", "prometheus.yml.j2", "prometheus.yml"),
+        ("blackbox", "blackbox.yml.j2", "blackbox.yml"),
+        ("dashboard", "pipeline-dashboard.conf.j2", "site.conf"),
+        ("dashboard", "config.json.j2", "www/config.json"),
+    ] {
+        tasks.push_str(&format!(
+            "    - name: Render {template}\n      ansible.builtin.template:\n        src: {ROLES}/{role}/templates/{template}\n        dest: {}/{dest}\n        mode: \"0644\"\n",
+            dir.display()
+        ));
+    }
+    let playbook = format!(
+        "- name: Render the monitoring roles' templates\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  vars:\n    ansible_python_interpreter: \"{{{{ ansible_playbook_python }}}}\"\n  tasks:\n{tasks}"
+    );
+    std::fs::write(dir.join("render.yml"), playbook).unwrap();
+    let out = Command::new("ansible-playbook")
+        .args(["-i", "localhost,", "render.yml", "-e"])
+        .arg(format!("@{}", dir.join("vars.json").display()))
+        .current_dir(dir)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        out.status.success(),
+        "rendering the role templates failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in ["index.html", "dashboard.js", "dashboard.css"] {
+        std::fs::copy(
+            Path::new(ROLES).join("dashboard/files").join(file),
+            www.join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{}}\nhttp {{\n  include /etc/nginx/mime.types;\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  include {d}/site.conf;\n}}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
+    for (program, package) in [
+        ("prometheus", "prometheus"),
+        ("prometheus-node-exporter", "prometheus-node-exporter"),
+        (
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter",
+        ),
+        ("nginx", "nginx"),
+        ("ansible-playbook", "ansible (scripts/setup.sh installs it)"),
+    ] {
+        require(program, package);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    // nginx workers run unprivileged and must read the page.
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let ports = Ports {
+        prometheus: free_port(),
+        node: free_port(),
+        blackbox: free_port(),
+        nginx: free_port(),
+    };
+    let itrust = FakeApp::start();
+    let checkbox = FakeApp::start();
+    render_role_templates(
+        dir,
+        &ports,
+        &[
+            ("itrust", "iTrust", itrust.port),
+            ("checkbox", "checkbox.io", checkbox.port),
+        ],
+    );
+
+    let mut daemons = Daemons(Vec::new());
+    let d = dir.display();
+    daemons.spawn(
+        "node_exporter",
+        dir,
+        "prometheus-node-exporter",
+        &[format!("--web.listen-address=127.0.0.1:{}", ports.node)],
+    );
+    daemons.spawn(
+        "blackbox",
+        dir,
+        "prometheus-blackbox-exporter",
+        &[
+            format!("--config.file={d}/blackbox.yml"),
+            format!("--web.listen-address=127.0.0.1:{}", ports.blackbox),
+        ],
+    );
+    daemons.spawn(
+        "prometheus",
+        dir,
+        "prometheus",
+        &[
+            format!("--config.file={d}/prometheus.yml"),
+            format!("--storage.tsdb.path={d}/data"),
+            format!("--web.listen-address=127.0.0.1:{}", ports.prometheus),
+        ],
+    );
+    daemons.spawn(
+        "nginx",
+        dir,
+        "nginx",
+        &[
+            "-p".into(),
+            format!("{d}"),
+            "-e".into(),
+            format!("{d}/nginx-error.log"),
+            "-c".into(),
+            format!("{d}/nginx.conf"),
+        ],
+    );
+    wait_until(
+        "Prometheus answers through nginx",
+        Duration::from_secs(30),
+        || {
+            daemons.assert_running(dir);
+            matches!(
+                http_get(ports.nginx, "/api/v1/query?query=up"),
+                Ok((200, _))
+            )
+        },
+    );
+
+    // Only queries pass: the rest of Prometheus' API and UI stay behind nginx.
+    for path in [
+        "/api/v1/status/config",
+        "/api/v1/admin/tsdb/snapshot",
+        "/graph",
+        "/metrics",
+    ] {
+        let (status, _) = http_get(ports.nginx, path).unwrap();
+        assert_eq!(status, 404, "nginx must not expose {path}");
+    }
+
+    let mut browser = Browser::launch();
+    browser.navigate(&format!("http://127.0.0.1:{}/dashboard", ports.nginx));
+    let live = browser.wait_for(
+        &all_live_js(&["itrust", "checkbox"]),
+        Duration::from_secs(60),
+    );
+    let cards = browser.eval(CARDS_JS);
+    assert!(
+        live.is_some(),
+        "both hosts with live numbers within 60 s; page shows {cards}"
+    );
+    assert_plausible_numbers(&cards);
+    browser.screenshot(&artifacts_dir().join("dashboard-loopback.png"));
+
+    checkbox.stop();
+    let down = browser.wait_for(
+        &format!(
+            "{} && {}",
+            app_state_js("checkbox", "down"),
+            app_state_js("itrust", "up")
+        ),
+        Duration::from_secs(30),
+    );
+    let cards = browser.eval(CARDS_JS);
+    assert!(
+        down.is_some(),
+        "checkbox shown down within 30 s of stopping it; page shows {cards}"
+    );
+    browser.screenshot(&artifacts_dir().join("dashboard-loopback-down.png"));
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}

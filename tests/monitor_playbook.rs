@@ -1,0 +1,121 @@
+//! monitor-setup's Ansible side without hosts: the rendered entry playbook passes
+//! `ansible-playbook --syntax-check` with the built-in roles, the run carries the plan as typed vars, and
+//! the node_exporter role's nftables table is accepted by `nft --check` (with and without scrapers).
+
+use std::path::Path;
+use std::process::Command;
+
+use pipeline::ansible::PlaybookRun;
+use pipeline::commands::monitor::{plan, MonitorConfig, PLAYBOOK};
+use pipeline::inventory::Inventory;
+
+const INVENTORY: &str = "[checkbox]\ncheckbox ansible_host=10.213.0.6 ansible_user=root\n\
+[itrust]\nitrust ansible_host=10.213.0.2 ansible_user=root\n\
+[monitor]\nmonitor ansible_host=10.213.0.10 ansible_user=root\n";
+
+#[test]
+fn rendered_monitor_playbook_passes_ansible_syntax_check_with_the_built_in_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory_path = dir.path().join("inventory.ini");
+    std::fs::write(&inventory_path, INVENTORY).unwrap();
+    let inventory = Inventory::load(&inventory_path).unwrap();
+    let plan = plan(&inventory, &MonitorConfig::default().apps(), 9100).unwrap();
+
+    let mut run = PlaybookRun::new(
+        "monitor-setup",
+        PLAYBOOK,
+        &inventory_path,
+        dir.path().join("state"),
+    );
+    run.context = plan.playbook_context("inventory.ini");
+    run.extra_vars = plan.role_vars(9100);
+    let prepared = run
+        .syntax_check()
+        .unwrap_or_else(|e| panic!("syntax check failed: {e}"));
+
+    let playbook = std::fs::read_to_string(&prepared.playbook).unwrap();
+    assert!(playbook.contains("hosts: itrust:checkbox"), "{playbook}");
+    let vars: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&prepared.vars_file).unwrap()).unwrap();
+    assert_eq!(
+        vars["node_exporter_allowed_scrapers"],
+        serde_json::json!(["10.213.0.10"])
+    );
+    assert_eq!(
+        vars["prometheus_http_probes"][0]["url"],
+        "http://10.213.0.2:8080/iTrust2"
+    );
+}
+
+/// Renders the node_exporter role's nftables template with ansible-playbook and returns the text.
+fn render_nft(dir: &Path, scrapers: &str) -> String {
+    let roles = concat!(env!("CARGO_MANIFEST_DIR"), "/roles");
+    let out_file = dir.join("node-exporter.nft");
+    let playbook = dir.join("render.yml");
+    std::fs::write(
+        &playbook,
+        format!(
+            "- name: Render the node_exporter firewall\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  vars:\n    ansible_python_interpreter: \"{{{{ ansible_playbook_python }}}}\"\n  tasks:\n    - name: Load the role defaults\n      ansible.builtin.include_vars: {roles}/node_exporter/defaults/main.yml\n    - name: Render\n      ansible.builtin.template:\n        src: {roles}/node_exporter/templates/node-exporter.nft.j2\n        dest: {}\n        mode: \"0644\"\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("ansible-playbook")
+        .args(["-i", "localhost,"])
+        .arg(&playbook)
+        .arg("-e")
+        .arg(format!(
+            "{{\"node_exporter_allowed_scrapers\": {scrapers}}}"
+        ))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible-playbook (install it with scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "rendering failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(out_file).unwrap()
+}
+
+fn nft_check(path: &Path) -> std::process::Output {
+    Command::new("nft")
+        .args(["--check", "--file"])
+        .arg(path)
+        .output()
+        .expect("run nft (apt-get install nftables; scripts/setup.sh does)")
+}
+
+#[test]
+fn node_exporter_firewall_table_is_valid_nftables_and_admits_only_listed_scrapers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (scrapers, accept_rule) in [
+        (
+            r#"["10.213.0.10", "192.0.2.0/24"]"#,
+            Some("elements = { 10.213.0.10, 192.0.2.0/24 }"),
+        ),
+        ("[]", None),
+    ] {
+        let text = render_nft(dir.path(), scrapers);
+        let file = dir.path().join("node-exporter.nft");
+        let check = nft_check(&file);
+        assert!(
+            check.status.success(),
+            "nft rejects the table for {scrapers}:\n{text}\n{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert!(text.contains("tcp dport 9100 drop"), "{text}");
+        assert!(text.contains("iif \"lo\" accept"), "{text}");
+        match accept_rule {
+            Some(elements) => {
+                assert!(text.contains(elements), "{text}");
+                assert!(
+                    text.contains("tcp dport 9100 ip saddr @scrapers accept"),
+                    "{text}"
+                );
+            }
+            None => assert!(!text.contains("@scrapers"), "{text}"),
+        }
+    }
+}
