@@ -144,7 +144,7 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
     let own;
     let sb = match own_env {
         Some(env) => {
-            own = common::up(&env, &common::PROD_HOSTS);
+            own = common::up(&env);
             &own
         }
         None => common::prod(),

@@ -179,6 +179,48 @@ fn kth_pairwise_difference_equals_brute_force_sort() {
 }
 
 #[test]
+fn kth_pairwise_difference_search_matches_brute_force_beyond_the_listing_limit() {
+    // 540,000 pairs, far above the n + m candidates listed directly, so the root finding runs: integers with
+    // heavy ties, a skewed continuous sample, and a sample with one far outlier.
+    let ints = |n: u64, salt: u64| -> Vec<f64> {
+        (0..n).map(|i| ((i * 7919 + salt) % 53) as f64).collect()
+    };
+    let skew = |n: u64, salt: u64| -> Vec<f64> {
+        (0..n)
+            .map(|i| (((i * 104_729 + salt) % 10_007) as f64 / 1000.0).exp())
+            .collect()
+    };
+    let mut outlier = skew(600, 3);
+    outlier[0] = 1e9;
+    for (x, y) in [
+        (ints(900, 1), ints(600, 2)),
+        (skew(900, 1), skew(600, 2)),
+        (skew(900, 5), outlier),
+    ] {
+        let (x, y) = (sorted(&x), sorted(&y));
+        let mut all: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| a - b))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        let total = all.len() as u64;
+        for k in [
+            1,
+            2,
+            1000,
+            total / 100,
+            total / 2,
+            total / 2 + 1,
+            total - 12_345,
+            total - 1,
+            total,
+        ] {
+            assert_eq!(kth_pairwise_diff(&x, &y, k), all[k as usize - 1], "k={k}");
+        }
+    }
+}
+
+#[test]
 fn two_proportions_match_r_prop_test() {
     // R 4.2.2: prop.test(c(a,b), c(n,m), correct=TRUE, conf.level=0.98)
     //   p1: (30,10 of 1000,1000) p=0.0024080404672879533 ci=0.0044719621830365784,0.035528037816963412
