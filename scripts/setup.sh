@@ -31,6 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The local sandbox mounts an overlay per host: make sure the kernel has overlayfs loaded.
+if ! grep -qw overlay /proc/filesystems; then
+  modprobe overlay 2>/dev/null || echo "setup.sh: warning: this kernel has no overlayfs; the local sandbox (--provider local) needs it" >&2
+fi
 # nginx is only a test fixture here: do not leave the distribution's default site running.
 if systemctl is-active --quiet nginx 2>/dev/null; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 

@@ -1,4 +1,4 @@
-//! The shared e2e fixture: the `prod` hosts (itrust, checkbox, monitor) of environment `e2e` on the
+//! The shared e2e fixture: the `prod` hosts (itrust, checkbox, monitor) of environment [`env`] on the
 //! local sandbox, built ONCE per suite by the first test that asks ([`prod`]) and torn down by
 //! [`teardown`], which `scripts/e2e.sh` runs last. Work files (inventory, playbooks, state) live in
 //! `target/e2e-work/<environment>/`. Also: [`up`]/[`down`] for tests that need their own environment,
@@ -15,8 +15,16 @@ use pipeline::process::{Cmd, Output};
 use pipeline::providers::local::state::EnvState;
 use pipeline::providers::local::Settings;
 
-/// The environment of the shared hosts.
-pub const ENV: &str = "e2e";
+/// The environment of the shared hosts: `e2e`, or `$PIPELINE_E2E_ENV` so that two people running the
+/// suite on one machine do not tear down each other's hosts.
+pub fn env() -> String {
+    std::env::var("PIPELINE_E2E_ENV").unwrap_or_else(|_| "e2e".to_string())
+}
+
+/// An environment of its own for one test, named after the shared one (`e2e-sbx`, …).
+pub fn test_env(suffix: &str) -> String {
+    format!("{}-{suffix}", env())
+}
 /// The shared hosts.
 pub const PROD_HOSTS: [&str; 3] = ["itrust", "checkbox", "monitor"];
 
@@ -105,7 +113,7 @@ pub fn work_root() -> PathBuf {
 /// The shared `e2e` environment with itrust, checkbox and monitor, brought up on first use.
 pub fn prod() -> &'static Sandbox {
     static PROD: OnceLock<Sandbox> = OnceLock::new();
-    PROD.get_or_init(|| up(ENV, &PROD_HOSTS))
+    PROD.get_or_init(|| up(&env()))
 }
 
 /// The provider's settings the tests run with (pipeline.toml is not read: the defaults).
@@ -126,16 +134,24 @@ pub fn state(environment: &str) -> Option<EnvState> {
     EnvState::load(&state_file(environment)).expect("state readable")
 }
 
-/// `pipeline prod up` for `hosts` in `environment` (reuses running hosts), then reads the inventory.
-pub fn up(environment: &str, hosts: &[&str]) -> Sandbox {
+/// `pipeline prod up --provider local --env <environment>` (itrust, checkbox, monitor; running hosts are
+/// reused), then reads the inventory it wrote.
+pub fn up(environment: &str) -> Sandbox {
     let work = work_root().join(environment);
     std::fs::create_dir_all(&work).expect("create work dir");
     let inventory = work.join("inventory.ini");
-    run_up(environment, hosts, &inventory);
+    run_up(environment, &inventory);
+    read_sandbox(environment)
+}
+
+/// The sandbox as the inventory of `environment`'s last `up` describes it.
+pub fn read_sandbox(environment: &str) -> Sandbox {
+    let work = work_root().join(environment);
+    let inventory = work.join("inventory.ini");
     let inv = Inventory::load(&inventory).expect("inventory written");
     let mut addrs = Vec::new();
     let mut key = None;
-    for name in hosts {
+    for name in PROD_HOSTS {
         let h = &inv.group(name).expect("host in inventory")[0];
         addrs.push((
             h.name.clone(),
@@ -154,50 +170,49 @@ pub fn up(environment: &str, hosts: &[&str]) -> Sandbox {
     }
 }
 
-/// Brings hosts up through the library API (the `prod` command arrives separately): up, wait for SSH,
-/// write the inventory like `prod up` does.
-fn run_up(environment: &str, hosts: &[&str], inventory: &Path) {
-    use pipeline::providers::local::Local;
-    use pipeline::providers::{HostSpec, Provider, WaitFor};
-    let ui = pipeline::ui::Ui::new(false);
-    let specs: Vec<HostSpec> = hosts
-        .iter()
-        .map(|n| HostSpec {
-            name: n.to_string(),
-            size: "local".into(),
-            image: "debian".into(),
-            region: "local".into(),
-            memory_limit: None,
-        })
-        .collect();
-    let names: Vec<String> = hosts.iter().map(|s| s.to_string()).collect();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mut local =
-        Local::with_settings(settings(), environment, ui.clone()).expect("local provider");
-    rt.block_on(local.up(&specs, &ui)).expect("up");
-    let ready = rt
-        .block_on(local.wait_ready(
-            &names,
-            WaitFor::Ssh,
-            std::time::Duration::from_secs(180),
-            &ui,
-        ))
-        .expect("hosts ready");
-    let text =
-        pipeline::inventory::render(&ready, &local.connection(), "prod up", "local", environment)
-            .expect("inventory renders");
-    pipeline::fsutil::write_atomic(inventory, text.as_bytes(), 0o644).expect("inventory written");
+/// The `pipeline` binary under test.
+pub fn pipeline() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pipeline"))
 }
 
-/// `pipeline prod down` for `environment`; returns the hosts destroyed.
+/// `pipeline prod … --provider local --env <environment>` with the environment's own state dir.
+pub fn prod_cmd(environment: &str, action: &str) -> Cmd {
+    let work = work_root().join(environment);
+    Cmd::new(
+        format!("pipeline prod {action} --env {environment}"),
+        pipeline(),
+    )
+    .arg("--state-dir")
+    .arg(work.join(".pipeline"))
+    .args(["prod", action, "--provider", "local", "--env", environment])
+    .dir(work_root())
+}
+
+fn run_up(environment: &str, inventory: &Path) {
+    prod_cmd(environment, "up")
+        .arg("--inventory")
+        .arg(inventory)
+        .args(["--timeout", "5m"])
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `pipeline prod down` for `environment`; returns the hosts destroyed (as the command prints them).
 pub fn down(environment: &str) -> Vec<String> {
-    use pipeline::providers::local::Local;
-    use pipeline::providers::Provider;
-    let ui = pipeline::ui::Ui::new(false);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mut local =
-        Local::with_settings(settings(), environment, ui.clone()).expect("local provider");
-    rt.block_on(local.down(&ui)).expect("down")
+    std::fs::create_dir_all(work_root().join(environment)).expect("create work dir");
+    let out = prod_cmd(environment, "down")
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // "destroyed a, b in environment X" or "nothing to destroy in environment X"
+    let mut hosts: Vec<String> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("destroyed "))
+        .filter_map(|l| l.split(" in environment ").next())
+        .flat_map(|l| l.split(", ").map(str::to_string))
+        .collect();
+    hosts.sort();
+    hosts
 }
 
 /// What is left on the machine of the resources `before` recorded (call `state(env)` before `down`),
@@ -283,12 +298,12 @@ fn nspawn_cmdlines() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Tears the shared `e2e` environment down; `scripts/e2e.sh` runs it after all other tests.
+/// Tears the shared environment down; `scripts/e2e.sh` runs it after all other tests.
 #[test]
 #[ignore = "run by scripts/e2e.sh after the suite"]
 fn teardown() {
-    let before = state(ENV);
-    down(ENV);
+    let before = state(&env());
+    down(&env());
     if let Some(before) = before {
         assert_eq!(leftovers(&before), Vec::<String>::new());
     }

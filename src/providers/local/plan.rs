@@ -289,7 +289,7 @@ pub struct Recipe {
 }
 
 /// Bump when the steps that turn a debootstrap tree into the base image change.
-pub const RECIPE_VERSION: u32 = 1;
+pub const RECIPE_VERSION: u32 = 2;
 
 /// Packages every base image has: what Ansible and these hosts need.
 pub const BASE_PACKAGES: &[&str] = &[
