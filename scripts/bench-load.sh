@@ -88,19 +88,19 @@ for round in $(seq "$ROUNDS"); do
         run "wrk -t1" "$c" "$round" "$DURATION" wrk -t1 -c"$c" -d"${DURATION}s" --latency "$url"
         run "wrk -t2" "$c" "$round" "$DURATION" wrk -t2 -c"$c" -d"${DURATION}s" --latency "$url"
         run "oha" "$c" "$round" "$DURATION" "$OHA" --no-tui --output-format json -c "$c" -z "${DURATION}s" "$url"
-        run "pipeline -t1" "$c" "$round" "$DURATION" "$PIPELINE" -q load "$url" -c "$c" -d "${DURATION}s" -t 1 --json
-        run "pipeline -t2" "$c" "$round" "$DURATION" "$PIPELINE" -q load "$url" -c "$c" -d "${DURATION}s" -t 2 --json
+        run "pipeline -t1" "$c" "$round" "$DURATION" "$PIPELINE" --quiet load "$url" -c "$c" -d "${DURATION}s" -t 1 --json
+        run "pipeline -t2" "$c" "$round" "$DURATION" "$PIPELINE" --quiet load "$url" -c "$c" -d "${DURATION}s" -t 2 --json
     done
 done
 
 echo "constant rate $RATE req/s, 50 connections ..." >&2
 run "oha -q --latency-correction" 50 rate "$DURATION" "$OHA" --no-tui --output-format json -c 50 -z "${DURATION}s" -q "$RATE" --latency-correction "$url"
-run "pipeline -R" 50 rate "$DURATION" "$PIPELINE" -q load "$url" -c 50 -d "${DURATION}s" -R "$RATE" --json
+run "pipeline -R" 50 rate "$DURATION" "$PIPELINE" --quiet load "$url" -c 50 -d "${DURATION}s" -R "$RATE" --json
 
 echo "memory: ${MEMORY_SECONDS} s at full speed, 50 connections ..." >&2
 run "wrk -t1" 50 memory "$MEMORY_SECONDS" wrk -t1 -c50 -d"${MEMORY_SECONDS}s" --latency "$url"
 run "oha" 50 memory "$MEMORY_SECONDS" "$OHA" --no-tui --output-format json -c 50 -z "${MEMORY_SECONDS}s" "$url"
-run "pipeline -t1" 50 memory "$MEMORY_SECONDS" "$PIPELINE" -q load "$url" -c 50 -d "${MEMORY_SECONDS}s" -t 1 --json
+run "pipeline -t1" 50 memory "$MEMORY_SECONDS" "$PIPELINE" --quiet load "$url" -c 50 -d "${MEMORY_SECONDS}s" -t 1 --json
 
 python3 - "$results" <<'PY'
 import json, re, statistics, sys
