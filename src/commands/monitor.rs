@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::ansible::{PlaybookRun, RolesSource};
@@ -107,7 +107,7 @@ pub enum PlanError {
 }
 
 /// One monitored host: scraped at `exporter` and its app probed at `url`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Inventory host name; the `host` label in Prometheus and the card title on the dashboard.
     pub host: String,
