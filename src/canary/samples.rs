@@ -5,7 +5,8 @@
 //! Metrics (canary − baseline; the settings are the canary's defaults, see the README):
 //! - `error_rate`: 1 per request answered 5xx, 0 otherwise; two-proportion test; critical, fails on an
 //!   increase of more than half a percentage point;
-//! - `latency_ms`: per request that got an answer (any status), from its scheduled send time; fails on +20 %;
+//! - `latency_ms`: per request that got an answer (any status), from its scheduled send time; critical,
+//!   fails on +20 % (of the median, or of the p99 by the judge's tail test);
 //! - `response_bytes`: body size per answered request; fails on a change of more than 10 % either way
 //!   (a broken service answers with tiny error bodies);
 //! - `cpu_percent`, `memory_percent`: one value per second per host from node_exporter; fail on +25 %;
@@ -171,6 +172,7 @@ pub fn judge_input(
         col(c, &c.latency_ms),
     );
     latency.kind = Some(MetricKind::Continuous);
+    latency.critical = true;
     latency.allowed_increase = Some(0.20);
 
     let mut bytes = metric(

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::ansible::{DeployReport, PlaybookRun};
+use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
 use crate::canary::judge::{self, JudgeConfig, Judgement};
 use crate::canary::load::{self, LoadPlan, LoadRun, Snapshot, Stop};
 use crate::canary::metrics::{self, HostSeries, HttpScraper};
@@ -56,9 +56,12 @@ pub struct CanaryArgs {
     /// Length of the load window, e.g. 60s, 2m [default: 60s].
     #[arg(long, short = 'd', value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Load sent before the measured window and not judged, so both arms are warm [default: 5s; 0 = none].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
     /// Requests per second through the proxy, both arms together (open model; 0 = as fast as the
     /// connections allow) [default: 100].
-    #[arg(long, short = 'q')]
+    #[arg(long)]
     pub rate: Option<f64>,
     /// Connections to the proxy [default: 16].
     #[arg(long, short = 'c')]
@@ -84,6 +87,10 @@ pub struct CanaryArgs {
     /// Keep the hosts after the run (default: destroy them); a later run reuses them.
     #[arg(long)]
     pub keep: bool,
+    /// Use the roles in DIR (e.g. an edited `pipeline roles export DIR`) instead of the built-in ones
+    /// [config: roles_dir].
+    #[arg(long, value_name = "DIR")]
+    pub roles: Option<PathBuf>,
     /// Environment the hosts belong to (hosts blue, green, proxy).
     #[arg(long, env = "PIPELINE_CANARY_ENV", default_value = "canary")]
     pub env: String,
@@ -96,6 +103,8 @@ pub struct CanarySection {
     pub repo: Option<String>,
     /// e.g. "60s".
     pub duration: Option<String>,
+    /// e.g. "5s".
+    pub warmup: Option<String>,
     pub rate: Option<f64>,
     pub concurrency: Option<usize>,
     pub split: Option<u8>,
@@ -118,6 +127,8 @@ pub struct CanaryPlan {
     pub canary: String,
     pub specs: Vec<HostSpec>,
     pub duration: Duration,
+    /// Unrecorded load before the window.
+    pub warmup: Duration,
     /// `None`: closed model, as fast as `concurrency` connections allow.
     pub rate: Option<f64>,
     pub concurrency: usize,
@@ -126,6 +137,8 @@ pub struct CanaryPlan {
     pub report_dir: PathBuf,
     pub keep: bool,
     pub judge: JudgeConfig,
+    /// Roles from this directory instead of the built-in ones.
+    pub roles: Option<PathBuf>,
 }
 
 impl CanaryPlan {
@@ -153,23 +166,37 @@ fn usage(msg: String) -> anyhow::Error {
     UsageError(msg).into()
 }
 
+/// A duration from the flag, else `[canary] key = "…"`, else `default_secs`.
+fn duration_setting(
+    key: &str,
+    flag: Option<Duration>,
+    config: &Option<String>,
+    default_secs: u64,
+) -> anyhow::Result<Duration> {
+    match (flag, config) {
+        (Some(d), _) => Ok(d),
+        (None, Some(text)) => humantime::parse_duration(text).map_err(|e| {
+            usage(format!(
+                "[canary] {key} = {text:?}: {e} (e.g. \"{default_secs}s\")"
+            ))
+        }),
+        (None, None) => Ok(Duration::from_secs(default_secs)),
+    }
+}
+
 /// Resolves flags > pipeline.toml `[canary]` > defaults, and checks every value.
 pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> {
     let section: CanarySection = global.config.section("canary")?;
     let provider = provision::resolve_provider_kind(args.provider, &global.config)?;
     provision::check_environment(&args.env)?;
-    let duration = match (args.duration, &section.duration) {
-        (Some(d), _) => d,
-        (None, Some(text)) => humantime::parse_duration(text)
-            .map_err(|e| usage(format!("[canary] duration = {text:?}: {e} (e.g. \"60s\")")))?,
-        (None, None) => Duration::from_secs(60),
-    };
+    let duration = duration_setting("duration", args.duration, &section.duration, 60)?;
     if duration < Duration::from_secs(1) {
         return Err(usage(format!(
             "--duration {}: the load window must be at least 1s",
             humantime::format_duration(duration)
         )));
     }
+    let warmup = duration_setting("warmup", args.warmup, &section.warmup, 5)?;
     let rate = pick(args.rate, section.rate, || 100.0);
     if !(rate.is_finite() && rate >= 0.0) {
         return Err(usage(format!(
@@ -228,6 +255,7 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
         canary: args.canary,
         specs,
         duration,
+        warmup,
         rate: (rate > 0.0).then_some(rate),
         concurrency,
         split,
@@ -242,6 +270,10 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
         }),
         keep: args.keep,
         judge,
+        roles: match args.roles {
+            Some(dir) => Some(dir),
+            None => global.config.string("roles_dir")?.map(PathBuf::from),
+        },
     })
 }
 
@@ -385,6 +417,10 @@ async fn stages(
     );
     playbook.context = run::playbook_context(&plan.environment, &baseline, &canary, plan.split);
     playbook.extra_vars = run::extra_vars();
+    playbook.roles = plan
+        .roles
+        .clone()
+        .map_or(RolesSource::Embedded, RolesSource::Dir);
     let deploy_ui = ui.clone();
     let deploy: DeployReport = times
         .time(
@@ -426,6 +462,9 @@ async fn stages(
         plan.rate.map(|r| format!("{r} req/s")).unwrap_or_else(|| "as fast as possible".into()),
         plan.concurrency
     ));
+    if !plan.warmup.is_zero() {
+        times.time("warmup", warm_up(plan, &proxy_url)).await?;
+    }
     let (load_run, hosts) = times
         .time(
             "load",
@@ -465,7 +504,10 @@ async fn stages(
             times,
             &samples_file,
         )),
-        deploy: Some(deploy_summary(&deploy)),
+        deploy: Some(deploy_summary(
+            &deploy,
+            &plan.report_dir.join("deploy.json"),
+        )),
     };
     let files = report::write_all(&plan.report_dir, &judgement, &extras).with_context(|| {
         format!(
@@ -485,13 +527,8 @@ async fn stages(
 
 /// Runs the load through the proxy and, at the same time, the node_exporter sampler on blue and green;
 /// the sampler stops when the load ends.
-async fn load_and_sample(
-    plan: &CanaryPlan,
-    proxy_url: &str,
-    baseline: &ArmDeploy,
-    canary: &ArmDeploy,
-    global: &Global,
-) -> anyhow::Result<(LoadRun, Vec<HostSeries>)> {
+/// The load generator's plan: the probe request through the proxy for `window`, at the plan's rate.
+fn load_plan(plan: &CanaryPlan, proxy_url: &str, window: Duration) -> anyhow::Result<LoadPlan> {
     let mut load_plan = LoadPlan::new(proxy_url).context("invalid proxy URL for the load")?;
     load_plan.method = plan
         .probe
@@ -509,9 +546,32 @@ async fn load_and_sample(
     }
     load_plan.concurrency = plan.concurrency;
     load_plan.rate = plan.rate;
-    load_plan.stop = Stop::Duration(plan.duration);
+    load_plan.stop = Stop::Duration(window);
     load_plan.backend_header = Some(hyper::header::HeaderName::from_static("x-canary-backend"));
+    Ok(load_plan)
+}
 
+/// Sends the warm-up load (not recorded): a freshly (re)started arm is slower for its first seconds
+/// (JIT, caches, connection pools), which would be judged against an arm that has been running for hours.
+async fn warm_up(plan: &CanaryPlan, proxy_url: &str) -> anyhow::Result<()> {
+    let run = load::run(
+        load_plan(plan, proxy_url, plan.warmup)?,
+        &mut load::NoProgress,
+    )
+    .await
+    .context("the warm-up load failed")?;
+    drop(run);
+    Ok(())
+}
+
+async fn load_and_sample(
+    plan: &CanaryPlan,
+    proxy_url: &str,
+    baseline: &ArmDeploy,
+    canary: &ArmDeploy,
+    global: &Global,
+) -> anyhow::Result<(LoadRun, Vec<HostSeries>)> {
+    let load_plan = load_plan(plan, proxy_url, plan.duration)?;
     let targets = vec![
         (baseline.host.clone(), baseline.node_exporter_url()),
         (canary.host.clone(), canary.node_exporter_url()),
@@ -550,27 +610,56 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
         .with_context(|| format!("failed to write {}", path.display()))
 }
 
-/// The deploy as the report shows it: per host ok/changed/failed, per role time, failures.
-fn deploy_summary(deploy: &DeployReport) -> serde_json::Value {
-    serde_json::json!({
-        "playbook": deploy.name,
-        "success": deploy.success,
-        "duration_s": (deploy.duration_secs * 10.0).round() / 10.0,
-        "changed": deploy.changed(),
-        "hosts": deploy.hosts.iter().map(|h| serde_json::json!({
-            "host": h.name,
-            "ok": h.stats.ok,
-            "changed": h.stats.changed,
-            "failed": h.stats.failures,
-            "unreachable": h.stats.unreachable,
-        })).collect::<Vec<_>>(),
-        "roles": deploy.roles.iter().map(|r| serde_json::json!({
-            "role": r.role,
-            "tasks": r.tasks,
-            "changed": r.changed,
-            "seconds": (r.duration_secs * 10.0).round() / 10.0,
-        })).collect::<Vec<_>>(),
-    })
+/// The deploy as the report shows it, one line per host and role (the whole report is `deploy.json`).
+fn deploy_summary(deploy: &DeployReport, file: &Path) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let secs = |s: f64| format!("{:.1} s", s);
+    out.insert(
+        "result".into(),
+        format!(
+            "{} in {}, {} changed (ansible-playbook exit status {})",
+            if deploy.success {
+                "succeeded"
+            } else {
+                "FAILED"
+            },
+            secs(deploy.duration_secs),
+            deploy.changed(),
+            deploy.ansible_rc
+        )
+        .into(),
+    );
+    for h in &deploy.hosts {
+        out.insert(
+            format!("host {}", h.name),
+            format!(
+                "ok {}, changed {}, failed {}, unreachable {}, skipped {}",
+                h.stats.ok, h.stats.changed, h.stats.failures, h.stats.unreachable, h.stats.skipped
+            )
+            .into(),
+        );
+    }
+    for r in &deploy.roles {
+        out.insert(
+            format!("role {}", r.role),
+            format!(
+                "{} tasks, {} changed, {} failed, {}",
+                r.tasks,
+                r.changed,
+                r.failed,
+                secs(r.duration_secs)
+            )
+            .into(),
+        );
+    }
+    for f in &deploy.failures {
+        out.insert(
+            format!("failure on {}", f.host),
+            format!("{}: {}", f.task, f.message).into(),
+        );
+    }
+    out.insert("full report".into(), file.display().to_string().into());
+    serde_json::Value::Object(out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -620,6 +709,10 @@ fn run_summary(
             h.last_error.as_ref().map(|e| format!(" (last: {e})")).unwrap_or_default()
         )).collect::<Vec<_>>().join("; "),
         "stages": times.line(),
+        "host_metrics": match plan.provider {
+            ProviderKind::Local => "node_exporter inside a local container reads the whole machine's /proc: CPU and memory are machine-wide, so they cannot tell the arms apart here",
+            ProviderKind::Digitalocean => "node_exporter on each droplet: CPU busy % and memory used %, once a second",
+        },
         "samples": format!("{} (re-judge with `pipeline analyze {}`)", samples_file.display(), samples_file.display()),
     })
 }

@@ -1,9 +1,10 @@
 //! e2e: `pipeline canary` on local sandbox hosts (environment `e2e-canary`: blue, green, proxy) with the
 //! bundled preview service turned into a git repository (branches master, broken, slow).
 //!
-//! The hosts are built by the first test and kept (`--keep`) for the next ones; the last test (green's
-//! service stopped in the middle of the load) runs without `--keep`, so the canary itself destroys them.
-//! libtest runs tests in name order, hence the numbers. Load windows are short (12-15 s) to keep CI fast.
+//! The hosts are built by the first test and kept (`--keep`) for the next ones; the fourth (green's
+//! service stopped in the middle of the load) runs without `--keep`, so the canary itself destroys them,
+//! and the last makes sure nothing is left whatever failed before. libtest runs tests in name order, hence
+//! the numbers. Load windows are short (15 s) to keep CI fast.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,11 +14,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const ENV: &str = "e2e-canary";
+use super::common;
 
-/// A state directory and the example repository, shared by the tests of this file.
+fn env() -> String {
+    common::test_env("canary")
+}
+
+/// A state directory and the example repository in `target/e2e-work/e2e-canary`, shared by these tests.
 struct Fixture {
-    _dir: tempfile::TempDir,
     state_dir: PathBuf,
     repo: PathBuf,
     reports: PathBuf,
@@ -26,17 +30,16 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("pipeline-e2e-canary-")
-            .tempdir()
-            .unwrap();
-        let repo = pipeline::canary::example::make_repo(&dir.path().join("preview-service"))
+        let work = common::work_root().join(env());
+        let reports = work.join("reports");
+        let _ = std::fs::remove_dir_all(&reports);
+        std::fs::create_dir_all(&reports).unwrap();
+        let repo = pipeline::canary::example::make_repo(&work.join("preview-service"))
             .expect("the bundled example becomes a git repository");
         Fixture {
-            state_dir: dir.path().join("state"),
-            reports: dir.path().join("reports"),
+            state_dir: work.join(".pipeline"),
+            reports,
             repo,
-            _dir: dir,
         }
     })
 }
@@ -49,7 +52,7 @@ fn pipeline(
     duration: &str,
     keep: bool,
 ) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+    let mut cmd = Command::new(common::pipeline());
     cmd.arg("--state-dir")
         .arg(&f.state_dir)
         .args([
@@ -59,7 +62,7 @@ fn pipeline(
             "--provider",
             "local",
             "--env",
-            ENV,
+            &env(),
             "--repo",
         ])
         .arg(&f.repo)
@@ -139,7 +142,7 @@ fn canary_1_master_against_broken_fails_on_error_rate_and_response_size() {
     assert_report_files(&dir);
     // The report carries the Ansible deploy summary and the samples re-judge the same way.
     assert_eq!(report["deploy"]["success"], true, "{report:#}");
-    let again = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let again = Command::new(common::pipeline())
         .args(["analyze", "--json"])
         .arg(dir.join("samples.json"))
         .output()
@@ -176,7 +179,7 @@ fn canary_3_master_against_slow_fails_on_latency() {
 fn on_host(f: &Fixture, host: &str, command: &str) {
     let inventory_path = f
         .state_dir
-        .join(format!("canary-{ENV}"))
+        .join(format!("canary-{}", env()))
         .join("inventory.ini");
     let inventory = pipeline::inventory::Inventory::load(&inventory_path).unwrap();
     let h = &inventory.group(host).unwrap()[0];
@@ -232,4 +235,17 @@ fn canary_4_green_stopped_during_the_load_fails_with_the_report_intact_and_exit_
     assert_eq!(report["verdict"], "FAIL");
     assert_eq!(classification(&report, "error_rate"), "High");
     assert_report_files(&dir);
+}
+
+#[test]
+#[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
+fn canary_9_hosts_are_gone_at_the_end() {
+    // The previous test's canary destroyed them; this catches a failure before that point.
+    let _ = common::down(&env());
+    let state = common::state(&env());
+    assert!(
+        state.as_ref().is_none_or(|s| s.hosts.is_empty()),
+        "hosts left in environment {}: {state:?}",
+        env()
+    );
 }
