@@ -6,7 +6,8 @@
 #   DURATION=5 ROUNDS=1 MEMORY_SECONDS=20 scripts/bench-load.sh    # quicker
 #
 # Tools run in turn within each round, so slow drifts of a shared machine hit all of them alike; the table
-# shows the median over rounds. Peak RSS comes from /usr/bin/time (maximum resident set size).
+# shows the median over rounds. Peak RSS and CPU time (user + system) come from /usr/bin/time; CPU µs per
+# request is the generator's own cost and the fairest figure on a machine shared with other work.
 # KEEP=1 keeps the raw tool outputs. Needs: nginx, wrk, oha (`cargo install oha --locked`; set OHA=/path/to/oha), python3, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,13 +65,14 @@ url="http://127.0.0.1:$PORT/"
 curl -sf "$url" >/dev/null || { echo "error: nginx did not start; see $work/logs/error.log" >&2; exit 1; }
 
 results="$work/results.tsv"
-# run NAME CONNS ROUND SECONDS -- command...: runs one tool, appends "name conns round rss_kb output_file".
+# run NAME CONNS ROUND SECONDS -- command...: runs one tool, appends "name conns round rss_kb user_s sys_s output_file".
 run() {
     local name=$1 conns=$2 round=$3 out="$work/out.$RANDOM.$RANDOM"
     shift 4
-    /usr/bin/time -f '%M' -o "$out.rss" "$@" >"$out" 2>"$out.err" || {
+    /usr/bin/time -f '%M %U %S' -o "$out.rss" "$@" >"$out" 2>"$out.err" || {
         echo "error: $name failed:" >&2; cat "$out.err" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$round" "$(tail -1 "$out.rss")" "$out" >>"$results"
+    read -r rss user sys < <(tail -1 "$out.rss")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$round" "$rss" "$user" "$sys" "$out" >>"$results"
 }
 
 {
@@ -86,19 +88,19 @@ for round in $(seq "$ROUNDS"); do
         run "wrk -t1" "$c" "$round" "$DURATION" wrk -t1 -c"$c" -d"${DURATION}s" --latency "$url"
         run "wrk -t2" "$c" "$round" "$DURATION" wrk -t2 -c"$c" -d"${DURATION}s" --latency "$url"
         run "oha" "$c" "$round" "$DURATION" "$OHA" --no-tui --output-format json -c "$c" -z "${DURATION}s" "$url"
-        run "pipeline -t1" "$c" "$round" "$DURATION" "$PIPELINE" -q load "$url" -c "$c" -d "${DURATION}s" -t 1 --json
-        run "pipeline -t2" "$c" "$round" "$DURATION" "$PIPELINE" -q load "$url" -c "$c" -d "${DURATION}s" -t 2 --json
+        run "pipeline -t1" "$c" "$round" "$DURATION" "$PIPELINE" --quiet load "$url" -c "$c" -d "${DURATION}s" -t 1 --json
+        run "pipeline -t2" "$c" "$round" "$DURATION" "$PIPELINE" --quiet load "$url" -c "$c" -d "${DURATION}s" -t 2 --json
     done
 done
 
 echo "constant rate $RATE req/s, 50 connections ..." >&2
 run "oha -q --latency-correction" 50 rate "$DURATION" "$OHA" --no-tui --output-format json -c 50 -z "${DURATION}s" -q "$RATE" --latency-correction "$url"
-run "pipeline -R" 50 rate "$DURATION" "$PIPELINE" -q load "$url" -c 50 -d "${DURATION}s" -R "$RATE" --json
+run "pipeline -R" 50 rate "$DURATION" "$PIPELINE" --quiet load "$url" -c 50 -d "${DURATION}s" -R "$RATE" --json
 
 echo "memory: ${MEMORY_SECONDS} s at full speed, 50 connections ..." >&2
 run "wrk -t1" 50 memory "$MEMORY_SECONDS" wrk -t1 -c50 -d"${MEMORY_SECONDS}s" --latency "$url"
 run "oha" 50 memory "$MEMORY_SECONDS" "$OHA" --no-tui --output-format json -c 50 -z "${MEMORY_SECONDS}s" "$url"
-run "pipeline -t1" 50 memory "$MEMORY_SECONDS" "$PIPELINE" -q load "$url" -c 50 -d "${MEMORY_SECONDS}s" -t 1 --json
+run "pipeline -t1" 50 memory "$MEMORY_SECONDS" "$PIPELINE" --quiet load "$url" -c 50 -d "${MEMORY_SECONDS}s" -t 1 --json
 
 python3 - "$results" <<'PY'
 import json, re, statistics, sys
@@ -127,11 +129,14 @@ def pipeline(text):
 
 rows = defaultdict(list)
 for line in open(sys.argv[1]):
-    name, conns, rnd, rss, path = line.rstrip("\n").split("\t")
+    name, conns, rnd, rss, user, sys_, path = line.rstrip("\n").split("\t")
     text = open(path).read()
     parse = wrk if name.startswith("wrk") else oha if name.startswith("oha") else pipeline
     r = parse(text)
     r["rss_mb"] = int(rss) / 1024
+    # CPU time the generator itself used per request (user + system), in µs: independent of how much CPU
+    # the other processes on a shared machine leave to the run.
+    r["cpu_us"] = (float(user) + float(sys_)) * 1e6 / max(r["requests"], 1)
     kind = rnd if rnd in ("rate", "memory") else "speed"
     rows[(kind, name, int(conns))].append(r)
 
@@ -145,12 +150,12 @@ def med(rs, key):
 print()
 print("Throughput and latency (median over rounds; latency in ms; wrk reports no p99.9):")
 print()
-print("| conns | tool | req/s | p50 | p99 | p99.9 | peak RSS MB | req/s in each round |")
-print("|---:|---|---:|---:|---:|---:|---:|---|")
+print("| conns | tool | req/s | CPU µs/req | p50 | p99 | p99.9 | peak RSS MB | req/s in each round |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
 for (kind, name, conns), rs in sorted(rows.items(), key=lambda kv: (kv[0][2], kv[0][1])):
     if kind != "speed":
         continue
-    print(f"| {conns} | {name} | {med(rs,'rps'):,.0f} | {fmt(med(rs,'p50'),'.3f')} | {fmt(med(rs,'p99'),'.3f')} "
+    print(f"| {conns} | {name} | {med(rs,'rps'):,.0f} | {med(rs,'cpu_us'):.2f} | {fmt(med(rs,'p50'),'.3f')} | {fmt(med(rs,'p99'),'.3f')} "
           f"| {fmt(med(rs,'p999'),'.3f')} | {max(r['rss_mb'] for r in rs):.1f} "
           f"| {' '.join(format(r['rps'], ',.0f') for r in rs)} |")
 for kind, title in (("rate", "Constant rate (open model, latency from the scheduled send time):"),
@@ -158,12 +163,12 @@ for kind, title in (("rate", "Constant rate (open model, latency from the schedu
     print()
     print(title)
     print()
-    print("| conns | tool | requests | req/s | p50 | p99 | p99.9 | peak RSS MB | bytes/request |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| conns | tool | requests | req/s | CPU µs/req | p50 | p99 | p99.9 | peak RSS MB | bytes/request |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (k, name, conns), rs in sorted(rows.items()):
         if k != kind:
             continue
         r = rs[0]
-        print(f"| {conns} | {name} | {r['requests']:,} | {r['rps']:,.0f} | {fmt(r['p50'],'.3f')} | {fmt(r['p99'],'.3f')} "
+        print(f"| {conns} | {name} | {r['requests']:,} | {r['rps']:,.0f} | {r['cpu_us']:.2f} | {fmt(r['p50'],'.3f')} | {fmt(r['p99'],'.3f')} "
               f"| {fmt(r['p999'],'.3f')} | {r['rss_mb']:.1f} | {r['rss_mb']*1048576/max(r['requests'],1):.1f} |")
 PY

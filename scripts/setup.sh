@@ -18,6 +18,7 @@ packages=(
   systemd-container debootstrap          # the local sandbox: nspawn hosts built from a Debian base
   nginx wrk                              # loopback load-test target and the wrk comparison
   chromium                               # headless checks of the HTML report and the dashboard
+  prometheus prometheus-node-exporter prometheus-blackbox-exporter  # real Prometheus for the dashboard test
   python3 python3-venv
   default-jdk-headless libmariadb-java libtomcat10-java  # builds the iTrust stand-in WAR (examples/itrust-standin)
 )
@@ -36,7 +37,10 @@ if ! grep -qw overlay /proc/filesystems; then
   modprobe overlay 2>/dev/null || echo "setup.sh: warning: this kernel has no overlayfs; the local sandbox (--provider local) needs it" >&2
 fi
 # nginx is only a test fixture here: do not leave the distribution's default site running.
-if systemctl is-active --quiet nginx 2>/dev/null; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# The same for the monitoring daemons: the tests start their own instances on free loopback ports.
+for s in nginx prometheus prometheus-node-exporter prometheus-blackbox-exporter; do
+  if systemctl is-active --quiet "$s" 2>/dev/null; then systemctl disable --now "$s" >/dev/null 2>&1 || true; fi
+done
 
 if [ ! -x "$VENV/bin/ansible-playbook" ] || ! "$VENV/bin/python" -m pip show ansible 2>/dev/null | grep -q "^Version: $ANSIBLE_VERSION$"; then
   echo "setup.sh: installing ansible $ANSIBLE_VERSION and ansible-lint $ANSIBLE_LINT_VERSION into $VENV"

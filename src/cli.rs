@@ -33,7 +33,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PIPELINE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// No progress output (errors and results are still printed); for CI.
-    #[arg(short, long, global = true)]
+    #[arg(long, global = true)]
     pub quiet: bool,
 }
 

@@ -119,3 +119,42 @@ fn node_exporter_firewall_table_is_valid_nftables_and_admits_only_listed_scraper
         }
     }
 }
+
+/// Runs `pipeline monitor-setup -i <inventory>` in `dir`.
+fn monitor_setup(dir: &Path, inventory: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .current_dir(dir)
+        .env_remove("PIPELINE_CONFIG")
+        .args(["--state-dir", "state", "monitor-setup", "-i", inventory])
+        .output()
+        .expect("run pipeline")
+}
+
+#[test]
+fn monitor_setup_refuses_a_missing_inventory_or_one_without_a_monitor_host_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = monitor_setup(dir.path(), "nope.ini");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nope.ini does not exist") && stderr.contains("pipeline prod up"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join("apps-only.ini"),
+        "[itrust]\nitrust ansible_host=10.213.0.2\n",
+    )
+    .unwrap();
+    let out = monitor_setup(dir.path(), "apps-only.ini");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no host in group [monitor]") && stderr.contains("groups present: itrust"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("state").exists(),
+        "nothing is rendered or run before the inventory is understood"
+    );
+}

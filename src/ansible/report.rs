@@ -17,6 +17,16 @@ pub enum HostVerdict {
     Unreachable,
 }
 
+impl HostVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostVerdict::Ok => "ok",
+            HostVerdict::Failed => "failed",
+            HostVerdict::Unreachable => "unreachable",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {
     pub name: String,
@@ -121,9 +131,8 @@ impl DeployReport {
         );
         for h in &self.hosts {
             let verdict = match h.verdict {
-                HostVerdict::Ok => "ok",
-                HostVerdict::Failed => "FAILED",
-                HostVerdict::Unreachable => "UNREACHABLE",
+                HostVerdict::Ok => "ok".to_string(),
+                bad => bad.as_str().to_uppercase(),
             };
             let _ = writeln!(
                 out,

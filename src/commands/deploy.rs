@@ -432,7 +432,7 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         let bad: Vec<String> = report
             .bad_hosts()
             .iter()
-            .map(|h| format!("{} ({:?})", h.name, h.verdict).to_lowercase())
+            .map(|h| format!("{} ({})", h.name, h.verdict.as_str()))
             .collect();
         eprintln!(
             "error: deploying {} failed{}; see the failures above{}",

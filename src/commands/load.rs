@@ -42,9 +42,9 @@ pub struct LoadOptions {
     /// Send exactly this many requests instead of running for a duration.
     #[arg(short = 'n', long, value_name = "COUNT")]
     pub requests: Option<u64>,
-    /// Constant total rate in requests per second (open model; `-q` is the global --quiet); default: as fast as
+    /// Constant total rate in requests per second (open model); default: as fast as
     /// the server answers.
-    #[arg(short = 'R', long, value_name = "RATE")]
+    #[arg(short = 'q', long, visible_short_alias = 'R', value_name = "RATE")]
     pub rate: Option<f64>,
     /// HTTP method.
     #[arg(short = 'm', long, default_value = "GET")]

@@ -11,13 +11,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::ansible::{PlaybookRun, RolesSource};
 use crate::commands::deploy::{parse_extra_var, App};
 use crate::exit::UsageError;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, InventoryError};
 use crate::settings::Global;
 use crate::Outcome;
 
@@ -107,7 +107,7 @@ pub enum PlanError {
 }
 
 /// One monitored host: scraped at `exporter` and its app probed at `url`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Inventory host name; the `host` label in Prometheus and the card title on the dashboard.
     pub host: String,
@@ -257,8 +257,16 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
     let ui = &global.ui;
     let config: MonitorConfig = global.config.section("monitor")?;
     let exporter_port = config.node_exporter_port.unwrap_or(9100);
-    let inventory = Inventory::load(&args.inventory)?;
-    let plan = plan(&inventory, &config.apps(), exporter_port)?;
+    // A missing or malformed inventory, or one without the groups monitoring needs, is the user's to fix
+    // (exit 2), as in `pipeline deploy`.
+    let inventory = Inventory::load(&args.inventory).map_err(|e| match e {
+        InventoryError::Missing { .. } | InventoryError::Syntax { .. } => {
+            anyhow::Error::from(UsageError(e.to_string()))
+        }
+        other => anyhow::Error::from(other),
+    })?;
+    let plan =
+        plan(&inventory, &config.apps(), exporter_port).map_err(|e| UsageError(e.to_string()))?;
     for group in &plan.missing_groups {
         ui.warn(format!(
             "inventory {} has no [{group}] host: not monitoring it",

@@ -14,7 +14,7 @@ fn pipeline(sandbox: &Sandbox, args: &[&str]) -> Output {
         .current_dir(&sandbox.work)
         .env_remove("PIPELINE_CONFIG")
         .arg("--state-dir")
-        .arg(sandbox.work.join("deploy-state"))
+        .arg(sandbox.work.join(".pipeline"))
         .args(args)
         .arg("-i")
         .arg(&sandbox.inventory)
@@ -161,14 +161,11 @@ fn itrust_standin_runs_with_java_jar_answers_with_a_db_round_trip_and_redeploys_
     let sandbox = common::prod();
     let war = standin_war(sandbox);
     let war = war.display().to_string();
-    let first = deploy_ok(
+    // The shared hosts may run it already (other tests deploy too): no claim about the first run's changes.
+    deploy_ok(
         sandbox,
         "itrust-1.json",
         &["deploy", "iTrust", "--artifact", &war],
-    );
-    assert!(
-        changed(&first) > 0,
-        "a first deploy changes something: {first:#}"
     );
     assert_itrust_answers(sandbox, "embedded");
 
@@ -191,7 +188,7 @@ fn itrust_standin_runs_with_java_jar_answers_with_a_db_round_trip_and_redeploys_
 fn itrust_standin_runs_in_the_distributions_tomcat_and_switches_back_to_java_jar() {
     let sandbox = common::prod();
     let war = standin_war(sandbox).display().to_string();
-    let tomcat = deploy_ok(
+    deploy_ok(
         sandbox,
         "itrust-tomcat.json",
         &[
@@ -203,7 +200,6 @@ fn itrust_standin_runs_in_the_distributions_tomcat_and_switches_back_to_java_jar
             "itrust_runtime=tomcat",
         ],
     );
-    assert!(changed(&tomcat) > 0);
     assert_itrust_answers(sandbox, "tomcat");
     let again = deploy_ok(
         sandbox,
@@ -246,8 +242,7 @@ fn checkbox_standin_from_a_local_git_checkout_serves_site_and_api_with_mongo_env
         "-e",
         "checkbox_mongodb_install=false",
     ];
-    let first = deploy_ok(sandbox, "checkbox-1.json", &args);
-    assert!(changed(&first) > 0);
+    deploy_ok(sandbox, "checkbox-1.json", &args);
 
     let ip = sandbox.ip("checkbox");
     let (status, body) = http_get(&format!("http://{ip}/"));
@@ -321,9 +316,9 @@ fn failing_task_exits_non_zero_with_a_report_naming_host_and_task() {
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn unreachable_host_exits_non_zero_with_a_report_naming_it() {
     // A host of its own, destroyed before the deploy: its inventory entry points at nothing.
-    let env = "e2e-deploy-gone";
-    let sandbox = common::up(env);
-    common::down(env);
+    let env = common::test_env("deploy-gone");
+    let sandbox = common::up(&env);
+    common::down(&env);
     let report_path = sandbox.work.join("unreachable.json");
     let report_arg = report_path.display().to_string();
     let out = pipeline(&sandbox, &["deploy", "iTrust", "--report", &report_arg]);

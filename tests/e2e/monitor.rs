@@ -3,9 +3,6 @@
 //! an app is shown down within 30 s of stopping its service, Prometheus and the blackbox exporter are
 //! reachable only through nginx, the exporters only from the monitor host (where the host can keep a
 //! firewall), and a second run changes nothing.
-//!
-//! It runs on the shared `e2e` hosts; set PIPELINE_E2E_MONITOR_ENV=<env> to run it on hosts of your own
-//! environment instead (brought up, or reused, with the same fixture).
 
 #[path = "../monitor_support/mod.rs"]
 mod support;
@@ -22,13 +19,15 @@ use support::{
     all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, http_get, CARDS_JS,
 };
 
-/// Runs the pipeline binary in the sandbox's work directory (its `.pipeline` state dir is shared with the
-/// other e2e tests: one known_hosts, one set of generated secrets).
+/// Runs the pipeline binary in the sandbox's work directory with the deploy tests' state directory (one
+/// known_hosts, the same generated database password: redeploying their apps changes nothing).
 fn pipeline(sb: &Sandbox, args: &[&str]) -> Output {
     Cmd::new(
         format!("run pipeline {}", args.join(" ")),
-        env!("CARGO_BIN_EXE_pipeline"),
+        common::pipeline(),
     )
+    .arg("--state-dir")
+    .arg(sb.work.join("deploy-state"))
     .args(args)
     .dir(&sb.work)
     .run_unchecked()
@@ -45,12 +44,11 @@ fn assert_ok(what: &str, out: &Output) {
     );
 }
 
-/// Deploys the example apps (the iTrust stand-in WAR, the checkbox.io stand-in from a git checkout made
-/// here); a no-op when they are deployed already.
+/// Deploys the example apps as the deploy tests do (the iTrust stand-in WAR, the checkbox.io stand-in
+/// from a git checkout), reusing their WAR and checkout when present, so that after them this is a no-op.
 fn deploy_example_apps(sb: &Sandbox) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // Built once per work directory: a rebuilt WAR differs (jar timestamps) and would be redeployed.
-    let war = sb.work.join("monitor-iTrust2.war");
+    let war = sb.work.join("iTrust2.war");
     if !war.exists() {
         Cmd::new(
             "build the iTrust stand-in WAR",
@@ -60,11 +58,11 @@ fn deploy_example_apps(sb: &Sandbox) {
         .run()
         .expect("build the iTrust stand-in");
     }
-    let checkout = sb.work.join("monitor-checkbox-standin");
+    let checkout = sb.work.join("checkbox-standin");
     if !checkout.join(".git").exists() {
         let _ = std::fs::remove_dir_all(&checkout);
         Cmd::new("copy the checkbox.io stand-in", "cp")
-            .args(["-r"])
+            .arg("-r")
             .arg(root.join("examples/checkbox-standin"))
             .arg(&checkout)
             .run()
@@ -79,7 +77,7 @@ fn deploy_example_apps(sb: &Sandbox) {
                 "user.email=e2e@localhost",
                 "commit",
                 "-qm",
-                "checkbox.io stand-in",
+                "checkbox stand-in",
             ],
         ] {
             Cmd::new("make the stand-in a git checkout", "git")
@@ -89,8 +87,12 @@ fn deploy_example_apps(sb: &Sandbox) {
                 .expect("git");
         }
     }
+    let inventory = sb.inventory.display().to_string();
     let war_arg = war.display().to_string();
-    let out = pipeline(sb, &["deploy", "iTrust", "--artifact", &war_arg]);
+    let out = pipeline(
+        sb,
+        &["deploy", "iTrust", "-i", &inventory, "--artifact", &war_arg],
+    );
     assert_ok("deploy iTrust", &out);
     let source = checkout.display().to_string();
     let out = pipeline(
@@ -98,6 +100,8 @@ fn deploy_example_apps(sb: &Sandbox) {
         &[
             "deploy",
             "checkbox.io",
+            "-i",
+            &inventory,
             "--source",
             &source,
             "-e",
@@ -140,15 +144,7 @@ impl Drop for Restart<'_> {
 #[test]
 #[ignore = "needs root and sandbox hosts; run by scripts/e2e.sh"]
 fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30s() {
-    let own_env = std::env::var("PIPELINE_E2E_MONITOR_ENV").ok();
-    let own;
-    let sb = match own_env {
-        Some(env) => {
-            own = common::up(&env);
-            &own
-        }
-        None => common::prod(),
-    };
+    let sb = common::prod();
     deploy_example_apps(sb);
     let monitor = sb.ip("monitor");
     let itrust = sb.ip("itrust");

@@ -268,3 +268,41 @@ fn down_after_a_killed_up_removes_the_half_made_hosts() {
     common::down(env);
     assert_eq!(common::leftovers(&before), Vec::<String>::new());
 }
+
+#[test]
+#[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
+fn memory_limit_from_pipeline_toml_caps_each_container() {
+    let env = &common::test_env("mem");
+    let work = common::work_root().join(env);
+    std::fs::create_dir_all(&work).unwrap();
+    let config = work.join("pipeline.toml");
+    std::fs::write(&config, "[prod]\nmemory_limit = \"384M\"\n").unwrap();
+    common::prod_cmd(env, "up")
+        .arg("--config")
+        .arg(&config)
+        .arg("--inventory")
+        .arg(work.join("inventory.ini"))
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let state = common::state(env).unwrap();
+    for host in state.hosts.values() {
+        let limited: Vec<String> = host
+            .cgroups
+            .iter()
+            .filter_map(|cg| {
+                std::fs::read_to_string(cg.join("memory.max"))
+                    .or_else(|_| std::fs::read_to_string(cg.join("memory.limit_in_bytes")))
+                    .ok()
+            })
+            .map(|v| v.trim().to_string())
+            .collect();
+        assert_eq!(limited, [(384u64 << 20).to_string()], "{}", host.name);
+    }
+    // Over the limit, the kernel kills the process inside the container, not the container.
+    let sbx = common::read_sandbox(env);
+    let hog = sbx.ssh("monitor", "python3 -c 'x = bytearray(600 * 1024 * 1024)'");
+    assert!(!hog.success(), "a 600M allocation fit under a 384M limit");
+    assert_eq!(sbx.ssh_ok("monitor", "hostname").trim(), "monitor");
+    common::down(env);
+    assert_eq!(common::leftovers(&state), Vec::<String>::new());
+}

@@ -403,8 +403,8 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], level: f64) -> Shift {
     let estimate = if nm % 2 == 1 {
         kth_pairwise_diff(x, y, nm.div_ceil(2))
     } else {
-        let a = kth_pairwise_diff(x, y, nm / 2);
-        let b = kth_pairwise_diff(x, y, nm / 2 + 1);
+        let (a, b) = select_pairwise(x, y, nm / 2, true);
+        let b = b.unwrap_or_else(|| kth_pairwise_diff(x, y, nm / 2 + 1));
         a + (b - a) / 2.0
     };
     let within_ties = rank_sum(x, &[]).tie_term + rank_sum(y, &[]).tie_term;
@@ -483,6 +483,12 @@ fn from_ordered_bits(b: i64) -> f64 {
 /// ≤ hi, so a heavily tied answer (integer data) is recognised as soon as it is reached. Once at most n + m
 /// candidate pairs remain in the bracket they are listed and the answer selected among them.
 pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
+    select_pairwise(x, y, k, false).0
+}
+
+/// [`kth_pairwise_diff`], and with `want_next` also the (k+1)-th when it is among the listed candidates
+/// (the two middle differences of an even count come from one search).
+pub(super) fn select_pairwise(x: &[f64], y: &[f64], k: u64, want_next: bool) -> (f64, Option<f64>) {
     let (n, m) = (x.len(), y.len());
     let total = n as u64 * m as u64;
     debug_assert!(k >= 1 && k <= total);
@@ -491,7 +497,7 @@ pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
     let mut lo = dmin;
     let (mut c_lo, _) = count_le(x, y, lo);
     if c_lo >= k {
-        return dmin;
+        return (dmin, None);
     }
     let (mut hi, mut c_hi) = (dmax, total);
     // Invariant: count(lo) < k <= count(hi); the answer is in (lo, hi].
@@ -512,7 +518,7 @@ pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
             let (a, b) = (ordered_bits(lo) as i128, ordered_bits(hi) as i128);
             v = from_ordered_bits(((a + b) / 2) as i64);
             if !(v > lo && v < hi) {
-                return hi; // adjacent floats: every candidate equals hi
+                return (hi, None); // adjacent floats: every candidate equals hi
             }
         }
         let (c, largest) = count_le(x, y, v);
@@ -530,7 +536,7 @@ pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
             // between lo and hi except copies of hi.
             let below = from_ordered_bits(ordered_bits(hi) - 1);
             if below <= lo || (same_end && count_le(x, y, below).0 < k) {
-                return hi;
+                return (hi, None);
             }
         } else {
             lo = v;
@@ -554,8 +560,13 @@ pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
         candidates.extend(y[j_hi..j_lo].iter().map(|&yj| xi - yj));
     }
     let idx = (k - c_lo - 1) as usize;
-    let (_, v, _) = candidates.select_nth_unstable_by(idx, f64::total_cmp);
-    *v
+    let (_, v, above) = candidates.select_nth_unstable_by(idx, f64::total_cmp);
+    let next = if want_next {
+        above.iter().copied().min_by(f64::total_cmp)
+    } else {
+        None
+    };
+    (*v, next)
 }
 
 /// The result of a two-sided test of two proportions.

@@ -193,6 +193,19 @@ impl Conn {
         })
     }
 
+    /// Whether the connection can still carry a request: false when the server has closed it while it sat
+    /// idle (a keep-alive timeout) or sent bytes nobody asked for. Costs no syscall unless the socket has
+    /// become readable, which an idle keep-alive connection only does when something is wrong with it.
+    pub fn is_usable(&mut self) -> bool {
+        if self.start != self.end {
+            return false;
+        }
+        match self.stream.try_read(&mut self.buf) {
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     async fn fill(&mut self) -> Result<usize, ErrorKind> {
         if self.start == self.end {

@@ -12,8 +12,6 @@
 //! Fields 3–5 are only written when they differ from the previous record's, so a steady stream of
 //! `200 OK`, same size, same backend costs just the offset and latency. A record never straddles chunks.
 
-use std::time::Duration;
-
 use super::ErrorKind;
 
 const F_OUTCOME: u64 = 1;
@@ -118,11 +116,8 @@ impl RecordStream {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Bytes of encoded records (not counting unused chunk capacity).
+    #[cfg(test)]
     pub fn encoded_bytes(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum()
     }
@@ -225,12 +220,6 @@ impl Iterator for Records<'_> {
         })
     }
 }
-
-/// The resolution records keep: offsets to 1 µs, latencies to 100 ns.
-pub const RESOLUTION: (Duration, Duration) = (
-    Duration::from_micros(1),
-    Duration::from_nanos(LATENCY_UNIT_NS),
-);
 
 #[cfg(test)]
 mod tests {

@@ -172,11 +172,11 @@ impl LoadRun {
         };
         writeln!(
             w,
-            "{} {} — {} connections on {} threads, {stop}, {pace}{}",
+            "{} {} — {} on {}, {stop}, {pace}{}",
             plan.method,
             plan.url,
-            plan.concurrency,
-            self.threads(),
+            plural(plan.concurrency, "connection"),
+            plural(self.threads(), "thread"),
             if self.stopped_early() {
                 " (stopped early)"
             } else {
@@ -221,10 +221,14 @@ impl LoadRun {
         if plan.rate.is_some() && matches!(plan.stop, Stop::Duration(_)) {
             writeln!(
                 w,
-                "  {:<13}{} due but never sent (all connections busy{})",
+                "  {:<13}{} requests due but never sent{}",
                 "missed",
                 thousands(self.missed()),
-                if self.missed() > 0 { ": raise -c" } else { "" }
+                if self.missed() > 0 {
+                    " (every connection was busy: raise -c)"
+                } else {
+                    ""
+                }
             )?;
         }
         if plan.backend_header.is_some() {
@@ -252,6 +256,11 @@ impl LoadRun {
             "  percentiles: nearest rank, from a histogram with buckets at most 0.1% wide"
         )
     }
+}
+
+/// `1 thread`, `2 threads`.
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn latency_line(l: &LatencyMs) -> String {
@@ -316,6 +325,91 @@ mod tests {
         assert_eq!(sum.latency_ms.max, 9.0);
         assert!((sum.failure_ratio() - 0.2).abs() < 1e-12);
         assert!(sum.latency_uncorrected_ms.is_none());
+    }
+
+    fn run_with_two_backends() -> LoadRun {
+        let mut plan = super::super::LoadPlan::new("http://127.0.0.1:8080/x").unwrap();
+        plan.rate = Some(100.0);
+        plan.backend_header = Some("x-backend".parse().unwrap());
+        let (mut blue, mut green) = (Stats::new(true), Stats::new(true));
+        for _ in 0..3 {
+            blue.record(Outcome::Status(200), 2_000_000, 1_000_000, 5);
+        }
+        green.record(Outcome::Status(503), 4_000_000, 3_000_000, 1);
+        let mut none = Stats::new(true);
+        none.record(Outcome::Error(ErrorKind::Reset), 1_000_000, 1_000_000, 0);
+        let mut overall = Stats::new(true);
+        for s in [&none, &blue, &green] {
+            overall.add(s);
+        }
+        LoadRun {
+            plan,
+            threads: 1,
+            started_at: std::time::SystemTime::UNIX_EPOCH,
+            elapsed: Duration::from_secs(1),
+            stopped_early: false,
+            missed: 2,
+            streams: Vec::new(),
+            backends: vec!["blue".into(), "green".into()],
+            overall,
+            per_backend: vec![none, blue, green],
+        }
+    }
+
+    #[test]
+    fn text_summary_shows_corrected_and_uncorrected_latency_counts_and_backends() {
+        let mut out = Vec::new();
+        run_with_two_backends().write_summary(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for expected in [
+            "GET http://127.0.0.1:8080/x — 10 connections on 1 thread, 10s, at 100 req/s (open model)",
+            "requests     5 in 1.00 s = 5 req/s",
+            "latency ms*  min 1.000",
+            "uncorrected  min 1.000",
+            "status       200: 3, 503: 1",
+            "errors       reset: 1",
+            "missed       2 requests due but never sent (every connection was busy: raise -c)",
+            "(no header)",
+            "blue                       3 req",
+            "green                      1 req",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys_in_order() {
+        let mut out = Vec::new();
+        run_with_two_backends().write_json(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let keys = [
+            "\"url\"",
+            "\"rate\"",
+            "\"missed\"",
+            "\"requests\"",
+            "\"duration_s\"",
+            "\"rps\"",
+            "\"latency_ms\"",
+            "\"latency_uncorrected_ms\"",
+            "\"status\"",
+            "\"errors\"",
+            "\"backends\"",
+            "\"percentile_definition\"",
+        ];
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(k).unwrap_or_else(|| panic!("{k} missing")))
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "keys out of order: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"]["503"], 1);
+        assert_eq!(v["errors"]["reset"], 1);
+        assert_eq!(v["backends"][1]["backend"], "blue");
+        assert_eq!(v["backends"][0]["backend"], serde_json::Value::Null);
+        assert_eq!(v["latency_ms"]["p999"], v["latency_ms"]["max"]);
     }
 
     #[test]

@@ -492,16 +492,16 @@ async fn connection_loop(local: Rc<Local>, index: usize) {
     }
 }
 
-/// Sends one request, connecting first when there is no open connection.
+/// Sends one request, connecting first when there is no usable open connection.
 async fn exchange(
     shared: &Shared,
     conn: &mut Option<Conn>,
     intern: &mut dyn FnMut(&[u8]) -> u32,
 ) -> Result<Response, ErrorKind> {
-    let c = match conn {
-        Some(c) => c,
-        None => conn.insert(Conn::connect(shared.addr).await?),
-    };
+    if !conn.as_mut().is_some_and(Conn::is_usable) {
+        *conn = Some(Conn::connect(shared.addr).await?);
+    }
+    let c = conn.as_mut().expect("connected above");
     c.send(&shared.request, shared.backend_header.as_ref(), intern)
         .await
 }

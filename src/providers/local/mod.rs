@@ -10,9 +10,11 @@
 //!   key `ssh/id_ed25519` (when the user has none) and each host's SSH host keys `hostkeys/<env>/<host>`,
 //!   kept so a host that comes back at the same IP has the same identity.
 //!
-//! Pure decisions live in [`plan`] and [`state`]; machine operations in [`system`], [`image`], [`cache`].
+//! Pure decisions live in [`plan`] and [`state`]; machine operations in `system`, `image`, `cache` and
+//! `hostfs` (the files written into a host before it boots).
 
 mod cache;
+mod hostfs;
 mod image;
 pub mod plan;
 pub mod state;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use self::hostfs::HostContext;
 use self::plan::{Recipe, Subnet};
 use self::state::{Cleanup, EnvState, HostRecord, StateError};
 use crate::process::{Cmd, ProcessError};
@@ -166,7 +169,7 @@ impl Local {
         if !missing.is_empty() {
             return Err(Error::Prerequisites(missing));
         }
-        let key = resolve_key(&settings);
+        let key = resolve_key(&settings, &home());
         Ok(Local {
             environment: environment.to_string(),
             settings,
@@ -435,7 +438,7 @@ impl Local {
 
         let ctx = HostContext {
             pubkey,
-            resolv_conf: resolv_conf()?,
+            resolv_conf: hostfs::resolv_conf()?,
             machine_cas: fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
                 .unwrap_or_default(),
             base_id,
@@ -472,7 +475,7 @@ impl Local {
             && system::netns_exists(&rec.machine)
             && system::link_exists(&rec.veth)
         {
-            authorize_key(&rec.root(), &ctx.pubkey)?;
+            hostfs::authorize_key(&rec.root(), &ctx.pubkey)?;
             self.ui
                 .info(format!("local: {} already running at {}", name, rec.ip));
             return Ok(());
@@ -510,7 +513,13 @@ impl Local {
         if !system::is_mounted(&rec.root())? {
             system::mount_overlay(&lower, &rec)?;
         }
-        self.configure_root(&rec, ctx)?;
+        let kept_keys = self
+            .settings
+            .state_root
+            .join("hostkeys")
+            .join(&self.environment)
+            .join(name);
+        hostfs::configure(&rec.root(), name, &kept_keys, ctx)?;
         system::create_network(&rec)?;
 
         // Fresh cgroups for this start (recorded first), the old ones removed.
@@ -538,95 +547,6 @@ impl Local {
                 log: rec.console_log(),
                 tail: system::tail(&rec.console_log(), 20),
             });
-        }
-        Ok(())
-    }
-
-    /// Writes the per-host files through the mounted overlay: hostname, hosts, machine id, resolv.conf,
-    /// the login key, SSH host keys (kept per environment and host), and the machine's extra CAs.
-    fn configure_root(&self, rec: &HostRecord, ctx: &HostContext) -> Result<(), Error> {
-        let root = rec.root();
-        let name = &rec.name;
-        system::write_file(
-            &root.join("etc/hostname"),
-            format!("{name}\n").as_bytes(),
-            0o644,
-        )?;
-        system::write_file(
-            &root.join("etc/hosts"),
-            format!("127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n").as_bytes(),
-            0o644,
-        )?;
-        let machine_id = root.join("etc/machine-id");
-        if fs::read_to_string(&machine_id)
-            .unwrap_or_default()
-            .trim()
-            .is_empty()
-        {
-            let uuid = fs::read_to_string("/proc/sys/kernel/random/uuid")
-                .map_err(|e| Error::io("read a random machine id", e))?;
-            system::write_file(
-                &machine_id,
-                format!("{}\n", uuid.trim().replace('-', "")).as_bytes(),
-                0o444,
-            )?;
-        }
-        system::write_file(
-            &root.join("etc/resolv.conf"),
-            ctx.resolv_conf.as_bytes(),
-            0o644,
-        )?;
-        authorize_key(&root, &ctx.pubkey)?;
-
-        let etc_ssh = root.join("etc/ssh");
-        if !etc_ssh.join("ssh_host_ed25519_key").exists() {
-            let kept = self
-                .settings
-                .state_root
-                .join("hostkeys")
-                .join(&self.environment)
-                .join(name);
-            let kept_ssh = kept.join("etc/ssh");
-            if !kept_ssh.join("ssh_host_ed25519_key").exists() {
-                crate::fsutil::ensure_private_dir(&kept_ssh)
-                    .map_err(|e| Error::io(format!("create {}", kept_ssh.display()), e))?;
-                Cmd::new(
-                    format!("generate SSH host keys for host {name}"),
-                    "ssh-keygen",
-                )
-                .arg("-A")
-                .arg("-f")
-                .arg(&kept)
-                .run()?;
-            }
-            for e in fs::read_dir(&kept_ssh)
-                .map_err(|e| Error::io(format!("list {}", kept_ssh.display()), e))?
-                .flatten()
-            {
-                fs::copy(e.path(), etc_ssh.join(e.file_name())).map_err(|err| {
-                    Error::io(format!("copy {} into host {name}", e.path().display()), err)
-                })?;
-            }
-        }
-
-        let bundle = root.join("etc/ssl/certs/ca-certificates.crt");
-        let host_bundle = fs::read_to_string(&bundle).unwrap_or_default();
-        let extra = plan::extra_cas(&ctx.machine_cas, &host_bundle);
-        if !extra.is_empty() {
-            let local_cas = root.join("usr/local/share/ca-certificates");
-            system::create_dir(&local_cas)?;
-            for pem in &extra {
-                let file = local_cas.join(format!(
-                    "pipeline-machine-{:016x}.crt",
-                    plan::fnv1a(pem.as_bytes())
-                ));
-                system::write_file(&file, pem.as_bytes(), 0o644)?;
-            }
-            let mut joined = host_bundle;
-            for pem in &extra {
-                joined.push_str(pem);
-            }
-            system::write_file(&bundle, joined.as_bytes(), 0o644)?;
         }
         Ok(())
     }
@@ -788,14 +708,6 @@ impl Local {
     }
 }
 
-/// What every host of one `up` shares.
-struct HostContext {
-    pubkey: String,
-    resolv_conf: String,
-    machine_cas: String,
-    base_id: String,
-}
-
 fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -806,49 +718,20 @@ fn generated_key_path(settings: &Settings) -> PathBuf {
     settings.state_root.join("ssh").join("id_ed25519")
 }
 
-/// The key to use: configured, else the user's usual keys, else the generated project key.
-fn resolve_key(settings: &Settings) -> PathBuf {
+/// The key to use: configured (`~` is `home`), else the user's usual keys in `home/.ssh`, else the
+/// generated project key.
+fn resolve_key(settings: &Settings, home: &Path) -> PathBuf {
     if let Some(k) = &settings.ssh_key {
         return match k.strip_prefix("~") {
-            Ok(rest) => home().join(rest),
+            Ok(rest) => home.join(rest),
             Err(_) => k.clone(),
         };
     }
-    let ssh = home().join(".ssh");
     ["id_ed25519", "id_rsa"]
         .iter()
-        .map(|f| ssh.join(f))
+        .map(|f| home.join(".ssh").join(f))
         .find(|p| p.exists())
         .unwrap_or_else(|| generated_key_path(settings))
-}
-
-/// Adds `pubkey` to root's authorized_keys in the host root (once).
-fn authorize_key(root: &Path, pubkey: &str) -> Result<(), Error> {
-    let dir = root.join("root/.ssh");
-    system::create_dir(&dir)?;
-    system::set_mode(&dir, 0o700)?;
-    let file = dir.join("authorized_keys");
-    let mut text = fs::read_to_string(&file).unwrap_or_default();
-    if !text.lines().any(|l| l.trim() == pubkey) {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(pubkey);
-        text.push('\n');
-        system::write_file(&file, text.as_bytes(), 0o600)?;
-    }
-    Ok(())
-}
-
-/// The resolv.conf hosts get (the machine's, or systemd-resolved's upstream list behind a stub).
-fn resolv_conf() -> Result<String, Error> {
-    let etc = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let upstream = fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
-    plan::choose_resolv_conf(&etc, upstream.as_deref()).ok_or_else(|| {
-        Error::Unexpected(
-            "no usable nameserver for the sandbox hosts: /etc/resolv.conf lists only loopback resolvers and /run/systemd/resolve/resolv.conf has none either".into(),
-        )
-    })
 }
 
 impl Provider for Local {
@@ -890,5 +773,69 @@ impl Provider for Local {
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {
         self.ui = ui.clone();
         self.down_blocking()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Config;
+
+    #[test]
+    fn key_is_configured_then_ed25519_then_rsa_then_generated() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let mut settings = Settings::default();
+        let generated = PathBuf::from("/var/lib/pipeline/local/ssh/id_ed25519");
+        assert_eq!(resolve_key(&settings, h), generated);
+        fs::create_dir_all(h.join(".ssh")).unwrap();
+        fs::write(h.join(".ssh/id_rsa"), "").unwrap();
+        assert_eq!(resolve_key(&settings, h), h.join(".ssh/id_rsa"));
+        fs::write(h.join(".ssh/id_ed25519"), "").unwrap();
+        assert_eq!(resolve_key(&settings, h), h.join(".ssh/id_ed25519"));
+        settings.ssh_key = Some("~/keys/sandbox".into());
+        assert_eq!(resolve_key(&settings, h), h.join("keys/sandbox"));
+    }
+
+    #[test]
+    fn local_section_parses_and_a_typo_is_an_error_naming_the_key() {
+        let cfg = Config::parse(
+            "[local]\nsubnet = \"10.99.0.0/16\"\nextra_packages = [\"curl\"]\n",
+            "pipeline.toml".into(),
+        )
+        .unwrap();
+        let s: Settings = cfg.section("local").unwrap();
+        assert_eq!(s.subnet, "10.99.0.0/16");
+        assert_eq!(s.extra_packages, ["curl"]);
+        assert_eq!(s.suite, "bookworm");
+        let bad = Config::parse("[local]\nsubnett = \"x\"\n", "pipeline.toml".into()).unwrap();
+        let err = bad.section::<Settings>("local").unwrap_err().to_string();
+        assert!(err.contains("subnett"), "{err}");
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected_before_touching_the_machine() {
+        let ui = Ui::new(true);
+        let bad_subnet = Settings {
+            subnet: "10.1.2.3/16".into(),
+            ..Settings::default()
+        };
+        let err = Local::with_settings(bad_subnet, "dev", ui.clone())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("subnet"), "{err}");
+        let bad_env = Local::with_settings(Settings::default(), "Dev_1", ui.clone())
+            .err()
+            .unwrap();
+        assert!(
+            bad_env.to_string().contains("environment name"),
+            "{bad_env}"
+        );
+        let bad_memory = Settings {
+            memory_limit: Some("lots".into()),
+            ..Settings::default()
+        };
+        let err = Local::with_settings(bad_memory, "dev", ui).err().unwrap();
+        assert!(err.to_string().contains("memory_limit"), "{err}");
     }
 }

@@ -28,30 +28,37 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("setsid", "util-linux"),
 ];
 
-/// Everything missing for the provider to work (not Linux, not root, tools), named all at once.
+/// Everything missing for the provider to work on this machine, named all at once.
 pub fn missing_prerequisites() -> Vec<String> {
+    let missing_tools: Vec<&str> = TOOLS
+        .iter()
+        .map(|(tool, _)| *tool)
+        .filter(|tool| which::which(tool).is_err())
+        .collect();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    describe_missing(cfg!(target_os = "linux"), root, &missing_tools)
+}
+
+/// One line per missing prerequisite (not Linux, not root, tools with the `apt-get install` line).
+pub fn describe_missing(linux: bool, root: bool, missing_tools: &[&str]) -> Vec<String> {
     let mut missing = Vec::new();
-    if !cfg!(target_os = "linux") {
+    if !linux {
         missing.push("Linux (systemd-nspawn containers exist only there)".to_string());
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !root {
         missing.push("root (run as root, e.g. with sudo)".to_string());
     }
-    let mut packages: Vec<&str> = Vec::new();
-    let mut tools: Vec<&str> = Vec::new();
-    for (tool, package) in TOOLS {
-        if which::which(tool).is_err() {
-            tools.push(tool);
-            if !packages.contains(package) {
+    if !missing_tools.is_empty() {
+        let mut packages: Vec<&str> = Vec::new();
+        for (tool, package) in TOOLS {
+            if missing_tools.contains(tool) && !packages.contains(package) {
                 packages.push(package);
             }
         }
-    }
-    if !tools.is_empty() {
         missing.push(format!(
             "{} (install with: apt-get install -y {})",
-            tools.join(", "),
+            missing_tools.join(", "),
             packages.join(" ")
         ));
     }
@@ -588,6 +595,29 @@ pub fn ssh(key: &Path, ip: Ipv4Addr, action: String, remote: &str) -> Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_prerequisites_are_named_together_with_the_packages_to_install() {
+        let all = describe_missing(
+            false,
+            false,
+            &["systemd-nspawn", "nft", "ssh", "ssh-keygen"],
+        );
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(
+            all[0].contains("Linux") && all[1].contains("root"),
+            "{all:?}"
+        );
+        assert!(
+            all[2].starts_with("systemd-nspawn, nft, ssh, ssh-keygen "),
+            "{all:?}"
+        );
+        assert!(
+            all[2].ends_with("apt-get install -y systemd-container nftables openssh-client)"),
+            "{all:?}"
+        );
+        assert!(describe_missing(true, true, &[]).is_empty());
+    }
 
     #[test]
     fn nft_script_replaces_the_table_and_masquerades_only_outbound_traffic() {
