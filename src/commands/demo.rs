@@ -190,7 +190,9 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
     println!();
     println!("demo finished in {:.0} s", started.elapsed().as_secs_f64());
     println!(
-        "  prod hosts:     inventory.ini (destroy with `pipeline prod down --provider local`)"
+        "  prod hosts:     {} (destroy them with `pipeline prod down --provider local --env {}`)",
+        inventory.display(),
+        args.prod_env
     );
     for r in &deploy_reports {
         println!("  deploy report:  {}", r.display());
