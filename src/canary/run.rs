@@ -109,8 +109,8 @@ pub fn extra_vars() -> serde_json::Map<String, serde_json::Value> {
     vars
 }
 
-/// `canary-report/<UTC time>`, e.g. `canary-report/20261128T181500Z`: sorts by time, safe in any shell.
-pub fn default_report_dir(now: SystemTime) -> String {
+/// `<prefix>/<UTC time>`, e.g. `canary-report/20261128T181500Z`: sorts by time, safe in any shell.
+pub fn timestamped_dir(prefix: &str, now: SystemTime) -> String {
     let secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -118,7 +118,7 @@ pub fn default_report_dir(now: SystemTime) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(
-        "canary-report/{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        "{prefix}/{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -380,15 +380,21 @@ mod tests {
     }
 
     #[test]
-    fn default_report_dir_is_the_utc_time_of_the_run() {
+    fn report_dirs_are_named_after_the_utc_time_of_the_run() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_889_100); // 2026-11-28 18:05:00 UTC
-        assert_eq!(default_report_dir(t), "canary-report/20261128T180500Z");
         assert_eq!(
-            default_report_dir(SystemTime::UNIX_EPOCH),
-            "canary-report/19700101T000000Z"
+            timestamped_dir("canary-report", t),
+            "canary-report/20261128T180500Z"
+        );
+        assert_eq!(
+            timestamped_dir("demo-report", SystemTime::UNIX_EPOCH),
+            "demo-report/19700101T000000Z"
         );
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(default_report_dir(leap), "canary-report/20000229T000000Z");
+        assert_eq!(
+            timestamped_dir("canary-report", leap),
+            "canary-report/20000229T000000Z"
+        );
     }
 
     #[test]

@@ -266,7 +266,10 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
             body,
         },
         report_dir: args.report_dir.unwrap_or_else(|| {
-            PathBuf::from(run::default_report_dir(std::time::SystemTime::now()))
+            PathBuf::from(run::timestamped_dir(
+                "canary-report",
+                std::time::SystemTime::now(),
+            ))
         }),
         keep: args.keep,
         judge,

@@ -59,13 +59,10 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
     let ui = &global.ui;
     let started = Instant::now();
     let report_dir = args.report_dir.clone().unwrap_or_else(|| {
-        PathBuf::from(
-            crate::canary::run::default_report_dir(std::time::SystemTime::now()).replacen(
-                "canary-report",
-                "demo-report",
-                1,
-            ),
-        )
+        PathBuf::from(crate::canary::run::timestamped_dir(
+            "demo-report",
+            std::time::SystemTime::now(),
+        ))
     });
     std::fs::create_dir_all(&report_dir).with_context(|| {
         format!(
