@@ -6,7 +6,8 @@
 #   pipeline  : pipeline analyze --json FILE   (read + parse + full judgement + report.json on stdout)
 #   scipy     : python3: json.load(FILE) + scipy.stats.mannwhitneyu(canary, baseline, method="asymptotic")
 # scipy computes only U and p; pipeline also computes the Hodges–Lehmann shift and its 98 % interval, the tail
-# test, summaries and chart data. Prints wall time (min and median of R) and peak RSS, and checks that U and p
+# test, summaries and chart data. Prints wall and CPU (user+sys) time, min and median of R runs, and peak
+# RSS (CPU time is the fairer figure on a busy shared machine), and checks that U and p
 # agree between the two.
 #
 # Usage: scripts/bench-judge.sh [N] [R]      needs: release build, python3 with numpy and scipy
@@ -45,10 +46,10 @@ r = mannwhitneyu(m["canary"], m["baseline"], alternative="two-sided", use_contin
 print(json.dumps({"u": float(r.statistic), "p_value": float(r.pvalue)}))
 PY
 
-# time_one OUTFILE CMD... → prints "seconds max_rss_kb"
+# time_one OUTFILE CMD... → prints "wall_s user_s sys_s max_rss_kb"
 time_one() {
   local out=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" > "$out" || { rc=$?; [ $rc -le 5 ] || exit $rc; }
+  /usr/bin/time -f "%e %U %S %M" -o "$WORK/time.txt" "$@" > "$out" || { rc=$?; [ $rc -le 5 ] || exit $rc; }
   cat "$WORK/time.txt"
 }
 
@@ -64,15 +65,17 @@ python3 - "$WORK" <<'PY'
 import json, statistics, sys
 w = sys.argv[1]
 def stats(name):
-    rows = [l.split() for l in open(f"{w}/{name}.times") if l.strip()]
-    t = sorted(float(r[0]) for r in rows); rss = max(int(r[1]) for r in rows)
-    return min(t), statistics.median(t), rss / 1024
+    rows = [l.split() for l in open(f"{w}/{name}.times") if l[:1].isdigit()]
+    t = sorted(float(r[0]) for r in rows)
+    cpu = sorted(float(r[1]) + float(r[2]) for r in rows)
+    rss = max(int(r[3]) for r in rows)
+    return min(t), statistics.median(t), min(cpu), statistics.median(cpu), rss / 1024
 p = json.load(open(f"{w}/pipeline.out"))["metrics"][0]
 s = json.load(open(f"{w}/scipy.out"))
-print(f"{'':10} {'min s':>7} {'median s':>9} {'peak RSS MB':>12}")
+print(f"{'':10} {'wall min s':>10} {'wall median s':>13} {'CPU min s':>10} {'CPU median s':>12} {'peak RSS MB':>12}")
 for name in ["pipeline", "scipy"]:
-    mn, md, rss = stats(name)
-    print(f"{name:10} {mn:7.2f} {md:9.2f} {rss:12.0f}")
+    mn, md, cmn, cmd, rss = stats(name)
+    print(f"{name:10} {mn:10.2f} {md:13.2f} {cmn:10.2f} {cmd:12.2f} {rss:12.0f}")
 print(f"U: pipeline {p['u']:.1f}, scipy {s['u']:.1f}; p: pipeline {p['p_value']:.12g}, scipy {s['p_value']:.12g}")
 print(f"pipeline also: HL shift {p['estimate']:.6g} ms, 98% CI [{p['ci'][0]:.6g}, {p['ci'][1]:.6g}], {p['classification']}")
 assert p["u"] == s["u"], "U differs"

@@ -14,6 +14,14 @@ use std::process::{Command, ExitStatus, Stdio};
 /// How many trailing bytes of stderr an error quotes.
 const STDERR_TAIL: usize = 4000;
 
+/// Environment variables that hold secrets of `pipeline` itself (the DigitalOcean token). No child process
+/// needs them, so none inherits them: ansible-playbook, ssh-keygen or git cannot leak what they never saw.
+pub const SECRET_ENV: &[&str] = &[
+    "NCSU_DOTOKEN",
+    "DIGITALOCEAN_TOKEN",
+    "DIGITALOCEAN_ACCESS_TOKEN",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("failed to {action}: `{program}` is not installed or not on PATH{hint}")]
@@ -162,6 +170,9 @@ impl Cmd {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);
+        for key in SECRET_ENV {
+            c.env_remove(key);
+        }
         for (k, v) in &self.envs {
             c.env(k, v);
         }
@@ -323,6 +334,14 @@ mod tests {
             .unwrap();
         assert_eq!(seen, vec!["hello", "from stdin"]);
         assert_eq!(out.stdout, "hello\nfrom stdin\n");
+    }
+
+    #[test]
+    fn children_never_inherit_the_digitalocean_token() {
+        std::env::set_var("DIGITALOCEAN_ACCESS_TOKEN", "dop_v1_secret");
+        let out = Cmd::new("print the environment", "env").run().unwrap();
+        std::env::remove_var("DIGITALOCEAN_ACCESS_TOKEN");
+        assert!(!out.stdout.contains("dop_v1_secret"), "{}", out.stdout);
     }
 
     #[test]

@@ -1,6 +1,26 @@
 //! Bringing an environment's hosts up or down through a [`Provider`], shared by `prod`, `canary` and `demo`:
 //! resolve the provider, create or adopt the hosts, wait until they are usable, write the inventory
 //! atomically. Also builds host specs from defaults, pipeline.toml and flags.
+//!
+//! # Using it from another command
+//! ```no_run
+//! # async fn demo(global: &pipeline::settings::Global) -> anyhow::Result<()> {
+//! use std::collections::BTreeMap;
+//! use pipeline::provision::{self, HostDefault, HostOverride, UpRequest};
+//!
+//! const HOSTS: [HostDefault; 2] = [
+//!     HostDefault { name: "blue", size: "s-1vcpu-1gb" },
+//!     HostDefault { name: "green", size: "s-1vcpu-1gb" },
+//! ];
+//! let kind = provision::resolve_provider_kind(None, &global.config)?;
+//! let none = HostOverride::default();
+//! let specs = provision::build_specs("canary", &HOSTS, &none, &BTreeMap::new(), &none)?;
+//! let req = UpRequest::new(kind, "canary", specs, "canary.ini", "canary"); // the directory must exist
+//! let done = provision::up(global, &req).await?; // hosts ready, inventory written
+//! println!("{} hosts in {}", done.hosts.len(), done.inventory.display());
+//! provision::down(global, kind, "canary").await?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +100,19 @@ pub struct ProdSection {
 impl ProdSection {
     pub fn load(config: &Config) -> Result<Self, ConfigError> {
         config.section("prod")
+    }
+
+    /// `timeout`, parsed (e.g. `15m`).
+    pub fn timeout(&self) -> Result<Option<Duration>, ConfigError> {
+        self.timeout
+            .as_deref()
+            .map(|s| {
+                humantime::parse_duration(s).map_err(|e| ConfigError::Invalid {
+                    what: "[prod] timeout".to_string(),
+                    message: format!("`{s}`: {e} (use e.g. `15m`)"),
+                })
+            })
+            .transpose()
     }
 
     fn common(&self) -> HostOverride {
@@ -347,10 +380,11 @@ async fn up_with<P: Provider>(
             WaitFor::Active => "active with a public address",
         }
     ));
-    let hosts = provider
+    let mut hosts = provider
         .wait_ready(&names, req.wait, req.timeout, &global.ui)
         .await
         .with_context(|| format!("failed waiting for {what}"))?;
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
     let connection = provider.connection();
     let text = inventory::render(&hosts, &connection, &req.command, kind, &req.environment)
         .context("failed to render the inventory")?;

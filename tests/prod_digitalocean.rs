@@ -194,6 +194,35 @@ fn a_droplet_already_carrying_the_tag_is_adopted_and_only_the_missing_ones_are_c
 }
 
 #[test]
+fn an_adopted_droplet_that_is_off_is_powered_on() {
+    let fake = FakeDo::start(TOKEN);
+    for name in ["itrust", "checkbox", "monitor"] {
+        fake.add_droplet(name, "s-1vcpu-1gb", &["pipeline", "pipeline-prod"]);
+    }
+    fake.power_off("monitor");
+    let work = Work::new();
+    let run = work.run(
+        &fake.url,
+        &["prod", "up", "--wait", "active", "--size", "s-1vcpu-1gb"],
+    );
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("powering on droplet monitor"),
+        "{}",
+        run.stderr
+    );
+    let actions: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/actions"))
+        .collect();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].body, Some(json!({"type": "power_on"})));
+    assert_eq!(fake.creates().len(), 0);
+    assert_eq!(inventory_hosts(&work.inventory().unwrap()).len(), 3);
+}
+
+#[test]
 fn rate_limits_and_html_server_errors_on_reads_are_retried() {
     let fake = FakeDo::start(TOKEN);
     fake.inject("GET", "/v2/droplets", Fault::RateLimit { retry_after: 1 });
@@ -324,6 +353,21 @@ fn create_that_fails_unclearly_is_looked_up_by_tag_and_not_sent_again() {
 }
 
 #[test]
+fn a_created_droplet_slow_to_appear_under_its_tag_is_not_created_twice() {
+    let fake = FakeDo::start(TOKEN);
+    fake.add_key(FINGERPRINT, PUBLIC_KEY);
+    fake.set_listing_lag(2);
+    fake.inject("POST", "/v2/droplets", Fault::CreateThen500);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "up", "--wait", "active"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("not listed yet"), "{}", run.stderr);
+    let names: Vec<Value> = fake.creates().iter().map(|c| c["names"].clone()).collect();
+    assert_eq!(names, [json!(["itrust"]), json!(["checkbox", "monitor"])]);
+    assert_eq!(fake.droplet_names(), ["checkbox", "itrust", "monitor"]);
+}
+
+#[test]
 fn create_rejected_with_html_500_is_resent_only_after_the_tag_shows_nothing() {
     let fake = FakeDo::start(TOKEN);
     fake.add_key(FINGERPRINT, PUBLIC_KEY);
@@ -337,10 +381,10 @@ fn create_rejected_with_html_500_is_resent_only_after_the_tag_shows_nothing() {
         .filter(|r| r.path == "/v2/droplets")
         .map(|r| r.method.clone())
         .collect();
-    // list (adopt) · POST itrust (500, nothing made) · list (look-up) · POST itrust · POST checkbox+monitor · polls
+    // list (adopt) · POST itrust (500, nothing made) · three look-ups · POST itrust · POST checkbox+monitor
     assert_eq!(
-        sequence[..5],
-        ["GET", "POST", "GET", "POST", "POST"],
+        sequence[..7],
+        ["GET", "POST", "GET", "GET", "GET", "POST", "POST"],
         "{sequence:?}"
     );
     assert_eq!(fake.droplet_names(), ["checkbox", "itrust", "monitor"]);
@@ -404,6 +448,62 @@ fn status_prints_a_table_of_name_id_status_ip_size_region() {
             "nyc1"
         ]
     );
+}
+
+#[test]
+fn status_json_has_a_stable_shape() {
+    let fake = FakeDo::start(TOKEN);
+    let id = fake.add_droplet("itrust", "s-1vcpu-2gb", &["pipeline", "pipeline-prod"]);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "status", "--json"]);
+    run.assert_ok();
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        status,
+        json!({
+            "provider": "digitalocean",
+            "environment": "prod",
+            "hosts": [{"name": "itrust", "id": id.to_string(), "status": "active",
+                       "ip": fake.public_ip("itrust").to_string(), "size": "s-1vcpu-2gb", "region": "nyc1"}]
+        })
+    );
+}
+
+#[test]
+fn provider_flag_beats_environment_beats_config() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    let envs = |provider: &'static str| {
+        [
+            ("DIGITALOCEAN_API_URL", fake.url.clone()),
+            ("DIGITALOCEAN_TOKEN", TOKEN.to_string()),
+            ("PIPELINE_PROVIDER", provider.to_string()),
+        ]
+    };
+    let run_with = |args: &[&str], envs: &[(&str, String)]| {
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        work.run_with(args, &envs)
+    };
+    work.write_config("provider = \"local\"\n");
+    // The environment beats the config file ...
+    run_with(&["prod", "status"], &envs("digitalocean")).assert_ok();
+    assert_eq!(fake.requests().len(), 1);
+    // ... the flag beats the environment ...
+    run_with(
+        &["prod", "status", "--provider", "digitalocean"],
+        &envs("local"),
+    )
+    .assert_ok();
+    assert_eq!(fake.requests().len(), 2);
+    // ... and a bad value in the environment is a usage error naming the variable.
+    let run = run_with(&["prod", "status"], &envs("aws"));
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("PIPELINE_PROVIDER") && run.stderr.contains("`aws`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fake.requests().len(), 2);
 }
 
 #[test]
@@ -586,6 +686,31 @@ fn missing_token_and_missing_ssh_key_are_reported_together() {
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains("no API token") && run.stderr.contains("no SSH key found"),
+        "{}",
+        run.stderr
+    );
+    assert!(fake.requests().is_empty());
+}
+
+#[test]
+fn an_ssh_key_given_by_flag_must_exist_with_its_public_half() {
+    let fake = FakeDo::start(TOKEN);
+    let work = Work::new();
+    let run = work.run(&fake.url, &["prod", "up", "--ssh-key", "nope/id_ed25519"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("SSH private key nope/id_ed25519 does not exist"),
+        "{}",
+        run.stderr
+    );
+    let lonely = work.path().join("lonely");
+    std::fs::write(&lonely, "private").unwrap();
+    let run = work.run(&fake.url, &["prod", "up", "--ssh-key", "lonely"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("lonely.pub does not exist; write it with `ssh-keygen -y -f"),
         "{}",
         run.stderr
     );

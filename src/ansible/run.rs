@@ -466,6 +466,7 @@ mod tests {
             dir.join("state"),
         );
         run.context.insert("group", "itrust");
+        run.context.insert("app", "iTrust");
         run.extra_vars
             .insert("itrust_db_password".into(), "s3cret".into());
         run.emit_dir = Some(dir.join("emit"));

@@ -1,6 +1,8 @@
-//! The bundled preview service (`examples/preview-service`, embedded in the binary): materialized as a git
-//! repository with branches `master`, `broken` and `slow` by the example's own `make-repo.sh`, so `pipeline
-//! demo` (and anyone without GitHub) can run a canary from any directory.
+//! The bundled example apps, embedded in the binary so `pipeline demo` (and anyone without GitHub) runs from
+//! any directory: the preview service (`examples/preview-service`), made into a git repository with branches
+//! `master`, `broken` and `slow` by its own `make-repo.sh`; and the iTrust and checkbox.io stand-ins
+//! (`examples/itrust-standin`, built into a WAR by its `build.sh`; `examples/checkbox-standin`, committed
+//! into a git repository).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,9 @@ use include_dir::{include_dir, Dir};
 
 use crate::process::{Cmd, ProcessError};
 
-static EXAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/preview-service");
+static PREVIEW: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/preview-service");
+static ITRUST: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/itrust-standin");
+static CHECKBOX: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/checkbox-standin");
 
 /// The survey document the canary posts to `/preview` by default (`{"markdown": …}`, about 1.3 KB).
 pub const SURVEY_JSON: &str = include_str!("../../examples/preview-service/survey.json");
@@ -27,25 +31,40 @@ pub enum ExampleError {
     Script(#[from] ProcessError),
 }
 
-/// Creates (or re-creates) the example repository at `dest` and returns its path.
-/// The commits are reproducible: the same binary always makes the same commit ids.
-pub fn make_repo(dest: &Path) -> Result<PathBuf, ExampleError> {
+/// Writes the embedded directory `dir` to `dest` (replacing what was there).
+fn write_embedded(dir: &Dir<'_>, dest: &Path) -> Result<(), ExampleError> {
     let write_err = |path: &Path| {
         let path = path.to_owned();
         move |source| ExampleError::Write { path, source }
     };
-    let scratch = tempfile::tempdir().map_err(write_err(Path::new("a temporary directory")))?;
+    if dest.exists() {
+        std::fs::remove_dir_all(dest).map_err(write_err(dest))?;
+    }
     let mut files = Vec::new();
-    crate::templates::collect_files(&EXAMPLE, &mut files);
+    crate::templates::collect_files(dir, &mut files);
     for file in files {
-        let path = scratch.path().join(file.path());
+        let path = dest.join(file.path());
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(write_err(parent))?;
         }
         std::fs::write(&path, file.contents()).map_err(write_err(&path))?;
     }
+    Ok(())
+}
+
+/// Creates (or re-creates) the preview service's repository at `dest` and returns its path.
+/// The commits are reproducible: the same binary always makes the same commit ids.
+pub fn make_repo(dest: &Path) -> Result<PathBuf, ExampleError> {
+    let scratch = tempfile::tempdir().map_err(|source| ExampleError::Write {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    write_embedded(&PREVIEW, scratch.path())?;
     if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(write_err(dest))?;
+        std::fs::remove_dir_all(dest).map_err(|source| ExampleError::Write {
+            path: dest.to_owned(),
+            source,
+        })?;
     }
     Cmd::new("build the example repository", "bash")
         .arg(scratch.path().join("make-repo.sh"))
@@ -53,6 +72,44 @@ pub fn make_repo(dest: &Path) -> Result<PathBuf, ExampleError> {
         .install_hint("; install git and bash")
         .run()?;
     Ok(dest.to_owned())
+}
+
+/// Builds the iTrust stand-in WAR in `work` (sources in `work/itrust-standin`) and returns its path.
+pub fn itrust_war(work: &Path) -> Result<PathBuf, ExampleError> {
+    let src = work.join("itrust-standin");
+    write_embedded(&ITRUST, &src)?;
+    let war = work.join("iTrust2.war");
+    Cmd::new("build the iTrust stand-in WAR", "bash")
+        .arg(src.join("build.sh"))
+        .arg(&war)
+        .install_hint("; install bash")
+        .run()?;
+    Ok(war)
+}
+
+/// Commits the checkbox.io stand-in into a git repository at `work/checkbox-standin` and returns its path.
+pub fn checkbox_repo(work: &Path) -> Result<PathBuf, ExampleError> {
+    let repo = work.join("checkbox-standin");
+    write_embedded(&CHECKBOX, &repo)?;
+    let git = |args: &[&str]| {
+        Cmd::new("commit the checkbox.io stand-in", "git")
+            .arg("-C")
+            .arg(&repo)
+            .args([
+                "-c",
+                "user.name=pipeline example",
+                "-c",
+                "user.email=example@pipeline.invalid",
+            ])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(args)
+            .install_hint("; install it with: apt-get install git")
+            .run()
+    };
+    git(&["init", "-q", "-b", "master"])?;
+    git(&["add", "-A"])?;
+    git(&["commit", "-q", "-m", "checkbox.io stand-in"])?;
+    Ok(repo)
 }
 
 #[cfg(test)]
@@ -84,6 +141,22 @@ mod tests {
         let first = git(&["rev-parse", "broken"]);
         make_repo(&repo).unwrap();
         assert_eq!(git(&["rev-parse", "broken"]), first);
+    }
+
+    #[test]
+    fn checkbox_stand_in_becomes_a_committed_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = checkbox_repo(dir.path()).unwrap();
+        let files = Cmd::new("list", "git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["ls-files"])
+            .run()
+            .unwrap()
+            .stdout;
+        assert!(files.contains("server-side/site/server.js"), "{files}");
+        // Twice in a row works (the old checkout is replaced).
+        checkbox_repo(dir.path()).unwrap();
     }
 
     #[test]

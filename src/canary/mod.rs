@@ -7,4 +7,5 @@ pub mod load;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod samples;
 pub mod source;

@@ -1,13 +1,718 @@
-//! `pipeline canary`: not built yet (see the open issues).
+//! `pipeline canary BASELINE CANARY`: provision blue, green and proxy; deploy the baseline branch on blue
+//! and the canary branch on green behind an nginx split proxy; check both arms answer; send load through
+//! the proxy while sampling CPU and memory of blue and green; judge; write one report; exit with the
+//! verdict's code. An arm that fails during the load is data (FAIL), never a crash and never a PASS.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Args;
+use serde::Deserialize;
 
-use crate::settings::Global;
+use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
+use crate::canary::judge::{self, JudgeConfig, Judgement};
+use crate::canary::load::{self, LoadPlan, LoadRun, Snapshot, Stop};
+use crate::canary::metrics::{self, HostSeries, HttpScraper};
+use crate::canary::report::{self, Extras, ReportFiles};
+use crate::canary::run::{self, ArmDeploy, Probe, StageTimes};
+use crate::canary::samples::{self, RequestObs, RequestSplit};
+use crate::canary::source::{self, Source};
+use crate::exit::UsageError;
+use crate::providers::{HostSpec, ProviderKind};
+use crate::provision::{self, HostDefault, HostOverride, UpRequest};
+use crate::settings::{pick, Global};
 use crate::Outcome;
 
-#[derive(Debug, Args)]
-pub struct CanaryArgs {}
+/// The canary's hosts and their DigitalOcean sizes.
+pub const CANARY_HOSTS: [HostDefault; 3] = [
+    HostDefault {
+        name: run::BASELINE_HOST,
+        size: "s-1vcpu-1gb",
+    },
+    HostDefault {
+        name: run::CANARY_HOST,
+        size: "s-1vcpu-1gb",
+    },
+    HostDefault {
+        name: run::PROXY_HOST,
+        size: "s-1vcpu-1gb",
+    },
+];
 
-pub async fn run(_args: CanaryArgs, _global: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`pipeline canary` is not implemented yet")
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Baseline branch or revision, deployed on host `blue` (e.g. master).
+    pub baseline: String,
+    /// Canary branch or revision, deployed on host `green` (e.g. broken).
+    pub canary: String,
+    /// Where the hosts run [env: PIPELINE_PROVIDER; config: provider; default: digitalocean].
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderKind>,
+    /// Repository to deploy: a URL or a local path, cloned on this machine [default: checkbox.io-micro-preview,
+    /// whose `master` means its last revision serving POST /preview, ec9b647].
+    #[arg(long, value_name = "URL_OR_PATH")]
+    pub repo: Option<String>,
+    /// Length of the load window, e.g. 60s, 2m [default: 60s].
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Load sent before the measured window and not judged, so both arms are warm [default: 5s; 0 = none].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Requests per second through the proxy, both arms together (open model; 0 = as fast as the
+    /// connections allow) [default: 100].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Connections to the proxy [default: 16].
+    #[arg(long, short = 'c')]
+    pub concurrency: Option<usize>,
+    /// Share of requests sent to the canary, in percent (1-99) [default: 50].
+    #[arg(long)]
+    pub split: Option<u8>,
+    /// Endpoint the load requests [default: /preview].
+    #[arg(long, value_name = "PATH")]
+    pub endpoint: Option<String>,
+    /// HTTP method of the load [default: POST].
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Request body [default: the bundled survey document, {"markdown": …}].
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Content-Type of the body [default: application/json].
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Where the report goes [default: canary-report/<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Keep the hosts after the run (default: destroy them); a later run reuses them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Use the roles in DIR (e.g. an edited `pipeline roles export DIR`) instead of the built-in ones
+    /// [config: roles_dir].
+    #[arg(long, value_name = "DIR")]
+    pub roles: Option<PathBuf>,
+    /// Environment the hosts belong to (hosts blue, green, proxy).
+    #[arg(long, env = "PIPELINE_CANARY_ENV", default_value = "canary")]
+    pub env: String,
+}
+
+/// The `[canary]` section of pipeline.toml (flags win).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySection {
+    pub repo: Option<String>,
+    /// e.g. "60s".
+    pub duration: Option<String>,
+    /// e.g. "5s".
+    pub warmup: Option<String>,
+    pub rate: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub split: Option<u8>,
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub body_file: Option<PathBuf>,
+    pub content_type: Option<String>,
+    /// Host overrides for all canary hosts (region, image, size, memory_limit).
+    #[serde(flatten)]
+    pub hosts: HostOverride,
+}
+
+/// A fully resolved canary run; `pipeline demo` builds one directly.
+#[derive(Debug, Clone)]
+pub struct CanaryPlan {
+    pub provider: ProviderKind,
+    pub environment: String,
+    pub repo: String,
+    pub baseline: String,
+    pub canary: String,
+    pub specs: Vec<HostSpec>,
+    pub duration: Duration,
+    /// Unrecorded load before the window.
+    pub warmup: Duration,
+    /// `None`: closed model, as fast as `concurrency` connections allow.
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    pub split: u8,
+    pub probe: Probe,
+    pub report_dir: PathBuf,
+    pub keep: bool,
+    pub judge: JudgeConfig,
+    /// Roles from this directory instead of the built-in ones.
+    pub roles: Option<PathBuf>,
+}
+
+impl CanaryPlan {
+    /// Where this environment's inventory and shipped archives live.
+    pub fn work_dir(&self, global: &Global) -> PathBuf {
+        global
+            .state_dir
+            .join(format!("canary-{}", self.environment))
+    }
+
+    pub fn inventory(&self, global: &Global) -> PathBuf {
+        self.work_dir(global).join("inventory.ini")
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct CanaryResult {
+    pub judgement: Judgement,
+    pub files: ReportFiles,
+    pub times: StageTimes,
+}
+
+fn usage(msg: String) -> anyhow::Error {
+    UsageError(msg).into()
+}
+
+/// A duration from the flag, else `[canary] key = "…"`, else `default_secs`.
+fn duration_setting(
+    key: &str,
+    flag: Option<Duration>,
+    config: &Option<String>,
+    default_secs: u64,
+) -> anyhow::Result<Duration> {
+    match (flag, config) {
+        (Some(d), _) => Ok(d),
+        (None, Some(text)) => humantime::parse_duration(text).map_err(|e| {
+            usage(format!(
+                "[canary] {key} = {text:?}: {e} (e.g. \"{default_secs}s\")"
+            ))
+        }),
+        (None, None) => Ok(Duration::from_secs(default_secs)),
+    }
+}
+
+/// Resolves flags > pipeline.toml `[canary]` > defaults, and checks every value.
+pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> {
+    let section: CanarySection = global.config.section("canary")?;
+    let provider = provision::resolve_provider_kind(args.provider, &global.config)?;
+    provision::check_environment(&args.env)?;
+    let duration = duration_setting("duration", args.duration, &section.duration, 60)?;
+    if duration < Duration::from_secs(1) {
+        return Err(usage(format!(
+            "--duration {}: the load window must be at least 1s",
+            humantime::format_duration(duration)
+        )));
+    }
+    let warmup = duration_setting("warmup", args.warmup, &section.warmup, 5)?;
+    let rate = pick(args.rate, section.rate, || 100.0);
+    if !(rate.is_finite() && rate >= 0.0) {
+        return Err(usage(format!(
+            "--rate {rate}: expected requests per second ≥ 0 (0 = unlimited)"
+        )));
+    }
+    let concurrency = pick(args.concurrency, section.concurrency, || 16);
+    if concurrency == 0 {
+        return Err(usage(
+            "--concurrency 0: at least one connection is needed".into(),
+        ));
+    }
+    let split = pick(args.split, section.split, || 50);
+    if !(1..=99).contains(&split) {
+        return Err(usage(format!(
+            "--split {split}: the canary's share must be 1 to 99 percent, so both arms get traffic"
+        )));
+    }
+    let endpoint = pick(args.endpoint, section.endpoint, || "/preview".into());
+    if !endpoint.starts_with('/') {
+        return Err(usage(format!(
+            "--endpoint {endpoint:?}: must start with `/`"
+        )));
+    }
+    let method_text = pick(args.method, section.method, || "POST".into());
+    let method = reqwest::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+        .map_err(|_| usage(format!("--method {method_text:?} is not an HTTP method")))?;
+    let body = match args.body_file.or(section.body_file) {
+        Some(path) => std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read the request body --body-file {}",
+                path.display()
+            )
+        })?,
+        None => crate::canary::example::SURVEY_JSON.as_bytes().to_vec(),
+    };
+    let content_type = pick(args.content_type, section.content_type, || {
+        "application/json".into()
+    });
+    let specs = provision::build_specs(
+        "canary",
+        &CANARY_HOSTS,
+        &section.hosts,
+        &Default::default(),
+        &HostOverride::default(),
+    )?;
+    let judge: JudgeConfig = global.config.section("judge")?;
+    Ok(CanaryPlan {
+        provider,
+        environment: args.env,
+        repo: args
+            .repo
+            .or(section.repo)
+            .unwrap_or_else(|| source::DEFAULT_REPO.to_string()),
+        baseline: args.baseline,
+        canary: args.canary,
+        specs,
+        duration,
+        warmup,
+        rate: (rate > 0.0).then_some(rate),
+        concurrency,
+        split,
+        probe: Probe {
+            method,
+            path: endpoint,
+            content_type: Some(content_type),
+            body,
+        },
+        report_dir: args.report_dir.unwrap_or_else(|| {
+            PathBuf::from(run::default_report_dir(std::time::SystemTime::now()))
+        }),
+        keep: args.keep,
+        judge,
+        roles: match args.roles {
+            Some(dir) => Some(dir),
+            None => global.config.string("roles_dir")?.map(PathBuf::from),
+        },
+    })
+}
+
+pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let plan = resolve(args, global)?;
+    let result = execute(&plan, global).await?;
+    Ok(result.judgement.verdict.outcome())
+}
+
+/// Runs the whole canary, then destroys the hosts unless `plan.keep` (also after an error).
+pub async fn execute(plan: &CanaryPlan, global: &Global) -> anyhow::Result<CanaryResult> {
+    let mut times = StageTimes::default();
+    let result = stages(plan, global, &mut times).await;
+    let ui = &global.ui;
+    if plan.keep {
+        ui.info(format!(
+            "canary: keeping blue, green and proxy (environment {}); destroy them with `pipeline prod down --env {} --provider {}`",
+            plan.environment,
+            plan.environment,
+            provision::kind_name(plan.provider)
+        ));
+    } else {
+        ui.info(format!(
+            "canary: destroying blue, green and proxy (environment {})",
+            plan.environment
+        ));
+        let down = times
+            .time(
+                "teardown",
+                provision::down(global, plan.provider, &plan.environment),
+            )
+            .await;
+        if let Err(e) = down {
+            ui.warn(format!("could not destroy the canary hosts: {e:#}"));
+        }
+    }
+    let mut result = result?;
+    result.times = times;
+    Ok(result)
+}
+
+async fn stages(
+    plan: &CanaryPlan,
+    global: &Global,
+    times: &mut StageTimes,
+) -> anyhow::Result<CanaryResult> {
+    let ui = &global.ui;
+    let work_dir = plan.work_dir(global);
+    crate::fsutil::ensure_private_dir(&work_dir).with_context(|| {
+        format!(
+            "cannot create the canary's state directory {}",
+            work_dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(&plan.report_dir).with_context(|| {
+        format!(
+            "cannot create the report directory {}",
+            plan.report_dir.display()
+        )
+    })?;
+
+    // 1. Hosts.
+    ui.info(format!(
+        "canary: [1/6] provisioning blue, green and proxy ({}, environment {})",
+        provision::kind_name(plan.provider),
+        plan.environment
+    ));
+    let request = UpRequest::new(
+        plan.provider,
+        plan.environment.clone(),
+        plan.specs.clone(),
+        plan.inventory(global),
+        "canary",
+    );
+    let provisioned = times
+        .time("provision", provision::up(global, &request))
+        .await
+        .context("failed to provision the canary hosts")?;
+    let address = |name: &str| {
+        provisioned
+            .hosts
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| h.ip)
+            .with_context(|| format!("the provider returned no address for host {name}"))
+    };
+
+    // 2. Code: cloned here, one tree archive per branch.
+    ui.info(format!(
+        "canary: [2/6] fetching {} and exporting {} and {}",
+        plan.repo, plan.baseline, plan.canary
+    ));
+    let (repo, baseline_branch, canary_branch, export_dir) = (
+        plan.repo.clone(),
+        plan.baseline.clone(),
+        plan.canary.clone(),
+        work_dir.clone(),
+    );
+    let exports = times
+        .time(
+            "fetch",
+            tokio::task::spawn_blocking(move || -> Result<_, source::SourceError> {
+                let src = Source::fetch(&repo, &export_dir)?;
+                Ok((
+                    src.export(&baseline_branch, &export_dir)?,
+                    src.export(&canary_branch, &export_dir)?,
+                ))
+            }),
+        )
+        .await
+        .context("the fetch task panicked")?
+        .context("failed to fetch the code to deploy")?;
+    let arm = |label: &str, host: &str, e: &source::Export| -> anyhow::Result<ArmDeploy> {
+        Ok(ArmDeploy {
+            label: label.to_string(),
+            host: host.to_string(),
+            address: address(host)?,
+            branch: e.branch.clone(),
+            commit: e.commit.clone(),
+            release: e.tree.clone(),
+            archive: std::path::absolute(&e.archive)
+                .unwrap_or_else(|_| e.archive.clone())
+                .display()
+                .to_string(),
+        })
+    };
+    let baseline = arm(run::BASELINE_LABEL, run::BASELINE_HOST, &exports.0)?;
+    let canary = arm(run::CANARY_LABEL, run::CANARY_HOST, &exports.1)?;
+    let proxy_ip = address(run::PROXY_HOST)?;
+
+    // 3. Deploy with Ansible: preview service + node_exporter on blue and green, the split proxy.
+    ui.info(format!(
+        "canary: [3/6] deploying {} on blue, {} on green, nginx split {}% to green on proxy",
+        baseline.branch, canary.branch, plan.split
+    ));
+    let mut playbook = PlaybookRun::new(
+        "canary",
+        run::PLAYBOOK,
+        plan.inventory(global),
+        global.state_dir.clone(),
+    );
+    playbook.context = run::playbook_context(&plan.environment, &baseline, &canary, plan.split);
+    playbook.extra_vars = run::extra_vars();
+    playbook.roles = plan
+        .roles
+        .clone()
+        .map_or(RolesSource::Embedded, RolesSource::Dir);
+    let deploy_ui = ui.clone();
+    let deploy: DeployReport = times
+        .time(
+            "deploy",
+            tokio::task::spawn_blocking(move || playbook.run(&deploy_ui)),
+        )
+        .await
+        .context("the deploy task panicked")?
+        .context("failed to deploy the canary")?;
+    write_json(&plan.report_dir.join("deploy.json"), &deploy)?;
+    if !deploy.success {
+        anyhow::bail!(
+            "the canary deploy failed, so there is nothing to judge:\n{}\n(the deploy report is in {})",
+            deploy.render_text(),
+            plan.report_dir.join("deploy.json").display()
+        );
+    }
+
+    // 4. Health: both arms answer directly, and the proxy routes to both.
+    ui.info("canary: [4/6] checking both arms answer, directly and through the proxy");
+    let proxy_url = format!("http://{proxy_ip}:{}{}", run::PROXY_PORT, plan.probe.path);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("failed to build an HTTP client")?;
+    times
+        .time("health", async {
+            for a in [&baseline, &canary] {
+                run::check_arm(&client, a, &plan.probe, Duration::from_secs(30)).await?;
+            }
+            run::check_proxy(&client, &proxy_url, &plan.probe, 50).await
+        })
+        .await?;
+
+    // 5. Load through the proxy while sampling blue and green every second.
+    ui.info(format!(
+        "canary: [5/6] load for {} through {proxy_url} ({}, {} connections), sampling blue and green",
+        humantime::format_duration(plan.duration),
+        plan.rate.map(|r| format!("{r} req/s")).unwrap_or_else(|| "as fast as possible".into()),
+        plan.concurrency
+    ));
+    if !plan.warmup.is_zero() {
+        times.time("warmup", warm_up(plan, &proxy_url)).await?;
+    }
+    let (load_run, hosts) = times
+        .time(
+            "load",
+            load_and_sample(plan, &proxy_url, &baseline, &canary, global),
+        )
+        .await?;
+
+    // 6. Samples, judgement, report.
+    ui.info("canary: [6/6] judging and writing the report");
+    let split = samples::split_requests(
+        load_run.records().map(|r| RequestObs {
+            offset_s: r.offset.as_secs_f64(),
+            latency_ms: r.latency.as_secs_f64() * 1e3,
+            status: r.status(),
+            bytes: r.bytes,
+            backend: r.backend,
+        }),
+        run::BASELINE_LABEL,
+        run::CANARY_LABEL,
+    );
+    let input = samples::judge_input(&split, &hosts[0], &hosts[1]);
+    let samples_file = plan.report_dir.join("samples.json");
+    write_json(&samples_file, &input)?;
+    write_json(&plan.report_dir.join("hosts.json"), &hosts)?;
+    let judging = std::time::Instant::now();
+    let judgement = judge::judge(&input, &plan.judge).context("failed to judge the samples")?;
+    times.record("judge", judging.elapsed());
+    let extras = Extras {
+        run: Some(run_summary(
+            plan,
+            &baseline,
+            &canary,
+            &proxy_url,
+            &load_run,
+            &split,
+            &hosts,
+            times,
+            &samples_file,
+        )),
+        deploy: Some(deploy_summary(
+            &deploy,
+            &plan.report_dir.join("deploy.json"),
+        )),
+    };
+    let files = report::write_all(&plan.report_dir, &judgement, &extras).with_context(|| {
+        format!(
+            "failed to write the report to {}",
+            plan.report_dir.display()
+        )
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    report::print_terminal(&mut stdout, &judgement, &extras)
+        .context("failed to print the report")?;
+    Ok(CanaryResult {
+        judgement,
+        files,
+        times: StageTimes::default(),
+    })
+}
+
+/// Runs the load through the proxy and, at the same time, the node_exporter sampler on blue and green;
+/// the sampler stops when the load ends.
+/// The load generator's plan: the probe request through the proxy for `window`, at the plan's rate.
+fn load_plan(plan: &CanaryPlan, proxy_url: &str, window: Duration) -> anyhow::Result<LoadPlan> {
+    let mut load_plan = LoadPlan::new(proxy_url).context("invalid proxy URL for the load")?;
+    load_plan.method = plan
+        .probe
+        .method
+        .as_str()
+        .parse()
+        .context("invalid method")?;
+    load_plan.body = plan.probe.body.clone().into();
+    if let Some(ct) = &plan.probe.content_type {
+        load_plan.headers.insert(
+            hyper::header::CONTENT_TYPE,
+            ct.parse()
+                .with_context(|| format!("invalid content type {ct:?}"))?,
+        );
+    }
+    load_plan.concurrency = plan.concurrency;
+    load_plan.rate = plan.rate;
+    load_plan.stop = Stop::Duration(window);
+    load_plan.backend_header = Some(hyper::header::HeaderName::from_static("x-canary-backend"));
+    Ok(load_plan)
+}
+
+/// Sends the warm-up load (not recorded): a freshly (re)started arm is slower for its first seconds
+/// (JIT, caches, connection pools), which would be judged against an arm that has been running for hours.
+async fn warm_up(plan: &CanaryPlan, proxy_url: &str) -> anyhow::Result<()> {
+    let run = load::run(
+        load_plan(plan, proxy_url, plan.warmup)?,
+        &mut load::NoProgress,
+    )
+    .await
+    .context("the warm-up load failed")?;
+    drop(run);
+    Ok(())
+}
+
+async fn load_and_sample(
+    plan: &CanaryPlan,
+    proxy_url: &str,
+    baseline: &ArmDeploy,
+    canary: &ArmDeploy,
+    global: &Global,
+) -> anyhow::Result<(LoadRun, Vec<HostSeries>)> {
+    let load_plan = load_plan(plan, proxy_url, plan.duration)?;
+    let targets = vec![
+        (baseline.host.clone(), baseline.node_exporter_url()),
+        (canary.host.clone(), canary.node_exporter_url()),
+    ];
+    let scraper = HttpScraper::new(Duration::from_millis(900));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let spinner = global.ui.spinner(&global.ui.multi(), "load");
+    let total = plan.duration;
+    let mut progress = |s: &Snapshot| {
+        spinner.set_message(format!(
+            "{:.0}/{:.0} s, {} requests, {} without a response",
+            s.elapsed.as_secs_f64().min(total.as_secs_f64()),
+            total.as_secs_f64(),
+            s.requests,
+            s.errors
+        ));
+        std::ops::ControlFlow::Continue(())
+    };
+    let load = async {
+        let result = load::run(load_plan, &mut progress).await;
+        let _ = stop_tx.send(true);
+        result
+    };
+    let (load_run, hosts) = tokio::join!(
+        load,
+        metrics::sample_hosts(&scraper, &targets, Duration::from_secs(1), stop_rx)
+    );
+    spinner.finish_and_clear();
+    Ok((load_run.context("the load generator failed")?, hosts))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("failed to serialize")?;
+    text.push('\n');
+    crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
+        .with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// The deploy as the report shows it, one line per host and role (the whole report is `deploy.json`).
+fn deploy_summary(deploy: &DeployReport, file: &Path) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let secs = |s: f64| format!("{:.1} s", s);
+    out.insert(
+        "result".into(),
+        format!(
+            "{} in {}, {} changed (ansible-playbook exit status {})",
+            if deploy.success {
+                "succeeded"
+            } else {
+                "FAILED"
+            },
+            secs(deploy.duration_secs),
+            deploy.changed(),
+            deploy.ansible_rc
+        )
+        .into(),
+    );
+    for h in &deploy.hosts {
+        out.insert(
+            format!("host {}", h.name),
+            format!(
+                "ok {}, changed {}, failed {}, unreachable {}, skipped {}",
+                h.stats.ok, h.stats.changed, h.stats.failures, h.stats.unreachable, h.stats.skipped
+            )
+            .into(),
+        );
+    }
+    for r in &deploy.roles {
+        out.insert(
+            format!("role {}", r.role),
+            format!(
+                "{} tasks, {} changed, {} failed, {}",
+                r.tasks,
+                r.changed,
+                r.failed,
+                secs(r.duration_secs)
+            )
+            .into(),
+        );
+    }
+    for f in &deploy.failures {
+        out.insert(
+            format!("failure on {}", f.host),
+            format!("{}: {}", f.task, f.message).into(),
+        );
+    }
+    out.insert("full report".into(), file.display().to_string().into());
+    serde_json::Value::Object(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_summary(
+    plan: &CanaryPlan,
+    baseline: &ArmDeploy,
+    canary: &ArmDeploy,
+    proxy_url: &str,
+    load_run: &LoadRun,
+    split: &RequestSplit,
+    hosts: &[HostSeries],
+    times: &StageTimes,
+    samples_file: &Path,
+) -> serde_json::Value {
+    let summary = load_run.summary();
+    serde_json::json!({
+        "baseline": format!("{} ({}) on {} {}", baseline.branch, &baseline.commit[..baseline.commit.len().min(10)], baseline.host, baseline.address),
+        "canary": format!("{} ({}) on {} {}", canary.branch, &canary.commit[..canary.commit.len().min(10)], canary.host, canary.address),
+        "repository": plan.repo,
+        "provider": provision::kind_name(plan.provider),
+        "environment": plan.environment,
+        "proxy": proxy_url,
+        "split": format!("{}% canary", plan.split),
+        "load": format!(
+            "{} {} for {}, {} connections, {}",
+            plan.probe.method,
+            plan.probe.path,
+            humantime::format_duration(plan.duration),
+            plan.concurrency,
+            plan.rate.map(|r| format!("{r} req/s (open model)")).unwrap_or_else(|| "closed model".into())
+        ),
+        "requests": format!(
+            "{} total: {} baseline ({} 5xx), {} canary ({} 5xx), {} without an arm ({} without a response)",
+            summary.requests,
+            split.baseline.requests,
+            split.baseline.errors,
+            split.canary.requests,
+            split.canary.errors,
+            split.unattributed.requests,
+            split.unattributed.no_response
+        ),
+        "host_samples": hosts.iter().map(|h| format!(
+            "{}: {} samples, {} failed scrapes{}",
+            h.host,
+            h.samples.len(),
+            h.failed_scrapes,
+            h.last_error.as_ref().map(|e| format!(" (last: {e})")).unwrap_or_default()
+        )).collect::<Vec<_>>().join("; "),
+        "stages": times.line(),
+        "host_metrics": match plan.provider {
+            ProviderKind::Local => "node_exporter inside a local container reads the whole machine's /proc: CPU and memory are machine-wide, so they cannot tell the arms apart here",
+            ProviderKind::Digitalocean => "node_exporter on each droplet: CPU busy % and memory used %, once a second",
+        },
+        "samples": format!("{} (re-judge with `pipeline analyze {}`)", samples_file.display(), samples_file.display()),
+    })
 }

@@ -1,13 +1,203 @@
-//! `pipeline demo`: not built yet (see the open issues).
+//! `pipeline demo`: the whole job on the local sandbox, with no cloud account and no GitHub: the prod hosts
+//! (`prod up --provider local`), iTrust and checkbox.io deployed from the bundled example apps, then a canary
+//! of the bundled preview service, `master` against `broken`. One progress line per stage; at the end, where
+//! the reports are. The prod hosts are kept (so they can be looked at); the canary hosts are destroyed.
 
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
 
+use crate::canary::example;
+use crate::canary::judge::Verdict;
+use crate::commands::canary::{self as canary_cmd, CanaryArgs};
+use crate::commands::deploy::{self, App, DeployArgs};
+use crate::providers::ProviderKind;
+use crate::provision::{self, HostOverride, ProdSection, UpRequest};
 use crate::settings::Global;
 use crate::Outcome;
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Length of the canary's load window.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Where the reports go [default: demo-report/<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Keep the canary hosts too (blue, green, proxy); the prod hosts are always kept.
+    #[arg(long)]
+    pub keep: bool,
+}
 
-pub async fn run(_args: DemoArgs, _global: &Global) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`pipeline demo` is not implemented yet")
+/// Why the demo cannot run here, if it cannot: it builds systemd-nspawn containers.
+pub fn prerequisites() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Err(
+            "`pipeline demo` runs its hosts as systemd-nspawn containers, which needs Linux".into(),
+        );
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        return Err(format!(
+            "`pipeline demo` creates containers, network namespaces and firewall rules, which needs root (you are uid {uid}); run `sudo ./scripts/setup.sh` once, then `sudo pipeline demo`"
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
+    prerequisites().map_err(anyhow::Error::msg)?;
+    let ui = &global.ui;
+    let started = Instant::now();
+    let report_dir = args.report_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(
+            crate::canary::run::default_report_dir(std::time::SystemTime::now()).replacen(
+                "canary-report",
+                "demo-report",
+                1,
+            ),
+        )
+    });
+    std::fs::create_dir_all(&report_dir).with_context(|| {
+        format!(
+            "cannot create the report directory {}",
+            report_dir.display()
+        )
+    })?;
+    let stage = |n: u8, what: &str| {
+        ui.info(format!(
+            "demo [{n}/4] {what} ({:.0} s so far)",
+            started.elapsed().as_secs_f64()
+        ))
+    };
+
+    // 1. The prod hosts.
+    stage(
+        1,
+        "prod up --provider local: itrust, checkbox and monitor as local containers",
+    );
+    let inventory = PathBuf::from("inventory.ini");
+    let specs = provision::prod_host_specs(
+        &ProdSection::load(&global.config)?,
+        &HostOverride::default(),
+    )?;
+    let request = UpRequest::new(ProviderKind::Local, "prod", specs, &inventory, "demo");
+    provision::up(global, &request)
+        .await
+        .context("demo: failed to bring up the prod hosts")?;
+
+    // 2-3. The apps, from the bundled stand-ins (no GitHub, no Maven Central).
+    let work = global.state_dir.join("demo");
+    crate::fsutil::ensure_private_dir(&work)
+        .with_context(|| format!("cannot create {}", work.display()))?;
+    let mut deploy_reports = Vec::new();
+    for (n, app) in [(2, App::Itrust), (3, App::Checkbox)] {
+        stage(
+            n,
+            &format!("deploy {} from the bundled stand-in", app.display()),
+        );
+        let report = report_dir.join(format!("deploy-{}.json", app.key()));
+        let mut args = DeployArgs {
+            app,
+            inventory: inventory.clone(),
+            source: None,
+            git_ref: None,
+            artifact: None,
+            extra_vars: Vec::new(),
+            report: Some(report.clone()),
+            emit: None,
+            check: false,
+            roles: None,
+            syntax_check: false,
+        };
+        match app {
+            App::Itrust => {
+                args.artifact = Some(
+                    example::itrust_war(&work)
+                        .context("demo: failed to build the iTrust stand-in")?,
+                );
+            }
+            App::Checkbox => {
+                let repo = example::checkbox_repo(&work)
+                    .context("demo: failed to prepare the checkbox.io stand-in")?;
+                args.source = Some(repo.display().to_string());
+                // The stand-in keeps no data: no MongoDB to install.
+                args.extra_vars
+                    .push("checkbox_mongodb_install=false".into());
+            }
+        }
+        let outcome = deploy::run(args, global)
+            .await
+            .with_context(|| format!("demo: failed to deploy {}", app.display()))?;
+        if outcome != Outcome::Success {
+            anyhow::bail!(
+                "demo: the {} deploy failed; its report is {}",
+                app.display(),
+                report.display()
+            );
+        }
+        deploy_reports.push(report);
+    }
+
+    // 4. The canary.
+    stage(
+        4,
+        "canary of the bundled preview service: master (blue) against broken (green)",
+    );
+    let repo = example::make_repo(&global.state_dir.join("demo").join("preview-service"))
+        .context("demo: failed to build the example repository")?;
+    let plan = canary_cmd::resolve(
+        CanaryArgs {
+            baseline: "master".into(),
+            canary: "broken".into(),
+            provider: Some(ProviderKind::Local),
+            repo: Some(repo.display().to_string()),
+            duration: Some(args.duration),
+            warmup: None,
+            rate: None,
+            concurrency: None,
+            split: None,
+            endpoint: None,
+            method: None,
+            body_file: None,
+            content_type: None,
+            report_dir: Some(report_dir.join("canary")),
+            keep: args.keep,
+            roles: None,
+            env: "canary".into(),
+        },
+        global,
+    )?;
+    let result = canary_cmd::execute(&plan, global)
+        .await
+        .context("demo: the canary failed to run")?;
+
+    println!();
+    println!("demo finished in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "  prod hosts:     inventory.ini (destroy with `pipeline prod down --provider local`)"
+    );
+    for r in &deploy_reports {
+        println!("  deploy report:  {}", r.display());
+    }
+    println!("  canary report:  {}", result.files.html.display());
+    println!("                  {}", result.files.markdown.display());
+    println!("                  {}", result.files.json.display());
+    println!("  canary stages:  {}", result.times.line());
+    match result.judgement.verdict {
+        Verdict::Fail => {
+            println!("  verdict:        FAIL, as it should be: the broken branch answers 500s with tiny bodies");
+            Ok(Outcome::Success)
+        }
+        other => {
+            ui.warn(format!(
+                "the canary of master against broken should FAIL but gave {}: see the report",
+                other.as_str()
+            ));
+            Ok(other.outcome())
+        }
+    }
 }

@@ -14,7 +14,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
+use crate::ansible::{PlaybookRun, RolesSource};
+use crate::commands::deploy::{parse_extra_var, App};
 use crate::exit::UsageError;
 use crate::inventory::Inventory;
 use crate::settings::Global;
@@ -31,8 +32,8 @@ pub struct MonitorArgs {
     /// Inventory written by `pipeline prod up` (groups [monitor] and [itrust] and/or [checkbox]).
     #[arg(short, long, value_name = "FILE", default_value = "inventory.ini")]
     pub inventory: PathBuf,
-    /// Extra variable for the roles, KEY=VALUE (VALUE is read as JSON when it parses, else as a string);
-    /// repeatable. Example: -e prometheus_scrape_interval=10s
+    /// A role variable, KEY=VALUE (repeatable), e.g. -e prometheus_scrape_interval=10s. VALUE is typed as
+    /// JSON when it parses and is a string otherwise; @FILE reads a JSON object of variables.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,
     /// Write the run report (per host, role and task) as JSON to FILE.
@@ -77,8 +78,8 @@ impl MonitorConfig {
     pub fn apps(&self) -> Vec<AppSpec> {
         vec![
             AppSpec {
-                group: "itrust",
-                app: "iTrust",
+                group: App::Itrust.key(),
+                app: App::Itrust.display(),
                 port: self.itrust_port.unwrap_or(8080),
                 path: self
                     .itrust_path
@@ -86,8 +87,8 @@ impl MonitorConfig {
                     .unwrap_or_else(|| "/iTrust2".into()),
             },
             AppSpec {
-                group: "checkbox",
-                app: "checkbox.io",
+                group: App::Checkbox.key(),
+                app: App::Checkbox.display(),
                 port: self.checkbox_port.unwrap_or(80),
                 path: self.checkbox_path.clone().unwrap_or_else(|| "/".into()),
             },
@@ -252,23 +253,6 @@ impl MonitorPlan {
     }
 }
 
-/// `KEY=VALUE` → (key, JSON value): VALUE as JSON when it parses (numbers, booleans, lists), else a string.
-pub fn parse_extra_var(text: &str) -> Result<(String, Value), UsageError> {
-    let (key, value) = text.split_once('=').ok_or_else(|| {
-        UsageError(format!(
-            "-e {text}: expected KEY=VALUE, e.g. -e prometheus_scrape_interval=10s"
-        ))
-    })?;
-    let key = key.trim();
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(UsageError(format!(
-            "-e {text}: `{key}` is not a variable name (letters, digits and _ only)"
-        )));
-    }
-    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
-    Ok((key.to_string(), value))
-}
-
 pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> {
     let ui = &global.ui;
     let config: MonitorConfig = global.config.section("monitor")?;
@@ -290,9 +274,9 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
     );
     run.context = plan.playbook_context(&args.inventory.display().to_string());
     run.extra_vars = plan.role_vars(exporter_port);
-    for text in &args.extra_vars {
-        let (key, value) = parse_extra_var(text)?;
-        run.extra_vars.insert(key, value);
+    for arg in &args.extra_vars {
+        run.extra_vars
+            .extend(parse_extra_var(arg).map_err(UsageError)?);
     }
     run.check = args.check;
     run.emit_dir = args.emit.clone();
@@ -318,22 +302,36 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
     ));
 
     let report_ui = ui.clone();
-    let report: DeployReport = tokio::task::spawn_blocking(move || run.run(&report_ui))
+    let report = tokio::task::spawn_blocking(move || run.run(&report_ui))
         .await
         .context("the Ansible run panicked")?
         .context("monitor-setup could not run Ansible")?;
     if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report).context("serialize the run report")?;
+        let json = serde_json::to_vec_pretty(&report).expect("the report serializes");
         crate::fsutil::write_atomic(path, &json, 0o644)
             .with_context(|| format!("failed to write the report to {}", path.display()))?;
     }
-    eprintln!("{}", report.render_text());
+    print!("{}", report.render_text());
     if !report.success {
-        ui.warn("monitor-setup did not finish on every host; the report above names host, task and reason");
+        let bad: Vec<String> = report
+            .bad_hosts()
+            .iter()
+            .map(|h| format!("{} ({:?})", h.name, h.verdict).to_lowercase())
+            .collect();
+        eprintln!(
+            "error: monitor-setup failed on {}; see the failures above{}",
+            bad.join(", "),
+            args.report
+                .as_ref()
+                .map(|p| format!(" and the report in {}", p.display()))
+                .unwrap_or_default()
+        );
         return Ok(Outcome::Fail);
     }
-    for url in plan.dashboard_urls() {
-        println!("Dashboard: {url}");
+    if !args.check {
+        for url in plan.dashboard_urls() {
+            println!("Dashboard: {url}");
+        }
     }
     Ok(Outcome::Success)
 }
@@ -441,26 +439,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("mon.example.org"), "{err}");
-    }
-
-    #[test]
-    fn extra_vars_are_typed_when_they_parse_as_json() {
-        assert_eq!(
-            parse_extra_var("prometheus_port=9091").unwrap(),
-            ("prometheus_port".into(), json!(9091))
-        );
-        assert_eq!(
-            parse_extra_var("prometheus_scrape_interval=10s").unwrap(),
-            ("prometheus_scrape_interval".into(), json!("10s"))
-        );
-        assert_eq!(
-            parse_extra_var("node_exporter_allowed_scrapers=[\"10.1.0.0/16\"]")
-                .unwrap()
-                .1,
-            json!(["10.1.0.0/16"])
-        );
-        assert!(parse_extra_var("novalue").is_err());
-        assert!(parse_extra_var("bad key=1").is_err());
     }
 
     #[test]

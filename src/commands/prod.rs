@@ -13,7 +13,7 @@ use crate::providers::digitalocean::{self, DigitalOcean};
 use crate::providers::local::Local;
 use crate::providers::{Host, Provider, ProviderKind, WaitFor};
 use crate::provision::{self, HostOverride, ProdSection, UpRequest};
-use crate::settings::{pick, ConfigError, Global};
+use crate::settings::{pick, Global};
 use crate::Outcome;
 
 #[derive(Debug, Args)]
@@ -126,14 +126,9 @@ async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
         memory_limit: None,
     };
     let hosts = provision::prod_host_specs(&section, &flags)?;
-    let timeout = match (args.timeout, &section.timeout) {
-        (Some(t), _) => t,
-        (None, Some(s)) => humantime::parse_duration(s).map_err(|e| ConfigError::Invalid {
-            what: "[prod] timeout".to_string(),
-            message: format!("`{s}`: {e} (use e.g. `15m`)"),
-        })?,
-        (None, None) => provision::DEFAULT_TIMEOUT,
-    };
+    let timeout = pick(args.timeout, section.timeout()?, || {
+        provision::DEFAULT_TIMEOUT
+    });
     let mut req = UpRequest::new(
         kind,
         args.target.environment.clone(),
@@ -235,18 +230,27 @@ async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {
         ProviderKind::Digitalocean => {
             let settings =
                 digitalocean::Settings::resolve(global, &do_options(&args.target, None))?;
-            let hosts = DigitalOcean::new(settings, &args.target.environment, false, &global.ui)?
-                .list()
-                .await?;
-            let where_ = match hosts.iter().find(|h| h.name == args.host) {
-                Some(h) => format!(
-                    "open the droplet console at https://cloud.digitalocean.com/droplets/{}/console, or run `ssh root@{} journalctl -b`",
-                    h.id,
-                    h.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "<its IP>".into())
-                ),
-                None => format!(
-                    "and there is no host {} in environment {} (see `pipeline prod status`)",
-                    args.host, args.target.environment
+            // Looking the droplet up only sharpens the hint, so a failure here is reported, not fatal.
+            let lookup = async {
+                DigitalOcean::new(settings, &args.target.environment, false, &global.ui)?
+                    .list()
+                    .await
+            };
+            let where_ = match lookup.await {
+                Ok(hosts) => match hosts.iter().find(|h| h.name == args.host) {
+                    Some(h) => format!(
+                        "open the droplet console at https://cloud.digitalocean.com/droplets/{}/console, or run `ssh root@{} journalctl -b`",
+                        h.id,
+                        h.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "<its IP>".into())
+                    ),
+                    None => format!(
+                        "and there is no host {} in environment {} (see `pipeline prod status`)",
+                        args.host, args.target.environment
+                    ),
+                },
+                Err(e) => format!(
+                    "open the droplet's console from https://cloud.digitalocean.com/droplets \
+                     (looking it up failed: {e})"
                 ),
             };
             anyhow::bail!("DigitalOcean has no API for droplet logs; {where_}")

@@ -4,9 +4,11 @@
 //! - `POST /v2/droplets` answers 202 with `status: "new"`, `networks: {}` and empty `image`/`size`/`region`;
 //! - droplets turn `active` after `active_after` listings that include them, gain a private address at once
 //!   and their public one `ip_after_active` listings later, listed after the private one;
+//! - new droplets can stay out of tag listings for a few listings ([`FakeDo::set_listing_lag`]);
 //! - lists filter by `tag_name`, page by `per_page` (capped at `page_size`) and link `links.pages.next`;
 //! - `DELETE /v2/droplets?tag_name=` removes the tagged droplets (still listed once, as `off`, then gone);
 //! - SSH keys by fingerprint (404 when unknown), registered with 201;
+//! - the `power_on` droplet action (droplets can be powered off with [`FakeDo::power_off`]);
 //! - a small catalogue: regions (`nyc2` closed to new droplets), sizes, distribution images;
 //! - scripted faults: 429 with `retry-after`, 500 with an HTML page, a create that succeeds but answers 500.
 //!
@@ -73,6 +75,10 @@ struct FakeDroplet {
     image: String,
     tags: Vec<String>,
     polls: u32,
+    /// Listings that still leave this new droplet out (tag listings are eventually consistent).
+    hidden_for: u32,
+    /// Powered off (until a `power_on` action).
+    off: bool,
     /// Listings left before a deleted droplet disappears.
     deleting: Option<u32>,
 }
@@ -83,6 +89,7 @@ struct State {
     token: String,
     active_after: u32,
     ip_after_active: u32,
+    listing_lag: u32,
     page_size: usize,
     next_id: u64,
     next_index: u8,
@@ -117,6 +124,7 @@ impl FakeDo {
             token: token.to_string(),
             active_after: 2,
             ip_after_active: 1,
+            listing_lag: 0,
             page_size: 200,
             next_id: 3_164_400,
             next_index: 1,
@@ -154,6 +162,11 @@ impl FakeDo {
         s.ip_after_active = ip_after_active;
     }
 
+    /// Listings for which a newly created droplet is still missing from tag listings.
+    pub fn set_listing_lag(&self, listings: u32) {
+        self.state.lock().unwrap().listing_lag = listings;
+    }
+
     /// The most droplets one page holds, whatever `per_page` asks.
     pub fn set_page_size(&self, n: usize) {
         self.state.lock().unwrap().page_size = n;
@@ -176,6 +189,12 @@ impl FakeDo {
         let id = d.id;
         s.droplets.push(d);
         id
+    }
+
+    /// Powers a droplet off, as if someone stopped it in the console.
+    pub fn power_off(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.droplets.iter_mut().find(|d| d.name == name).unwrap().off = true;
     }
 
     /// Registers an SSH key on the fake account.
@@ -256,6 +275,8 @@ fn new_droplet(
         image: image.to_string(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         polls,
+        hidden_for: 0,
+        off: false,
         deleting: None,
     };
     s.next_id += 1;
@@ -268,6 +289,7 @@ fn render(s: &State, d: &FakeDroplet) -> Value {
     let active = d.polls >= s.active_after;
     let status = match (d.deleting, active) {
         (Some(_), _) => "off",
+        (None, _) if d.off => "off",
         (None, true) => "active",
         (None, false) => "new",
     };
@@ -424,6 +446,28 @@ fn route(
                 .body(Full::new(Bytes::new()))
                 .unwrap()
         }
+        ("POST", p) if p.starts_with("/v2/droplets/") && p.ends_with("/actions") => {
+            let id = &p["/v2/droplets/".len()..p.len() - "/actions".len()];
+            let Some(d) = s.droplets.iter_mut().find(|d| d.id.to_string() == id) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "The resource you were accessing could not be found.",
+                );
+            };
+            if body.and_then(|b| b["type"].as_str()) != Some("power_on") {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unprocessable_entity",
+                    "unsupported action type",
+                );
+            }
+            d.off = false;
+            respond(
+                StatusCode::CREATED,
+                json!({"action": {"id": 1, "status": "in-progress", "type": "power_on", "resource_id": d.id}}),
+            )
+        }
         ("GET", "/v2/regions") => {
             let offered = json!(SIZES);
             let regions: Vec<Value> = REGIONS
@@ -531,7 +575,16 @@ fn list(s: &mut State, query: &BTreeMap<String, String>) -> Response<Full<Bytes>
     if page == 1 {
         s.droplets.retain(|d| d.deleting != Some(0));
     }
+    if page == 1 {
+        for d in s.droplets.iter_mut().filter(|d| d.hidden_for > 0) {
+            d.hidden_for -= 1;
+            if d.hidden_for > 0 {
+                d.polls = 0;
+            }
+        }
+    }
     let matching: Vec<usize> = (0..s.droplets.len())
+        .filter(|&i| s.droplets[i].hidden_for == 0)
         .filter(|&i| tag.as_ref().is_none_or(|t| s.droplets[i].tags.contains(t)))
         .collect();
     let total = matching.len();
@@ -620,7 +673,8 @@ fn create(s: &mut State, body: Option<&Value>) -> Response<Full<Bytes>> {
     let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
     let mut created = Vec::new();
     for name in &names {
-        let d = new_droplet(s, name, &size, &region, &image, &tag_refs, 0);
+        let mut d = new_droplet(s, name, &size, &region, &image, &tag_refs, 0);
+        d.hidden_for = s.listing_lag;
         created.push(json!({
             "id": d.id, "name": d.name, "memory": 1024, "vcpus": 1, "disk": 25, "locked": false,
             "status": "new", "kernel": null, "created_at": "2026-11-28T18:00:00Z", "features": [],

@@ -528,10 +528,7 @@ pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, Judg
     for p in &mut prepared {
         p.set_adjusted(&mut next);
     }
-    let metrics: Vec<MetricResult> = prepared
-        .into_iter()
-        .map(|p| classify(p, alpha, config))
-        .collect();
+    let metrics: Vec<MetricResult> = prepared.into_iter().map(|p| classify(p, alpha)).collect();
     let (verdict, score, reason) = score(&metrics, config);
     Ok(Judgement {
         verdict,
@@ -728,7 +725,7 @@ fn beyond_allowance(change: Option<f64>, fallback: f64, allowed: f64, up: bool) 
     }
 }
 
-fn classify(p: Prepared, alpha: f64, _config: &JudgeConfig) -> MetricResult {
+fn classify(p: Prepared, alpha: f64) -> MetricResult {
     let Prepared {
         mut result,
         direction,

@@ -403,8 +403,8 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], level: f64) -> Shift {
     let estimate = if nm % 2 == 1 {
         kth_pairwise_diff(x, y, nm.div_ceil(2))
     } else {
-        let a = kth_pairwise_diff(x, y, nm / 2);
-        let b = kth_pairwise_diff(x, y, nm / 2 + 1);
+        let (a, b) = select_pairwise(x, y, nm / 2, true);
+        let b = b.unwrap_or_else(|| kth_pairwise_diff(x, y, nm / 2 + 1));
         a + (b - a) / 2.0
     };
     let within_ties = rank_sum(x, &[]).tie_term + rank_sum(y, &[]).tie_term;
@@ -439,19 +439,25 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], level: f64) -> Shift {
     }
 }
 
-/// Number of pairs with x_i − y_j ≤ v (computed in floating point), by two pointers: O(n + m).
-fn count_le(x: &[f64], y: &[f64], v: f64) -> u64 {
+/// Number of pairs with x_i − y_j ≤ v (computed in floating point), and the largest such difference, by two
+/// pointers: O(n + m).
+fn count_le(x: &[f64], y: &[f64], v: f64) -> (u64, f64) {
     let m = y.len();
     let mut j = 0usize;
     let mut count = 0u64;
+    let mut largest = f64::NEG_INFINITY;
     for &xi in x {
-        // x_i − y_j decreases in j; the pairs with difference ≤ v are a suffix starting at j.
+        // x_i − y_j decreases in j; the pairs with difference ≤ v are a suffix starting at j, whose first
+        // element is the row's largest difference ≤ v.
         while j < m && xi - y[j] > v {
             j += 1;
         }
+        if j < m {
+            largest = largest.max(xi - y[j]);
+        }
         count += (m - j) as u64;
     }
-    count
+    (count, largest)
 }
 
 /// Maps a finite f64 to an integer with the same order, for bisection on representable values.
@@ -468,56 +474,78 @@ fn from_ordered_bits(b: i64) -> f64 {
     f64::from_bits(if b < 0 { b ^ i64::MAX } else { b } as u64)
 }
 
-/// The k-th smallest (1-based) pairwise difference x_i − y_j of sorted samples, in O((n + m) log) time and
-/// O(n + m) memory: bisection on the value with an O(n + m) count per step until at most n + m candidates
-/// remain between the bounds, then a selection among those candidates.
+/// The k-th smallest (1-based) pairwise difference x_i − y_j of sorted samples in O(n + m) memory.
+///
+/// Root finding on count(v) = #{x_i − y_j ≤ v}, each evaluation O(n + m): the bracket (lo, hi] with
+/// count(lo) < k ≤ count(hi) shrinks by regula falsi with the Illinois modification (superlinear on the
+/// smooth count of many pairs; about 6–12 evaluations at a million per arm instead of ~25 halvings), falling
+/// back to halving the representable values if it ever stalls. `hi` snaps to the largest actual difference
+/// ≤ hi, so a heavily tied answer (integer data) is recognised as soon as it is reached. Once at most n + m
+/// candidate pairs remain in the bracket they are listed and the answer selected among them.
 pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
+    select_pairwise(x, y, k, false).0
+}
+
+/// [`kth_pairwise_diff`], and with `want_next` also the (k+1)-th when it is among the listed candidates
+/// (the two middle differences of an even count come from one search).
+pub(super) fn select_pairwise(x: &[f64], y: &[f64], k: u64, want_next: bool) -> (f64, Option<f64>) {
     let (n, m) = (x.len(), y.len());
     let total = n as u64 * m as u64;
     debug_assert!(k >= 1 && k <= total);
     let dmin = x[0] - y[m - 1];
     let dmax = x[n - 1] - y[0];
     let mut lo = dmin;
-    let mut c_lo = count_le(x, y, lo);
+    let (mut c_lo, _) = count_le(x, y, lo);
     if c_lo >= k {
-        return dmin;
+        return (dmin, None);
     }
     let (mut hi, mut c_hi) = (dmax, total);
-    // Invariant: count_le(lo) < k <= count_le(hi); the answer is in (lo, hi].
+    // Invariant: count(lo) < k <= count(hi); the answer is in (lo, hi].
     let limit = (n + m).max(1024) as u64;
+    // Illinois weights: signed distances of the counts from the target (k − ½), halved for a stuck end.
+    let target = k as f64 - 0.5;
+    let (mut f_lo, mut f_hi) = (c_lo as f64 - target, c_hi as f64 - target);
+    let mut last_moved_hi: Option<bool> = None;
     let mut steps = 0;
     while c_hi - c_lo > limit {
-        let mut mid = lo + (hi * 0.5 - lo * 0.5);
-        if steps >= 48 || !(mid > lo && mid < hi) {
-            // Value halving stalls on wide ranges or tiny gaps; halve the representable values instead.
-            let (a, b) = (ordered_bits(lo) as i128, ordered_bits(hi) as i128);
-            mid = from_ordered_bits(((a + b) / 2) as i64);
-        }
-        if !(mid > lo && mid < hi) {
-            // lo and hi are adjacent floats: every candidate equals hi.
-            return hi;
-        }
-        let c = count_le(x, y, mid);
-        if c >= k {
-            hi = mid;
-            c_hi = c;
-        } else {
-            lo = mid;
-            c_lo = c;
-        }
         steps += 1;
-        if steps % 4 == 0 {
-            // Many tied differences (integer data) would keep more than `limit` candidates until the bounds
-            // are adjacent floats; test whether the answer is hi itself.
-            let below = from_ordered_bits(ordered_bits(hi) - 1);
-            if below > lo {
-                let c = count_le(x, y, below);
-                if c < k {
-                    return hi;
-                }
-                hi = below;
-                c_hi = c;
+        let mut v = if steps <= 40 {
+            lo + (hi - lo) * (-f_lo / (f_hi - f_lo))
+        } else {
+            f64::NAN
+        };
+        if !(v > lo && v < hi) {
+            let (a, b) = (ordered_bits(lo) as i128, ordered_bits(hi) as i128);
+            v = from_ordered_bits(((a + b) / 2) as i64);
+            if !(v > lo && v < hi) {
+                return (hi, None); // adjacent floats: every candidate equals hi
             }
+        }
+        let (c, largest) = count_le(x, y, v);
+        if c >= k {
+            // No difference lies in (largest, v]: the bracket can end at an actual difference.
+            let same_end = largest == hi;
+            hi = largest;
+            c_hi = c;
+            f_hi = c as f64 - target;
+            if last_moved_hi == Some(true) {
+                f_lo /= 2.0;
+            }
+            last_moved_hi = Some(true);
+            // hi came back to the same difference: it may be a tied answer (integer data), i.e. nothing
+            // between lo and hi except copies of hi.
+            let below = from_ordered_bits(ordered_bits(hi) - 1);
+            if below <= lo || (same_end && count_le(x, y, below).0 < k) {
+                return (hi, None);
+            }
+        } else {
+            lo = v;
+            c_lo = c;
+            f_lo = c as f64 - target;
+            if last_moved_hi == Some(false) {
+                f_hi /= 2.0;
+            }
+            last_moved_hi = Some(false);
         }
     }
     let mut candidates = Vec::with_capacity((c_hi - c_lo) as usize);
@@ -532,8 +560,13 @@ pub fn kth_pairwise_diff(x: &[f64], y: &[f64], k: u64) -> f64 {
         candidates.extend(y[j_hi..j_lo].iter().map(|&yj| xi - yj));
     }
     let idx = (k - c_lo - 1) as usize;
-    let (_, v, _) = candidates.select_nth_unstable_by(idx, f64::total_cmp);
-    *v
+    let (_, v, above) = candidates.select_nth_unstable_by(idx, f64::total_cmp);
+    let next = if want_next {
+        above.iter().copied().min_by(f64::total_cmp)
+    } else {
+        None
+    };
+    (*v, next)
 }
 
 /// The result of a two-sided test of two proportions.

@@ -124,6 +124,39 @@ fn mann_whitney_and_interval_match_r_and_scipy_on_larger_tied_sample() {
 }
 
 #[test]
+fn interval_matches_r_on_thousands_of_skewed_samples_at_two_levels() {
+    // R 4.2.2: x <- exp(((1:3000 * 7919) %% 10007) / 2500) * 1.05; y <- exp(((1:2500 * 104729) %% 10007) / 2500)
+    //   wilcox.test(x, y, exact=FALSE, correct=TRUE, conf.int=TRUE, conf.level=0.98): W=3850004
+    //   p=0.088099276604901383 ci=-0.08422278276295575,0.58412321220707297 est=0.23115630034156925
+    //   conf.level=0.9: ci=0.0089700924601432645,0.47558112141836401
+    // scipy 1.17.1: U=3850004.0 p=0.08809927660490136
+    let x = sorted(
+        &(1..=3000u64)
+            .map(|i| (((i * 7919) % 10007) as f64 / 2500.0).exp() * 1.05)
+            .collect::<Vec<_>>(),
+    );
+    let y = sorted(
+        &(1..=2500u64)
+            .map(|i| (((i * 104_729) % 10007) as f64 / 2500.0).exp())
+            .collect::<Vec<_>>(),
+    );
+    let mw = mann_whitney(&x, &y);
+    assert_eq!(mw.u, 3850004.0);
+    close(mw.p_value, 0.088099276604901383, 1e-12);
+    let s98 = hodges_lehmann(&x, &y, 0.98);
+    let s90 = hodges_lehmann(&x, &y, 0.90);
+    for (got, r) in [
+        (s98.estimate, 0.23115630034156925),
+        (s98.lower, -0.08422278276295575),
+        (s98.upper, 0.58412321220707297),
+        (s90.lower, 0.0089700924601432645),
+        (s90.upper, 0.47558112141836401),
+    ] {
+        assert!((got - r).abs() < 1e-4, "{got} vs R {r}");
+    }
+}
+
+#[test]
 fn two_different_constants_are_judged_without_jitter() {
     // R 4.2.2: wilcox.test(rep(7,20), rep(5,20), exact=FALSE, correct=TRUE): W=400 p=4.6826823587420694e-10
     let mw = mann_whitney(&[7.0; 20], &[5.0; 20]);
@@ -174,6 +207,51 @@ fn kth_pairwise_difference_equals_brute_force_sort() {
         let step = (all.len() / 500).max(1);
         for k in (1..=all.len() as u64).step_by(step) {
             assert_eq!(kth_pairwise_diff(&x, &y, k), all[k as usize - 1], "k={k}");
+        }
+    }
+}
+
+#[test]
+fn kth_pairwise_difference_search_matches_brute_force_beyond_the_listing_limit() {
+    // 540,000 pairs, far above the n + m candidates listed directly, so the root finding runs: integers with
+    // heavy ties, a skewed continuous sample, and a sample with one far outlier.
+    let ints = |n: u64, salt: u64| -> Vec<f64> {
+        (0..n).map(|i| ((i * 7919 + salt) % 53) as f64).collect()
+    };
+    let skew = |n: u64, salt: u64| -> Vec<f64> {
+        (0..n)
+            .map(|i| (((i * 104_729 + salt) % 10_007) as f64 / 1000.0).exp())
+            .collect()
+    };
+    let mut outlier = skew(600, 3);
+    outlier[0] = 1e9;
+    for (x, y) in [
+        (ints(900, 1), ints(600, 2)),
+        (skew(900, 1), skew(600, 2)),
+        (skew(900, 5), outlier),
+    ] {
+        let (x, y) = (sorted(&x), sorted(&y));
+        let mut all: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| a - b))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        let total = all.len() as u64;
+        for k in [
+            1,
+            2,
+            1000,
+            total / 100,
+            total / 2,
+            total / 2 + 1,
+            total - 12_345,
+            total - 1,
+            total,
+        ] {
+            assert_eq!(kth_pairwise_diff(&x, &y, k), all[k as usize - 1], "k={k}");
+            if let (_, Some(next)) = select_pairwise(&x, &y, k, true) {
+                assert_eq!(next, all[k as usize], "k+1 after k={k}");
+            }
         }
     }
 }

@@ -7,12 +7,14 @@
 //! - one task per connection, which polls hyper's HTTP/1 connection itself (no spawned connection task, no
 //!   cross-task wake-ups), with keep-alive and reconnect after an error or a server-side close;
 //! - closed model by default (each connection sends its next request when the last one is done); with a
-//!   rate, an open model: request `k` is due at `k / rate` and its latency is measured from that due time,
-//!   so a stalled server shows up in the latency instead of silently lowering the send rate;
+//!   rate, an open model: request `k` is due at `k / rate` and its latency is measured from that due time
+//!   (or from its actual send, if that came earlier), so a stalled server shows up in the latency instead of
+//!   silently lowering the send rate;
 //! - every request is stored in a few bytes ([`record`]), summaries come from log-linear histograms
 //!   ([`histogram`]) kept per backend while the run goes.
 
 pub mod histogram;
+mod http1;
 pub mod record;
 mod summary;
 mod worker;
@@ -269,7 +271,9 @@ impl Progress for NoProgress {
 /// One request of a finished run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record<'a> {
-    /// Start since the run began: the scheduled send time under a rate, else the actual send time (1 µs resolution).
+    /// Start since the run began (1 µs resolution): the actual send time; under a rate, the time the request
+    /// was due, or its actual send if that was earlier (requests go out up to 1 ms early because of the
+    /// timer's granularity, never measured from after their due time).
     pub offset: Duration,
     /// From `offset` until the response body was read completely or the request failed (100 ns resolution).
     pub latency: Duration,

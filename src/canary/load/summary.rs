@@ -48,8 +48,8 @@ pub struct Summary {
     pub duration_s: f64,
     /// `requests / duration_s`.
     pub rps: f64,
-    /// Latency from each request's start; under a rate, from its scheduled start (corrected for
-    /// coordinated omission).
+    /// Latency from each request's start; under a rate, from its due time (corrected for coordinated
+    /// omission; see [`super::Record::offset`]).
     pub latency_ms: LatencyMs,
     /// Under a rate only: latency from the actual send, which hides queueing behind a slow server.
     #[serde(skip_serializing_if = "Option::is_none")]

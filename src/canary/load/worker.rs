@@ -3,26 +3,22 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::header::{HeaderValue, HOST};
-use hyper::{HeaderMap, Method, Request, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::http1::{Conn, RequestBytes, Response};
 use super::record::{Outcome, RawRecord, RecordStream};
 use super::{ErrorKind, LoadError, LoadPlan, LoadRun, Progress, Snapshot, Stats, Stop};
 
 /// How often the progress sink is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Resolution of tokio's timer.
+const TIMER_GRANULARITY: Duration = Duration::from_millis(1);
 /// Distinct backend header values kept per thread; further values are counted under [`OVERFLOW_BACKEND`].
 const MAX_BACKENDS: usize = 256;
 const OVERFLOW_BACKEND: &str = "(other)";
@@ -30,10 +26,7 @@ const OVERFLOW_BACKEND: &str = "(other)";
 /// What every thread reads: the request template, the schedule, and the stop flags.
 struct Shared {
     addr: SocketAddr,
-    method: Method,
-    path: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: RequestBytes,
     timeout: Duration,
     backend_header: Option<hyper::header::HeaderName>,
     start: Instant,
@@ -113,22 +106,15 @@ pub async fn run(plan: LoadPlan, progress: &mut dyn Progress) -> Result<LoadRun,
         })?;
         headers.insert(HOST, value);
     }
-    let path: Uri = plan
-        .url
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .expect("a path taken from a valid URI is a valid URI");
+    let path = plan.url.path_and_query().map_or("/", |p| p.as_str());
+    let request = RequestBytes::new(&plan.method, path, &headers, &plan.body);
 
     let threads = plan.thread_count();
     let start = Instant::now();
     let started_at = SystemTime::now();
     let shared = Arc::new(Shared {
         addr,
-        method: plan.method.clone(),
-        path,
-        headers,
-        body: plan.body.clone(),
+        request,
         timeout: plan.timeout,
         backend_header: plan.backend_header.clone(),
         start,
@@ -294,7 +280,7 @@ struct Local {
     completed: Cell<u64>,
     errors: Cell<u64>,
     streams: RefCell<Vec<RecordStream>>,
-    backends: RefCell<Vec<HeaderValue>>,
+    backends: RefCell<Vec<Box<[u8]>>>,
     stats: RefCell<Vec<Stats>>,
 }
 
@@ -344,21 +330,22 @@ impl Local {
         due.saturating_sub(self.next_slot.get())
     }
 
-    fn backend_index(&self, value: Option<HeaderValue>) -> u32 {
-        let Some(value) = value else { return 0 };
+    /// Index of a backend header value in this thread's table (1-based; 0 is "no header").
+    fn backend_index(&self, value: &[u8]) -> u32 {
         let mut backends = self.backends.borrow_mut();
-        if let Some(i) = backends.iter().position(|b| *b == value) {
+        if let Some(i) = backends.iter().position(|b| **b == *value) {
             return i as u32 + 1;
         }
-        if backends.len() >= MAX_BACKENDS {
-            let overflow = HeaderValue::from_static(OVERFLOW_BACKEND);
-            if let Some(i) = backends.iter().position(|b| *b == overflow) {
+        let value = if backends.len() >= MAX_BACKENDS {
+            let overflow = OVERFLOW_BACKEND.as_bytes();
+            if let Some(i) = backends.iter().position(|b| **b == *overflow) {
                 return i as u32 + 1;
             }
-            backends.push(overflow);
+            overflow
         } else {
-            backends.push(value);
-        }
+            value
+        };
+        backends.push(value.into());
         self.stats
             .borrow_mut()
             .push(Stats::new(self.quota.schedule.is_some()));
@@ -374,9 +361,8 @@ impl Local {
         end: Instant,
         outcome: Outcome,
         bytes: u64,
-        backend: Option<HeaderValue>,
+        backend: u32,
     ) {
-        let backend = self.backend_index(backend);
         let latency_ns = end.saturating_duration_since(start).as_nanos() as u64;
         let service_ns = end.saturating_duration_since(sent).as_nanos() as u64;
         self.stats.borrow_mut()[backend as usize].record(outcome, latency_ns, service_ns, bytes);
@@ -434,55 +420,28 @@ async fn thread_main(
             }
         }
     }
-    // Aborted tasks drop their clones of `local` once the runtime gets to them.
-    tokio::task::yield_now().await;
-    let missed = local.missed();
-    let local = match Rc::try_unwrap(local) {
-        Ok(l) => l,
-        Err(rc) => {
-            // Some aborted task has not been dropped yet: take the data out instead.
-            return ThreadResult {
-                streams: rc.streams.take(),
-                backends: rc.backends.take().iter().map(backend_name).collect(),
-                stats: rc.stats.take(),
-                missed,
-            };
-        }
-    };
+    // Aborted tasks may still hold clones of `local` until the runtime drops them: take the data out.
     ThreadResult {
-        streams: local.streams.into_inner(),
+        streams: local.streams.take(),
         backends: local
             .backends
-            .into_inner()
+            .take()
             .iter()
-            .map(backend_name)
+            .map(|b| backend_name(b))
             .collect(),
-        stats: local.stats.into_inner(),
-        missed,
+        stats: local.stats.take(),
+        missed: local.missed(),
     }
 }
 
-fn backend_name(v: &HeaderValue) -> String {
-    String::from_utf8_lossy(v.as_bytes()).into_owned()
-}
-
-/// An open keep-alive connection: the handle to send on and hyper's connection state machine, which this
-/// task polls itself while a request is in flight.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    driver: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
-}
-
-/// What one exchange produced.
-struct Response {
-    status: u16,
-    bytes: u64,
-    backend: Option<HeaderValue>,
+fn backend_name(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
 }
 
 async fn connection_loop(local: Rc<Local>, index: usize) {
     let shared = local.shared.clone();
     let mut conn: Option<Conn> = None;
+    let mut intern = |value: &[u8]| local.backend_index(value);
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     loop {
@@ -491,145 +450,60 @@ async fn connection_loop(local: Rc<Local>, index: usize) {
         let (start, sent) = match slot {
             Slot::Now => (now, now),
             Slot::At(due) => {
-                if due > now {
-                    tokio::time::sleep_until(due.into()).await;
+                // tokio's timer wakes on the first millisecond tick at or after its deadline. Aiming a
+                // millisecond early sends the request within the millisecond before it is due instead of
+                // up to a millisecond after, which would add the timer's lateness to every latency.
+                let wake = due.checked_sub(TIMER_GRANULARITY).unwrap_or(due);
+                if wake > now {
+                    tokio::time::sleep_until(wake.into()).await;
                 }
-                (due, Instant::now())
+                // Latency counts from the due time, or from the actual send if that came first.
+                let sent = Instant::now();
+                (due.min(sent), sent)
             }
         };
         timer.as_mut().reset((sent + shared.timeout).into());
-        let result = exchange(&shared, &mut conn, timer.as_mut()).await;
+        let result = tokio::select! {
+            biased;
+            r = exchange(&shared, &mut conn, &mut intern) => r,
+            _ = timer.as_mut() => Err(ErrorKind::Timeout),
+        };
         let end = Instant::now();
         match result {
-            Ok(r) => local.record(
-                index,
-                start,
-                sent,
-                end,
-                Outcome::Status(r.status),
-                r.bytes,
-                r.backend,
-            ),
+            Ok(r) => {
+                if !r.keep_alive {
+                    conn = None;
+                }
+                local.record(
+                    index,
+                    start,
+                    sent,
+                    end,
+                    Outcome::Status(r.status),
+                    r.bytes,
+                    r.backend,
+                );
+            }
             Err(kind) => {
                 conn = None;
-                local.record(index, start, sent, end, Outcome::Error(kind), 0, None);
+                local.record(index, start, sent, end, Outcome::Error(kind), 0, 0);
             }
         }
     }
 }
 
-/// Sends one request on `conn` (connecting first if needed) and reads the whole response, within the timer.
-/// Leaves `conn` as `None` when the connection is no longer usable.
+/// Sends one request, connecting first when there is no open connection.
 async fn exchange(
     shared: &Shared,
     conn: &mut Option<Conn>,
-    mut timer: Pin<&mut tokio::time::Sleep>,
+    intern: &mut dyn FnMut(&[u8]) -> u32,
 ) -> Result<Response, ErrorKind> {
-    if conn.is_none() {
-        let connect = async {
-            let stream = TcpStream::connect(shared.addr)
-                .await
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
-                    _ => ErrorKind::ConnectFailed,
-                })?;
-            let _ = stream.set_nodelay(true);
-            let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| classify(&e))?;
-            Ok::<_, ErrorKind>(Conn {
-                sender,
-                driver: Box::pin(driver),
-            })
-        };
-        *conn = Some(tokio::select! {
-            biased;
-            c = connect => c?,
-            _ = timer.as_mut() => return Err(ErrorKind::Timeout),
-        });
-    }
-    let c = conn.as_mut().expect("connected above");
-    let (result, reusable) = send(shared, c, timer).await;
-    if !reusable {
-        *conn = None;
-    }
-    result
-}
-
-/// One request on an open connection; also says whether the connection can carry the next one.
-async fn send(
-    shared: &Shared,
-    conn: &mut Conn,
-    mut timer: Pin<&mut tokio::time::Sleep>,
-) -> (Result<Response, ErrorKind>, bool) {
-    let Conn { sender, driver } = conn;
-    let mut req = Request::new(Full::new(shared.body.clone()));
-    *req.method_mut() = shared.method.clone();
-    *req.uri_mut() = shared.path.clone();
-    *req.headers_mut() = shared.headers.clone();
-    let backend_header = shared.backend_header.as_ref();
-    let request = async move {
-        sender.ready().await?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status().as_u16();
-        let backend = backend_header.and_then(|h| resp.headers().get(h).cloned());
-        let mut body = resp.into_body();
-        let mut bytes = 0u64;
-        while let Some(frame) = body.frame().await {
-            if let Some(data) = frame?.data_ref() {
-                bytes += data.len() as u64;
-            }
-        }
-        Ok::<_, hyper::Error>(Response {
-            status,
-            bytes,
-            backend,
-        })
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(Conn::connect(shared.addr).await?),
     };
-    tokio::pin!(request);
-    let mut driver_done: Option<Result<(), hyper::Error>> = None;
-    let result = loop {
-        tokio::select! {
-            biased;
-            r = &mut request => break r,
-            d = driver.as_mut(), if driver_done.is_none() => driver_done = Some(d),
-            _ = timer.as_mut() => return (Err(ErrorKind::Timeout), false),
-        }
-    };
-    match (result, driver_done) {
-        (Ok(r), None) => (Ok(r), true),
-        // The server closed the connection after a complete response (`Connection: close`).
-        (Ok(r), Some(_)) => (Ok(r), false),
-        // The connection's own error says more than the request's "canceled".
-        (Err(_), Some(Err(d))) => (Err(classify(&d)), false),
-        (Err(e), _) => (Err(classify(&e)), false),
-    }
-}
-
-/// Maps a hyper error to an [`ErrorKind`], looking at the I/O error underneath when there is one.
-fn classify(e: &hyper::Error) -> ErrorKind {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            return match io.kind() {
-                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
-                K::TimedOut => ErrorKind::Timeout,
-                K::UnexpectedEof => ErrorKind::Closed,
-                _ => ErrorKind::Io,
-            };
-        }
-        source = s.source();
-    }
-    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        ErrorKind::HttpParse
-    } else if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        ErrorKind::Closed
-    } else {
-        ErrorKind::Other
-    }
+    c.send(&shared.request, shared.backend_header.as_ref(), intern)
+        .await
 }
 
 #[cfg(test)]

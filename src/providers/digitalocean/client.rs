@@ -88,8 +88,8 @@ pub enum ApiError {
         method: Method,
         path: String,
         base: String,
+        /// The connection was made, so the server may have received (and acted on) the request.
         connected: bool,
-        timed_out: bool,
         #[source]
         source: reqwest::Error,
     },
@@ -243,6 +243,17 @@ impl Client {
         Ok(resp.into_droplets())
     }
 
+    /// Starts a droplet that is `off` (a droplet action; DigitalOcean answers 201 with the action).
+    pub async fn power_on(&self, id: u64) -> Result<(), ApiError> {
+        self.send(
+            Method::POST,
+            &format!("/v2/droplets/{id}/actions"),
+            Some(&serde_json::json!({"type": "power_on"})),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Deletes every droplet carrying `tag`.
     pub async fn delete_droplets_by_tag(&self, tag: &str) -> Result<(), ApiError> {
         self.send(
@@ -349,7 +360,6 @@ impl Client {
                         path: strip_query(path),
                         base: self.base.clone(),
                         connected,
-                        timed_out: source.is_timeout(),
                         source,
                     };
                     if connected && !idempotent {
@@ -527,9 +537,32 @@ mod tests {
     }
 
     #[test]
-    fn token_debug_is_redacted() {
+    fn only_server_errors_leave_a_create_unclear() {
+        let status = |code: u16| ApiError::Status {
+            method: Method::POST,
+            path: "/v2/droplets".into(),
+            status: code,
+            message: parse_error_body("", None),
+        };
+        assert!(status(500).is_unclear());
+        assert!(status(504).is_unclear());
+        assert!(!status(422).is_unclear());
+        assert!(!status(429).is_unclear());
+        assert_eq!(status(404).status(), Some(404));
+    }
+
+    #[test]
+    fn token_debug_is_redacted_in_the_token_and_the_client() {
         let t = Token::new("dop_v1_secret".into());
         assert!(!format!("{t:?}").contains("secret"));
+        let client = Client::new(
+            "https://api.digitalocean.com",
+            &t,
+            RetryPolicy::default(),
+            Ui::new(true),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("secret"));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub const COMMON_TAG: &str = "pipeline";
 const DOWN_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many times `up` re-checks and re-sends a create that ended unclearly (5xx, timeout).
 const CREATE_ATTEMPTS: u32 = 3;
+/// How many tag listings (one poll interval apart) must miss a droplet before its create is sent again.
+const LOOKUPS_BEFORE_RESEND: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -298,8 +300,19 @@ impl DigitalOcean {
             ui.warn(format!(
                 "{err}; checking tag {tag} before sending anything again"
             ));
-            tokio::time::sleep(self.settings.poll_interval).await;
-            let listed = self.client.list_droplets(&tag).await?;
+            // A droplet can take a moment to show up under its tag: look a few times before concluding.
+            let mut listed = Vec::new();
+            for _ in 0..LOOKUPS_BEFORE_RESEND {
+                tokio::time::sleep(self.settings.poll_interval).await;
+                listed = self.client.list_droplets(&tag).await?;
+                if body
+                    .names
+                    .iter()
+                    .all(|n| listed.iter().any(|d| &d.name == n))
+                {
+                    break;
+                }
+            }
             let (now, still): (Vec<String>, Vec<String>) = body
                 .names
                 .iter()
@@ -353,6 +366,10 @@ impl Provider for DigitalOcean {
                 "adopting droplet {} (id {}, {})",
                 spec.name, d.id, d.status
             ));
+            if d.status == "off" {
+                ui.info(format!("powering on droplet {} (it is off)", spec.name));
+                self.client.power_on(d.id).await?;
+            }
             by_name.insert(spec.name.clone(), d.clone());
         }
         if !plan.create.is_empty() {

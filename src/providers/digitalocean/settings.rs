@@ -149,3 +149,38 @@ pub(super) fn token_from_env() -> Option<Token> {
         .find_map(|v| non_empty_env(v))
         .map(|t| Token::new(t.trim().to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_zero_and_nonsense() {
+        let d = Duration::from_secs(5);
+        assert_eq!(duration("x", None, d).unwrap(), d);
+        assert_eq!(
+            duration("x", Some("250ms"), d).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(duration("x", Some("0s"), d)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than zero"));
+        let err = duration("[digitalocean] poll_interval", Some("soon"), d).unwrap_err();
+        assert!(
+            err.to_string().contains("[digitalocean] poll_interval"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn section_rejects_unknown_keys() {
+        let cfg = crate::settings::Config::parse(
+            "[digitalocean]\ntoken = \"x\"\n",
+            "pipeline.toml".into(),
+        )
+        .unwrap();
+        let err = cfg.section::<Section>("digitalocean").unwrap_err();
+        assert!(err.to_string().contains("token"), "{err}");
+    }
+}
