@@ -13,6 +13,7 @@ use crate::canary::example;
 use crate::canary::judge::Verdict;
 use crate::commands::canary::{self as canary_cmd, CanaryArgs};
 use crate::commands::deploy::{self, App, DeployArgs};
+use crate::commands::playbook::RunOptions;
 use crate::providers::ProviderKind;
 use crate::provision::{self, HostOverride, ProdSection, UpRequest};
 use crate::settings::Global;
@@ -115,11 +116,10 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
             source: None,
             git_ref: None,
             artifact: None,
-            extra_vars: Vec::new(),
-            report: Some(report.clone()),
-            emit: None,
-            check: false,
-            roles: None,
+            run: RunOptions {
+                report: Some(report.clone()),
+                ..RunOptions::default()
+            },
             syntax_check: false,
         };
         match app {
@@ -134,7 +134,8 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
                     .context("demo: failed to prepare the checkbox.io stand-in")?;
                 args.source = Some(repo.display().to_string());
                 // The stand-in keeps no data: no MongoDB to install.
-                args.extra_vars
+                args.run
+                    .extra_vars
                     .push("checkbox_mongodb_install=false".into());
             }
         }

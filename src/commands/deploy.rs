@@ -8,10 +8,11 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
 
-use crate::ansible::{PlaybookRun, RolesSource};
+use crate::ansible::PlaybookRun;
+use crate::commands::playbook::{execute, load_inventory, RunOptions};
 use crate::exit::UsageError;
 use crate::fsutil;
-use crate::inventory::{Inventory, InventoryError};
+
 use crate::process::Cmd;
 use crate::settings::Global;
 use crate::Outcome;
@@ -35,23 +36,8 @@ pub struct DeployArgs {
     /// iTrust only: deploy this WAR instead of building from source with Maven.
     #[arg(long, value_name = "WAR")]
     pub artifact: Option<PathBuf>,
-    /// A role variable, KEY=VALUE (repeatable). VALUE is typed as JSON when it parses (true, 3, "x",
-    /// [1,2]) and is a string otherwise; @FILE reads a JSON object of variables.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-    /// Also write the deploy report as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Write the rendered run (playbook, vars.json, ansible.cfg, roles, command.sh, events.jsonl) into DIR
-    /// and keep it.
-    #[arg(long, value_name = "DIR")]
-    pub emit: Option<PathBuf>,
-    /// Ansible check mode: report what would change without changing anything.
-    #[arg(long)]
-    pub check: bool,
-    /// Use the roles in DIR (e.g. an edited `pipeline roles export DIR`) instead of the built-in ones.
-    #[arg(long, value_name = "DIR")]
-    pub roles: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunOptions,
     /// Only render the run and have ansible-playbook parse it (`--syntax-check`); no host is contacted.
     #[arg(long)]
     pub syntax_check: bool,
@@ -340,12 +326,7 @@ fn toml_to_json(value: toml::Value) -> Value {
 pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
     let app = args.app;
     let section: DeploySection = global.config.section("deploy")?;
-    let inventory = Inventory::load(&args.inventory).map_err(|e| match e {
-        InventoryError::Missing { .. } | InventoryError::Syntax { .. } => {
-            anyhow::Error::from(UsageError(e.to_string()))
-        }
-        other => anyhow::Error::from(other),
-    })?;
+    let inventory = load_inventory(&args.inventory)?;
     let hosts = inventory
         .group(app.key())
         .map_err(|e| UsageError(e.to_string()))?
@@ -356,14 +337,7 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
     if let Some(table) = section.vars {
         vars.extend(table.into_iter().map(|(k, v)| (k, toml_to_json(v))));
     }
-    for arg in &args.extra_vars {
-        vars.extend(parse_extra_var(arg).map_err(UsageError)?);
-    }
 
-    let roles_dir = match &args.roles {
-        Some(d) => Some(d.clone()),
-        None => global.config.string("roles_dir")?.map(PathBuf::from),
-    };
     let mut run = PlaybookRun::new(
         format!("deploy-{}", app.key()),
         format!("playbooks/deploy-{}.yml.tera", app.key()),
@@ -373,9 +347,7 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
     run.context.insert("group", app.key());
     run.context.insert("app", app.display());
     run.extra_vars = vars;
-    run.roles = roles_dir.map_or(RolesSource::Embedded, RolesSource::Dir);
-    run.check = args.check;
-    run.emit_dir = args.emit.clone();
+    args.run.apply(&mut run, global)?;
     if let Some(f) = section.forks {
         run.forks = f;
     }
@@ -387,7 +359,7 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         let prepared = tokio::task::spawn_blocking(move || run.syntax_check())
             .await
             .context("the syntax check panicked")??;
-        let shown = if args.emit.is_some() {
+        let shown = if args.run.emit.is_some() {
             prepared.playbook.display().to_string()
         } else {
             format!("deploy-{}.yml", app.key())
@@ -407,48 +379,26 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
             .map(|h| format!("{} ({})", h.name, h.address()))
             .collect::<Vec<_>>()
             .join(", "),
-        if args.check { " (check mode)" } else { "" }
+        if args.run.check { " (check mode)" } else { "" }
     ));
-    let ui = global.ui.clone();
-    let report = tokio::task::spawn_blocking(move || run.run(&ui))
-        .await
-        .context("the Ansible run panicked")?
-        .with_context(|| format!("failed to deploy {}", app.display()))?;
-
-    if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report).expect("the report serializes");
-        fsutil::write_atomic(path, &json, 0o644)
-            .with_context(|| format!("failed to write the deploy report to {}", path.display()))?;
+    let report = execute(
+        run,
+        &global.ui,
+        format!("failed to deploy {}", app.display()),
+    )
+    .await?;
+    if !args
+        .run
+        .finish(&report, &format!("deploying {}", app.display()))?
+    {
+        return Ok(Outcome::Fail);
     }
-    print!("{}", report.render_text());
-    if report.success {
-        if !args.check {
-            for h in &hosts {
-                println!("{} on {}: {}", app.display(), h.name, app.url(h.address()));
-            }
+    if !args.run.check {
+        for h in &hosts {
+            println!("{} on {}: {}", app.display(), h.name, app.url(h.address()));
         }
-        Ok(Outcome::Success)
-    } else {
-        let bad: Vec<String> = report
-            .bad_hosts()
-            .iter()
-            .map(|h| format!("{} ({})", h.name, h.verdict.as_str()))
-            .collect();
-        eprintln!(
-            "error: deploying {} failed{}; see the failures above{}",
-            app.display(),
-            if bad.is_empty() {
-                String::new()
-            } else {
-                format!(" on {}", bad.join(", "))
-            },
-            args.report
-                .as_ref()
-                .map(|p| format!(" and the report in {}", p.display()))
-                .unwrap_or_default()
-        );
-        Ok(Outcome::Fail)
     }
+    Ok(Outcome::Success)
 }
 
 #[cfg(test)]

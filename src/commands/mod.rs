@@ -7,6 +7,7 @@ pub mod demo;
 pub mod deploy;
 pub mod load;
 pub mod monitor;
+pub mod playbook;
 pub mod prod;
 pub mod roles;
 

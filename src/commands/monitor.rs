@@ -9,15 +9,15 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::ansible::{PlaybookRun, RolesSource};
-use crate::commands::deploy::{parse_extra_var, App};
+use crate::ansible::PlaybookRun;
+use crate::commands::deploy::App;
+use crate::commands::playbook::{execute, load_inventory, RunOptions};
 use crate::exit::UsageError;
-use crate::inventory::{Inventory, InventoryError};
+use crate::inventory::Inventory;
 use crate::settings::Global;
 use crate::Outcome;
 
@@ -32,22 +32,8 @@ pub struct MonitorArgs {
     /// Inventory written by `pipeline prod up` (groups [monitor] and [itrust] and/or [checkbox]).
     #[arg(short, long, value_name = "FILE", default_value = "inventory.ini")]
     pub inventory: PathBuf,
-    /// A role variable, KEY=VALUE (repeatable), e.g. -e prometheus_scrape_interval=10s. VALUE is typed as
-    /// JSON when it parses and is a string otherwise; @FILE reads a JSON object of variables.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-    /// Write the run report (per host, role and task) as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Write the rendered run (playbook, vars.json, ansible.cfg, roles) into DIR and keep it.
-    #[arg(long, value_name = "DIR")]
-    pub emit: Option<PathBuf>,
-    /// Ansible check mode: show what would change, change nothing (meaningful on hosts set up before).
-    #[arg(long)]
-    pub check: bool,
-    /// Use the roles in DIR (an edited copy from `pipeline roles export DIR`) instead of the built-in ones.
-    #[arg(long, value_name = "DIR")]
-    pub roles: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunOptions,
 }
 
 /// The `[monitor]` section of pipeline.toml.
@@ -259,12 +245,7 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
     let exporter_port = config.node_exporter_port.unwrap_or(9100);
     // A missing or malformed inventory, or one without the groups monitoring needs, is the user's to fix
     // (exit 2), as in `pipeline deploy`.
-    let inventory = Inventory::load(&args.inventory).map_err(|e| match e {
-        InventoryError::Missing { .. } | InventoryError::Syntax { .. } => {
-            anyhow::Error::from(UsageError(e.to_string()))
-        }
-        other => anyhow::Error::from(other),
-    })?;
+    let inventory = load_inventory(&args.inventory)?;
     let plan =
         plan(&inventory, &config.apps(), exporter_port).map_err(|e| UsageError(e.to_string()))?;
     for group in &plan.missing_groups {
@@ -282,19 +263,7 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
     );
     run.context = plan.playbook_context(&args.inventory.display().to_string());
     run.extra_vars = plan.role_vars(exporter_port);
-    for arg in &args.extra_vars {
-        run.extra_vars
-            .extend(parse_extra_var(arg).map_err(UsageError)?);
-    }
-    run.check = args.check;
-    run.emit_dir = args.emit.clone();
-    let roles_dir = match &args.roles {
-        Some(d) => Some(d.clone()),
-        None => global.config.string("roles_dir")?.map(PathBuf::from),
-    };
-    if let Some(dir) = roles_dir {
-        run.roles = RolesSource::Dir(dir);
-    }
+    args.run.apply(&mut run, global)?;
     ui.info(format!(
         "monitor-setup: node_exporter on {}; Prometheus and the dashboard on {}",
         plan.targets
@@ -309,34 +278,11 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
             .join(", ")
     ));
 
-    let report_ui = ui.clone();
-    let report = tokio::task::spawn_blocking(move || run.run(&report_ui))
-        .await
-        .context("the Ansible run panicked")?
-        .context("monitor-setup could not run Ansible")?;
-    if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report).expect("the report serializes");
-        crate::fsutil::write_atomic(path, &json, 0o644)
-            .with_context(|| format!("failed to write the report to {}", path.display()))?;
-    }
-    print!("{}", report.render_text());
-    if !report.success {
-        let bad: Vec<String> = report
-            .bad_hosts()
-            .iter()
-            .map(|h| format!("{} ({:?})", h.name, h.verdict).to_lowercase())
-            .collect();
-        eprintln!(
-            "error: monitor-setup failed on {}; see the failures above{}",
-            bad.join(", "),
-            args.report
-                .as_ref()
-                .map(|p| format!(" and the report in {}", p.display()))
-                .unwrap_or_default()
-        );
+    let report = execute(run, ui, "monitor-setup could not run Ansible".to_string()).await?;
+    if !args.run.finish(&report, "monitor-setup")? {
         return Ok(Outcome::Fail);
     }
-    if !args.check {
+    if !args.run.check {
         for url in plan.dashboard_urls() {
             println!("Dashboard: {url}");
         }

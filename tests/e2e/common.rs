@@ -308,3 +308,21 @@ fn teardown() {
         assert_eq!(leftovers(&before), Vec::<String>::new());
     }
 }
+
+/// The bundled example apps in the suite's work dir, made once per suite and then reused so that later
+/// deploys of them are no-ops: the iTrust stand-in WAR and a git checkout of the checkbox.io stand-in
+/// (the same functions `pipeline demo` uses).
+pub fn example_apps(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+    let war = sandbox.work.join("iTrust2.war");
+    if !war.exists() {
+        pipeline::canary::example::itrust_war(&sandbox.work)
+            .expect("build the iTrust stand-in WAR");
+    }
+    let repo = sandbox.work.join("checkbox-standin");
+    if !repo.join(".git").exists() {
+        let _ = std::fs::remove_dir_all(&repo);
+        pipeline::canary::example::checkbox_repo(&sandbox.work)
+            .expect("commit the checkbox.io stand-in");
+    }
+    (war, repo)
+}

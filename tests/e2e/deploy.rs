@@ -2,7 +2,7 @@
 //! HTTP from this machine, in both iTrust runtimes; a redeploy reports 0 changed; a failing task and an
 //! unreachable (destroyed) host give a non-zero exit and a report naming host and task.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -97,51 +97,12 @@ fn http_get(url: &str) -> (u16, String) {
     })
 }
 
-/// Builds the iTrust stand-in WAR once per suite.
 fn standin_war(sandbox: &Sandbox) -> PathBuf {
-    let war = sandbox.work.join("iTrust2.war");
-    if !war.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/itrust-standin/build.sh");
-        let out = Command::new(script).arg(&war).output().unwrap();
-        assert!(out.status.success(), "build.sh failed:\n{}", show(&out));
-    }
-    war
+    common::example_apps(sandbox).0
 }
 
-/// A git checkout of the checkbox stand-in, made at test time.
 fn standin_repo(sandbox: &Sandbox) -> PathBuf {
-    let repo = sandbox.work.join("checkbox-standin");
-    let _ = std::fs::remove_dir_all(&repo);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/checkbox-standin");
-    let out = Command::new("cp")
-        .arg("-r")
-        .arg(&src)
-        .arg(&repo)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", show(&out));
-    for args in [
-        vec!["init", "-q"],
-        vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=e2e",
-            "-c",
-            "user.email=e2e@localhost",
-            "commit",
-            "-qm",
-            "checkbox stand-in",
-        ],
-    ] {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", show(&out));
-    }
-    repo
+    common::example_apps(sandbox).1
 }
 
 fn assert_itrust_answers(sandbox: &Sandbox, runtime: &str) {

@@ -47,46 +47,7 @@ fn assert_ok(what: &str, out: &Output) {
 /// Deploys the example apps as the deploy tests do (the iTrust stand-in WAR, the checkbox.io stand-in
 /// from a git checkout), reusing their WAR and checkout when present, so that after them this is a no-op.
 fn deploy_example_apps(sb: &Sandbox) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let war = sb.work.join("iTrust2.war");
-    if !war.exists() {
-        Cmd::new(
-            "build the iTrust stand-in WAR",
-            root.join("examples/itrust-standin/build.sh"),
-        )
-        .arg(&war)
-        .run()
-        .expect("build the iTrust stand-in");
-    }
-    let checkout = sb.work.join("checkbox-standin");
-    if !checkout.join(".git").exists() {
-        let _ = std::fs::remove_dir_all(&checkout);
-        Cmd::new("copy the checkbox.io stand-in", "cp")
-            .arg("-r")
-            .arg(root.join("examples/checkbox-standin"))
-            .arg(&checkout)
-            .run()
-            .expect("copy the stand-in");
-        for args in [
-            vec!["init", "-q"],
-            vec!["add", "-A"],
-            vec![
-                "-c",
-                "user.name=e2e",
-                "-c",
-                "user.email=e2e@localhost",
-                "commit",
-                "-qm",
-                "checkbox stand-in",
-            ],
-        ] {
-            Cmd::new("make the stand-in a git checkout", "git")
-                .args(&args)
-                .dir(&checkout)
-                .run()
-                .expect("git");
-        }
-    }
+    let (war, checkout) = common::example_apps(sb);
     let inventory = sb.inventory.display().to_string();
     let war_arg = war.display().to_string();
     let out = pipeline(

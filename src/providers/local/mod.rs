@@ -367,8 +367,9 @@ impl Local {
             limits.insert(s.name.clone(), bytes);
         }
         let base_id = image::ensure(&self.settings.cache_dir, &self.recipe(), &self.ui)?;
-        let pubkey = self.ensure_key()?;
+        // Everything from here on (key, state, addresses, network) under the machine-wide lock.
         let _lock = self.lock()?;
+        let pubkey = self.ensure_key()?;
         let all = self.load_all_states()?;
         let mut state = self.load_state()?.unwrap_or_else(|| self.empty_state());
         if state.subnet != self.settings.subnet {
