@@ -61,7 +61,7 @@ pub struct CanaryArgs {
     pub warmup: Option<Duration>,
     /// Requests per second through the proxy, both arms together (open model; 0 = as fast as the
     /// connections allow) [default: 100].
-    #[arg(long, short = 'R')]
+    #[arg(long, short = 'q', visible_short_alias = 'R')]
     pub rate: Option<f64>,
     /// Connections to the proxy [default: 16].
     #[arg(long, short = 'c')]
