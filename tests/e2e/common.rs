@@ -53,25 +53,14 @@ impl Sandbox {
 
     /// Runs `command` on `host` over SSH as root; returns the output whatever the exit status.
     pub fn ssh(&self, host: &str, command: &str) -> Output {
-        Cmd::new(format!("run `{command}` on {host}"), "ssh")
-            .arg("-i")
-            .arg(&self.key)
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "ConnectTimeout=5",
-            ])
-            .arg(format!("root@{}", self.ip(host)))
-            .arg(command)
-            .run_unchecked()
-            .expect("ssh runs")
+        pipeline::providers::local::ssh_command(
+            &self.key,
+            self.ip(host),
+            format!("run `{command}` on {host}"),
+            command,
+        )
+        .run_unchecked()
+        .expect("ssh runs")
     }
 
     /// Runs `command` on `host` and returns its stdout; panics with stderr when it fails.

@@ -20,6 +20,10 @@ pub mod plan;
 pub mod state;
 mod system;
 
+/// An `ssh` command into a sandbox host as root with the host's key and no known_hosts bookkeeping (the
+/// provider's own probes use it; so do the end-to-end tests).
+pub use self::system::ssh as ssh_command;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
