@@ -157,6 +157,12 @@ impl Global {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(".pipeline")),
         };
+        // Absolute, so that child processes running in another directory (`git -C …`, ansible-playbook in
+        // its run directory) resolve it the same way.
+        let state_dir = std::path::absolute(&state_dir).map_err(|e| ConfigError::Invalid {
+            what: "--state-dir".into(),
+            message: format!("cannot resolve {}: {e}", state_dir.display()),
+        })?;
         Ok(Global {
             config,
             state_dir,
