@@ -40,6 +40,10 @@ pub struct UsageError(pub String);
 pub fn error_code(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|e| e.is::<UsageError>())
         || err.chain().any(|e| e.is::<crate::settings::ConfigError>())
+        || err.chain().any(|e| {
+            e.downcast_ref::<crate::ansible::AnsibleError>()
+                .is_some_and(|a| a.is_usage())
+        })
     {
         ExitCode::from(2)
     } else {

@@ -14,12 +14,18 @@ use std::process::{Command, ExitStatus, Stdio};
 /// How many trailing bytes of stderr an error quotes.
 const STDERR_TAIL: usize = 4000;
 
-/// Environment variables that hold secrets of `pipeline` itself (the DigitalOcean token). No child process
-/// needs them, so none inherits them: ansible-playbook, ssh-keygen or git cannot leak what they never saw.
+/// Every environment variable `pipeline` reads a secret from: the DigitalOcean token (all the names it is
+/// looked up under) and the checkbox.io mail settings (the password, and the user and SMTP URL, which can
+/// carry credentials too). No child process needs them (the mail settings reach Ansible through the 0600
+/// vars.json), so none inherits them: ansible-playbook, ssh-keygen or git cannot leak what they never saw.
+/// Any new secret read from the environment belongs here.
 pub const SECRET_ENV: &[&str] = &[
     "NCSU_DOTOKEN",
     "DIGITALOCEAN_TOKEN",
     "DIGITALOCEAN_ACCESS_TOKEN",
+    "PIPELINE_MAIL_USER",
+    "PIPELINE_MAIL_PASSWORD",
+    "PIPELINE_MAIL_SMTP",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +348,14 @@ mod tests {
         let out = Cmd::new("print the environment", "env").run().unwrap();
         std::env::remove_var("DIGITALOCEAN_ACCESS_TOKEN");
         assert!(!out.stdout.contains("dop_v1_secret"), "{}", out.stdout);
+    }
+
+    #[test]
+    fn every_secret_the_tool_reads_from_the_environment_is_on_the_strip_list() {
+        for var in crate::providers::digitalocean::TOKEN_VARS {
+            assert!(SECRET_ENV.contains(&var), "{var}");
+        }
+        assert!(SECRET_ENV.contains(&"PIPELINE_MAIL_PASSWORD"));
     }
 
     #[test]

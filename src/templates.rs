@@ -1,6 +1,6 @@
-//! Tera templates for what the tool itself owns (inventory, entry playbooks, per-run vars, ansible.cfg,
-//! reports), embedded from `templates/` and `playbooks/` (named `playbooks/<file>`) so the binary runs from
-//! any directory.
+//! Tera templates for what the tool itself owns (inventory, ansible.cfg, reports), embedded from
+//! `templates/` so the binary runs from any directory. The entry playbooks (`playbooks/`) are static files,
+//! never rendered: no user value is ever written into text Ansible parses as a template.
 //!
 //! Only files ending in `.tera` are templates. Ansible roles and their `.j2` files are never loaded here:
 //! Tera and Jinja2 share `{{ }}`, so anything holding Ansible expressions is copied verbatim instead.
@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 use include_dir::{include_dir, Dir};
 
 static TEMPLATE_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
-static PLAYBOOK_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -24,19 +23,11 @@ fn engine() -> &'static tera::Tera {
         let mut tera = tera::Tera::default();
         let mut all = Vec::new();
         collect_files(&TEMPLATE_DIR, &mut all);
-        let templates = all.len();
-        collect_files(&PLAYBOOK_DIR, &mut all);
         let files: Vec<(String, String)> = all
             .into_iter()
-            .enumerate()
-            .filter(|(_, f)| f.path().extension().is_some_and(|e| e == "tera"))
-            .map(|(i, f)| {
-                let rel = f.path().to_string_lossy();
-                let name = if i < templates {
-                    rel.into_owned()
-                } else {
-                    format!("playbooks/{rel}")
-                };
+            .filter(|f| f.path().extension().is_some_and(|e| e == "tera"))
+            .map(|f| {
+                let name = f.path().to_string_lossy().into_owned();
                 let body = f
                     .contents_utf8()
                     .unwrap_or_else(|| panic!("template {name} is not UTF-8"))

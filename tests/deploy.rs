@@ -72,17 +72,30 @@ fn emit_keeps_playbook_private_vars_pinned_config_callback_and_verbatim_roles() 
     assert!(out.status.success(), "{}", text(&out));
     let run = dir.path().join("run");
 
-    let playbook = std::fs::read_to_string(run.join("deploy-itrust.yml")).unwrap();
-    assert!(playbook.contains("hosts: itrust"), "{playbook}");
+    // The entry playbook is the static file of playbooks/, byte for byte: no value of the run is in it.
+    let playbook = std::fs::read(run.join("deploy-itrust.yml")).unwrap();
+    assert_eq!(
+        playbook,
+        std::fs::read(repo_root().join("playbooks/deploy-itrust.yml")).unwrap()
+    );
+    let playbook = String::from_utf8(playbook).unwrap();
+    assert!(
+        playbook.contains("hosts: \"{{ pipeline_hosts }}\""),
+        "{playbook}"
+    );
     for role in ["common", "mysql", "java", "itrust"] {
         assert!(playbook.contains(&format!("role: {role}")), "{playbook}");
     }
 
+    // Every string is marked unsafe for Ansible; numbers stay typed.
     let vars: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("vars.json")).unwrap()).unwrap();
-    assert_eq!(vars["itrust_runtime"], "tomcat");
+    assert_eq!(vars["itrust_runtime"]["__ansible_unsafe"], "tomcat");
+    assert_eq!(vars["pipeline_hosts"]["__ansible_unsafe"], "itrust");
     assert_eq!(vars["itrust_health_retries"], 3);
-    let password = vars["itrust_db_password"].as_str().unwrap();
+    let password = vars["itrust_db_password"]["__ansible_unsafe"]
+        .as_str()
+        .unwrap();
     assert_eq!(password.len(), 24);
     let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(run.join("vars.json")), 0o600);
@@ -127,7 +140,7 @@ fn emit_keeps_playbook_private_vars_pinned_config_callback_and_verbatim_roles() 
     assert!(again.status.success(), "{}", text(&again));
     let vars2: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run2/vars.json")).unwrap()).unwrap();
-    assert_eq!(vars2["itrust_db_password"], password);
+    assert_eq!(vars2["itrust_db_password"]["__ansible_unsafe"], password);
 }
 
 #[test]
@@ -267,9 +280,16 @@ fn local_git_source_is_bundled_by_commit_and_passed_as_a_variable() {
     assert!(out.status.success(), "{}", text(&out));
     let vars: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run/vars.json")).unwrap()).unwrap();
-    assert_eq!(vars["checkbox_source_version"], commit.as_str());
+    assert_eq!(
+        vars["checkbox_source_version"]["__ansible_unsafe"],
+        commit.as_str()
+    );
     assert_eq!(vars["checkbox_mongodb_install"], false);
-    let bundle = PathBuf::from(vars["checkbox_source_bundle"].as_str().unwrap());
+    let bundle = PathBuf::from(
+        vars["checkbox_source_bundle"]["__ansible_unsafe"]
+            .as_str()
+            .unwrap(),
+    );
     assert!(
         bundle.ends_with(format!("checkbox-{commit}.bundle")),
         "{bundle:?}"

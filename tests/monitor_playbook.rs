@@ -27,23 +27,28 @@ fn rendered_monitor_playbook_passes_ansible_syntax_check_with_the_built_in_roles
         &inventory_path,
         dir.path().join("state"),
     );
-    run.context = plan.playbook_context("inventory.ini");
     run.extra_vars = plan.role_vars(9100);
+    run.extra_vars.extend(plan.playbook_vars());
     let prepared = run
         .syntax_check()
         .unwrap_or_else(|e| panic!("syntax check failed: {e}"));
 
     let playbook = std::fs::read_to_string(&prepared.playbook).unwrap();
-    assert!(playbook.contains("hosts: itrust:checkbox"), "{playbook}");
+    assert!(
+        playbook.contains("hosts: \"{{ pipeline_monitored_hosts }}\""),
+        "{playbook}"
+    );
     let vars: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&prepared.vars_file).unwrap()).unwrap();
+    let unsafe_ = |s: &str| serde_json::json!({ "__ansible_unsafe": s });
+    assert_eq!(vars["pipeline_monitored_hosts"], unsafe_("itrust:checkbox"));
     assert_eq!(
         vars["node_exporter_allowed_scrapers"],
-        serde_json::json!(["10.213.0.10"])
+        serde_json::json!([unsafe_("10.213.0.10")])
     );
     assert_eq!(
         vars["prometheus_http_probes"][0]["url"],
-        "http://10.213.0.2:8080/iTrust2"
+        unsafe_("http://10.213.0.2:8080/iTrust2")
     );
 }
 

@@ -3,13 +3,15 @@
 //! goes through [`PlaybookRun`].
 //!
 //! # How a run works
-//! 1. [`PlaybookRun::prepare`] writes a private run directory (a temporary one under the state
-//!    directory, or `--emit DIR`, which is kept):
-//!    - `<name>.yml`: the entry playbook, rendered by Tera from `playbooks/<x>.yml.tera`. Only this and
-//!      `ansible.cfg` go through Tera; roles and their `.j2` templates are copied byte for byte, so their
-//!      `{{ }}` stay Ansible's.
-//!    - `vars.json` (0600): every variable the roles get, passed as `-e @vars.json`, so secrets never
-//!      appear on a command line.
+//! 1. [`PlaybookRun::prepare`] writes a fresh private (0700) run directory (a temporary one under the
+//!    state directory, or `--emit DIR`, which must not exist yet and is kept):
+//!    - `<name>.yml`: the entry playbook, a static file of `playbooks/` copied verbatim. No value of the
+//!      run is ever written into it: names and host patterns are `{{ pipeline_… }}` variables. Only
+//!      `ansible.cfg` goes through Tera; roles and their `.j2` templates are copied byte for byte.
+//!    - `vars.json` (0600): every variable the playbook and the roles get, passed as `-e @vars.json`, so
+//!      secrets never appear on a command line. Every string in it is marked unsafe
+//!      (`{"__ansible_unsafe": …}`, [`unsafe_vars`]): a branch name or `-e` value holding `{{ }}` is text
+//!      on the host, never a template run on the controller.
 //!    - `ansible.cfg` (from `templates/ansible.cfg.tera`, pinned with `ANSIBLE_CONFIG`): pipelining, forks,
 //!      SSH timeouts, `roles_path`, and a per-deployment `known_hosts` in the state directory with
 //!      `StrictHostKeyChecking=accept-new`.
@@ -32,11 +34,11 @@
 //! use pipeline::ansible::PlaybookRun;
 //! let mut run = PlaybookRun::new(
 //!     "monitor-setup",                      // names the run, its playbook file and the report
-//!     "playbooks/monitor.yml.tera",         // your Tera template of the entry playbook
+//!     "monitor.yml",                        // a static entry playbook of playbooks/
 //!     "inventory.ini",
 //!     ".pipeline",                          // state dir: known_hosts, temporary run dirs
 //! );
-//! run.context.insert("group", "monitor");   // Tera context for the entry playbook
+//! run.extra_vars.insert("pipeline_monitor_hosts".into(), "monitor".into()); // what the playbook reads
 //! run.extra_vars.insert("prometheus_port".into(), 9090.into()); // typed role variables
 //! let report = run.run(ui)?;                // blocking: use spawn_blocking from async code
 //! if !report.success {
@@ -49,6 +51,7 @@ pub mod events;
 pub mod report;
 pub mod roles;
 mod run;
+pub mod unsafe_vars;
 
 use std::path::PathBuf;
 
@@ -70,6 +73,14 @@ pub enum AnsibleError {
     ExportExists { path: PathBuf },
     #[error("cannot use {path}: ssh cannot take a known_hosts path with whitespace; use a --state-dir without spaces")]
     PathWithSpace { path: PathBuf },
+    #[error("{detail}; variables reach Ansible only as data, so this cannot be passed safely")]
+    UnsafeVariable { detail: String },
+    #[error("cannot use {path}: it holds a template marker ({{{{, {{% or {{#) that Ansible could evaluate; use a path without them")]
+    TemplateMarkerInPath { path: PathBuf },
+    #[error("no built-in entry playbook {name}")]
+    UnknownPlaybook { name: String },
+    #[error(transparent)]
+    Untrusted(#[from] crate::fsutil::TrustError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -89,4 +100,14 @@ pub enum AnsibleError {
         meaning: &'static str,
         detail: String,
     },
+}
+
+impl AnsibleError {
+    /// Whether the error is the user's to fix by changing what they passed (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            AnsibleError::UnsafeVariable { .. } | AnsibleError::TemplateMarkerInPath { .. }
+        )
+    }
 }

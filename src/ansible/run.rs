@@ -1,18 +1,22 @@
-//! [`PlaybookRun`]: renders one run (entry playbook, vars file, ansible.cfg, roles, callback plugin) into a
-//! private directory, runs `ansible-playbook` on it through [`crate::process::Cmd`], shows live per-task
+//! [`PlaybookRun`]: writes one run (static entry playbook, vars file with every string marked unsafe,
+//! ansible.cfg, roles, callback plugin) into a fresh private directory, runs `ansible-playbook` on it through [`crate::process::Cmd`], shows live per-task
 //! progress and folds the callback's events into a [`DeployReport`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use include_dir::{include_dir, Dir};
 use indicatif::ProgressBar;
 
 use super::events::{parse_line, Event, Line, Status};
 use super::report::{fmt_secs, rc_meaning, DeployReport, ReportBuilder, RunFacts};
-use super::{roles, AnsibleError};
+use super::{roles, unsafe_vars, AnsibleError};
 use crate::fsutil;
 use crate::process::Cmd;
 use crate::ui::Ui;
+
+/// The entry playbooks, static files copied verbatim into each run (no value of a run is in them).
+static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 
 /// The callback plugin `pipeline` ships; written into every run directory.
 const CALLBACK_PLUGIN: &str = include_str!("pipeline_events.py");
@@ -37,18 +41,20 @@ pub enum RolesSource {
 pub struct PlaybookRun {
     /// Names the run in progress, messages and the report, and the playbook file (`<name>.yml`).
     pub name: String,
-    /// The entry playbook template, e.g. `playbooks/deploy-itrust.yml.tera`. Rendered with `context`
-    /// (plus `name`); it must not hold Ansible `{{ }}` expressions: pass values as `extra_vars` instead.
+    /// The built-in entry playbook, a file of `playbooks/` (e.g. `deploy-itrust.yml`), copied verbatim:
+    /// every value it uses comes from `extra_vars`.
     pub playbook: String,
-    pub context: tera::Context,
     /// The INI inventory (`pipeline prod up` writes one).
     pub inventory: PathBuf,
-    /// Variables for the roles, written to a 0600 `vars.json` and passed as `-e @vars.json` (never on argv).
+    /// Variables for the playbook and the roles, written to a 0600 `vars.json` and passed as
+    /// `-e @vars.json` (never on argv). Every string is marked unsafe there, so Ansible takes it as text,
+    /// never as a template; a key holding a template marker is refused.
     pub extra_vars: serde_json::Map<String, serde_json::Value>,
     pub roles: RolesSource,
     /// Ansible check mode (`--check --diff`): report what would change, change nothing.
     pub check: bool,
-    /// Keep the rendered run in this directory (created 0700) instead of a temporary one.
+    /// Keep the rendered run in this directory (created fresh, 0700; an existing one is refused) instead of
+    /// a temporary one.
     pub emit_dir: Option<PathBuf>,
     /// The deployment's state directory: holds the per-deployment `known_hosts` and temporary run directories.
     pub state_dir: PathBuf,
@@ -86,7 +92,6 @@ impl PlaybookRun {
         PlaybookRun {
             name: name.into(),
             playbook: playbook.into(),
-            context: tera::Context::new(),
             inventory: inventory.into(),
             extra_vars: serde_json::Map::new(),
             roles: RolesSource::Embedded,
@@ -115,23 +120,36 @@ impl PlaybookRun {
             let path = path.to_owned();
             move |source| AnsibleError::Write { path, source }
         };
-        fsutil::ensure_private_dir(&self.state_dir).map_err(write_err(&self.state_dir))?;
+        unsafe_vars::check_keys(&self.extra_vars)
+            .map_err(|detail| AnsibleError::UnsafeVariable { detail })?;
+        let playbook_text = PLAYBOOKS
+            .get_file(&self.playbook)
+            .and_then(|f| f.contents_utf8())
+            .ok_or_else(|| AnsibleError::UnknownPlaybook {
+                name: self.playbook.clone(),
+            })?;
+        fsutil::ensure_trusted_dir(&self.state_dir, "state directory")?;
         let state_dir = absolute_existing(&self.state_dir).expect("state dir was just created");
         let known_hosts = Self::known_hosts(&state_dir);
         if known_hosts.to_string_lossy().contains(char::is_whitespace) {
             return Err(AnsibleError::PathWithSpace { path: known_hosts });
         }
+        if known_hosts.exists() {
+            fsutil::check_trusted_file(&known_hosts, "known_hosts file")?;
+        }
         let (dir, temp) = match &self.emit_dir {
             Some(d) => {
-                fsutil::ensure_private_dir(d).map_err(write_err(d))?;
+                fsutil::create_fresh_dir(d, "emit directory")?;
                 (
                     absolute_existing(d).expect("emit dir was just created"),
                     None,
                 )
             }
             None => {
+                use std::os::unix::fs::PermissionsExt;
                 let t = tempfile::Builder::new()
                     .prefix(&format!("run-{}-", self.name))
+                    .permissions(std::fs::Permissions::from_mode(0o700))
                     .tempdir_in(&state_dir)
                     .map_err(write_err(&state_dir))?;
                 (t.path().to_owned(), Some(t))
@@ -143,23 +161,31 @@ impl PlaybookRun {
                 roles::export(&d, true)?;
                 d
             }
-            RolesSource::Dir(d) => absolute_existing(d)
-                .ok_or_else(|| AnsibleError::RolesDirMissing { path: d.clone() })?,
+            RolesSource::Dir(d) => {
+                let d = absolute_existing(d)
+                    .ok_or_else(|| AnsibleError::RolesDirMissing { path: d.clone() })?;
+                fsutil::check_trusted_dir(&d, "roles directory")?;
+                d
+            }
         };
+        for path in [&inventory, &state_dir, &dir, &roles_path] {
+            if unsafe_vars::has_template_marker(&path.to_string_lossy()) {
+                return Err(AnsibleError::TemplateMarkerInPath { path: path.clone() });
+            }
+        }
         let callback_dir = dir.join("callback_plugins");
-        std::fs::create_dir_all(&callback_dir).map_err(write_err(&callback_dir))?;
+        fsutil::create_fresh_dir(&callback_dir, "callback plugin directory")?;
         let plugin = callback_dir.join(format!("{CALLBACK_NAME}.py"));
         fsutil::write_atomic(&plugin, CALLBACK_PLUGIN.as_bytes(), 0o644)
             .map_err(write_err(&plugin))?;
 
-        let mut ctx = self.context.clone();
-        ctx.insert("name", &self.name);
         let playbook = dir.join(format!("{}.yml", self.name));
-        let text = crate::templates::render(&self.playbook, &ctx)?;
-        fsutil::write_atomic(&playbook, text.as_bytes(), 0o644).map_err(write_err(&playbook))?;
+        fsutil::write_atomic(&playbook, playbook_text.as_bytes(), 0o644)
+            .map_err(write_err(&playbook))?;
 
         let vars_file = dir.join("vars.json");
-        let vars = serde_json::to_vec_pretty(&self.extra_vars).expect("JSON values serialize");
+        let vars = serde_json::to_vec_pretty(&unsafe_vars::mark_all_unsafe(&self.extra_vars))
+            .expect("JSON values serialize");
         fsutil::write_atomic(&vars_file, &vars, 0o600).map_err(write_err(&vars_file))?;
 
         let config = dir.join("ansible.cfg");
@@ -461,12 +487,14 @@ mod tests {
         std::fs::write(&inv, "[itrust]\nitrust ansible_host=10.0.0.1\n").unwrap();
         let mut run = PlaybookRun::new(
             "deploy-itrust",
-            "playbooks/deploy-itrust.yml.tera",
+            "deploy-itrust.yml",
             &inv,
             dir.join("state"),
         );
-        run.context.insert("group", "itrust");
-        run.context.insert("app", "iTrust");
+        run.extra_vars
+            .insert("pipeline_hosts".into(), "itrust".into());
+        run.extra_vars
+            .insert("pipeline_app".into(), "iTrust".into());
         run.extra_vars
             .insert("itrust_db_password".into(), "s3cret".into());
         run.emit_dir = Some(dir.join("emit"));

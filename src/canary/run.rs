@@ -24,8 +24,8 @@ pub const SERVICE_PORT: u16 = 3000;
 pub const NODE_EXPORTER_PORT: u16 = 9100;
 pub const PROXY_PORT: u16 = 80;
 
-/// The playbook rendered for a run.
-pub const PLAYBOOK: &str = "playbooks/canary.yml.tera";
+/// The static entry playbook of a run (`playbooks/canary.yml`).
+pub const PLAYBOOK: &str = "canary.yml";
 
 /// One arm as deployed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,13 +54,14 @@ impl ArmDeploy {
     }
 }
 
-/// The Tera context of [`PLAYBOOK`].
-pub fn playbook_context(
-    environment: &str,
+/// The variables [`PLAYBOOK`] reads (`pipeline_baseline`, `pipeline_canary`, `pipeline_proxy`,
+/// `pipeline_service_port`). They go to Ansible only through vars.json, every string marked unsafe: a
+/// branch name is text, never a template.
+pub fn playbook_vars(
     baseline: &ArmDeploy,
     canary: &ArmDeploy,
     canary_percent: u8,
-) -> tera::Context {
+) -> serde_json::Map<String, serde_json::Value> {
     #[derive(Serialize)]
     struct Arm<'a> {
         label: &'a str,
@@ -80,31 +81,19 @@ pub fn playbook_context(
             backend: format!("{}:{SERVICE_PORT}", a.address),
         }
     }
-    let mut ctx = tera::Context::new();
-    ctx.insert("environment", environment);
-    ctx.insert("service_port", &SERVICE_PORT);
-    ctx.insert("baseline", &arm(baseline));
-    ctx.insert("canary", &arm(canary));
-    ctx.insert(
-        "proxy",
-        &serde_json::json!({
+    let json = |v| serde_json::to_value(v).expect("arms serialize");
+    let mut vars = serde_json::Map::new();
+    vars.insert("pipeline_service_port".into(), SERVICE_PORT.into());
+    vars.insert("pipeline_baseline".into(), json(arm(baseline)));
+    vars.insert("pipeline_canary".into(), json(arm(canary)));
+    vars.insert(
+        "pipeline_proxy".into(),
+        serde_json::json!({
             "host": PROXY_HOST,
             "percent": canary_percent,
             "port": PROXY_PORT,
             "header": BACKEND_HEADER,
         }),
-    );
-    ctx
-}
-
-/// Extra variables for the playbook run. node_exporter on blue and green admits only this machine: the
-/// address each host sees the SSH connection come from (a Jinja expression Ansible evaluates per host,
-/// kept out of the Tera template).
-pub fn extra_vars() -> serde_json::Map<String, serde_json::Value> {
-    let mut vars = serde_json::Map::new();
-    vars.insert(
-        "node_exporter_allowed_scrapers".into(),
-        serde_json::json!(["{{ ansible_env.SSH_CLIENT.split() | first }}"]),
     );
     vars
 }
@@ -334,48 +323,35 @@ mod tests {
     }
 
     #[test]
-    fn playbook_renders_both_arms_and_the_proxy_split_without_ansible_expressions() {
-        let ctx = playbook_context(
-            "dev-canary",
+    fn playbook_vars_carry_both_arms_and_the_proxy_split() {
+        let vars = playbook_vars(
             &arm("baseline", "blue", [10, 0, 0, 2]),
             &arm("canary", "green", [10, 0, 0, 6]),
             30,
         );
-        let text = crate::templates::render(PLAYBOOK, &ctx).unwrap();
-        assert!(text.contains("hosts: blue:green:proxy"), "{text}");
-        assert!(
-            text.contains("preview_service_archive: \"/tmp/run/tree-green.tar.gz\""),
-            "{text}"
+        assert_eq!(vars["pipeline_baseline"]["host"], "blue");
+        assert_eq!(vars["pipeline_baseline"]["release"], "tree-blue");
+        assert_eq!(vars["pipeline_baseline"]["backend"], "10.0.0.2:3000");
+        assert_eq!(
+            vars["pipeline_canary"]["archive"],
+            "/tmp/run/tree-green.tar.gz"
         );
-        assert!(
-            text.contains("preview_service_release: \"tree-blue\""),
-            "{text}"
-        );
-        assert!(
-            text.contains("canary_proxy_baseline: \"10.0.0.2:3000\""),
-            "{text}"
-        );
-        assert!(
-            text.contains("canary_proxy_canary: \"10.0.0.6:3000\""),
-            "{text}"
-        );
-        assert!(text.contains("canary_proxy_canary_percent: 30"), "{text}");
-        assert!(
-            text.contains("when: inventory_hostname == \"green\""),
-            "{text}"
-        );
-        assert!(
-            !text.contains("{{"),
-            "Ansible expressions belong in roles and vars, not here:\n{text}"
-        );
+        assert_eq!(vars["pipeline_canary"]["branch"], "broken");
+        assert_eq!(vars["pipeline_canary"]["backend"], "10.0.0.6:3000");
+        assert_eq!(vars["pipeline_proxy"]["percent"], 30);
+        assert_eq!(vars["pipeline_proxy"]["host"], "proxy");
     }
 
     #[test]
     fn node_exporter_admits_the_address_the_ssh_connection_comes_from() {
-        let vars = extra_vars();
-        assert_eq!(
-            vars["node_exporter_allowed_scrapers"][0],
-            "{{ ansible_env.SSH_CLIENT.split() | first }}"
+        // A Jinja expression Ansible evaluates per host: it lives in the static playbook, not in vars.json
+        // (where every string is marked unsafe).
+        let text = include_str!("../../playbooks/canary.yml");
+        assert!(
+            text.contains(
+                "node_exporter_allowed_scrapers: [\"{{ ansible_env.SSH_CLIENT.split() | first }}\"]"
+            ),
+            "{text}"
         );
     }
 

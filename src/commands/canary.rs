@@ -418,8 +418,7 @@ async fn stages(
         plan.inventory(global),
         global.state_dir.clone(),
     );
-    playbook.context = run::playbook_context(&plan.environment, &baseline, &canary, plan.split);
-    playbook.extra_vars = run::extra_vars();
+    playbook.extra_vars = run::playbook_vars(&baseline, &canary, plan.split);
     playbook.roles = plan
         .roles
         .clone()

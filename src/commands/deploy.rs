@@ -165,18 +165,20 @@ pub fn password_from(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The secret `name` from `<state_dir>/secrets/` (0600), generated on first use and reused after.
+/// The secret `name` from `<state_dir>/secrets/` (0600), generated on first use and reused after. A
+/// secrets directory or file someone else could have planted or read (another owner, group/other
+/// permissions) is refused, never used.
 fn secret(state_dir: &Path, name: &str) -> anyhow::Result<String> {
     let dir = state_dir.join("secrets");
     let path = dir.join(name);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
+    fsutil::ensure_trusted_dir(state_dir, "state directory")?;
+    fsutil::ensure_trusted_dir(&dir, "secrets directory")?;
+    if let Some(existing) = fsutil::read_secret(&path)? {
         let existing = existing.trim();
         if !existing.is_empty() {
             return Ok(existing.to_string());
         }
     }
-    fsutil::ensure_private_dir(&dir)
-        .with_context(|| format!("failed to create the secrets directory {}", dir.display()))?;
     let mut bytes = [0u8; 24];
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
@@ -340,14 +342,17 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
 
     let mut run = PlaybookRun::new(
         format!("deploy-{}", app.key()),
-        format!("playbooks/deploy-{}.yml.tera", app.key()),
+        format!("deploy-{}.yml", app.key()),
         &args.inventory,
         &global.state_dir,
     );
-    run.context.insert("group", app.key());
-    run.context.insert("app", app.display());
     run.extra_vars = vars;
     args.run.apply(&mut run, global)?;
+    // What the static entry playbook reads (set after -e: the tool owns these).
+    run.extra_vars
+        .insert("pipeline_hosts".into(), app.key().into());
+    run.extra_vars
+        .insert("pipeline_app".into(), app.display().into());
     if let Some(f) = section.forks {
         run.forks = f;
     }

@@ -22,7 +22,7 @@ use crate::settings::Global;
 use crate::Outcome;
 
 /// The entry playbook template.
-pub const PLAYBOOK: &str = "playbooks/monitor.yml.tera";
+pub const PLAYBOOK: &str = "monitor.yml";
 /// The inventory group of the host that runs Prometheus and the dashboard.
 pub const MONITOR_GROUP: &str = "monitor";
 
@@ -221,13 +221,19 @@ impl MonitorPlan {
         vars
     }
 
-    /// Tera context of the entry playbook.
-    pub fn playbook_context(&self, inventory: &str) -> tera::Context {
-        let mut ctx = tera::Context::new();
-        ctx.insert("inventory", inventory);
-        ctx.insert("monitored_groups", &self.monitored_groups);
-        ctx.insert("monitor_group", MONITOR_GROUP);
-        ctx
+    /// The variables the static entry playbook reads: its host patterns and the groups it names.
+    pub fn playbook_vars(&self) -> Map<String, Value> {
+        let mut vars = Map::new();
+        vars.insert(
+            "pipeline_monitored_groups".into(),
+            json!(self.monitored_groups),
+        );
+        vars.insert(
+            "pipeline_monitored_hosts".into(),
+            json!(self.monitored_groups.join(":")),
+        );
+        vars.insert("pipeline_monitor_hosts".into(), json!(MONITOR_GROUP));
+        vars
     }
 
     /// The dashboard's address on each monitor host.
@@ -261,9 +267,9 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
         &args.inventory,
         &global.state_dir,
     );
-    run.context = plan.playbook_context(&args.inventory.display().to_string());
     run.extra_vars = plan.role_vars(exporter_port);
     args.run.apply(&mut run, global)?;
+    run.extra_vars.extend(plan.playbook_vars());
     ui.info(format!(
         "monitor-setup: node_exporter on {}; Prometheus and the dashboard on {}",
         plan.targets
@@ -396,21 +402,14 @@ mod tests {
     }
 
     #[test]
-    fn entry_playbook_lists_the_monitored_groups_and_holds_no_ansible_expressions() {
+    fn entry_playbook_gets_the_monitored_groups_as_variables() {
         let p = default_plan(FULL).unwrap();
-        let text =
-            crate::templates::render(PLAYBOOK, &p.playbook_context("inventory.ini")).unwrap();
-        assert!(text.contains("hosts: itrust:checkbox\n"), "{text}");
-        assert!(text.contains("hosts: monitor\n"), "{text}");
-        for role in ["node_exporter", "prometheus", "blackbox", "dashboard"] {
-            assert!(
-                text.contains(&format!("- role: {role}\n")),
-                "{role} missing:\n{text}"
-            );
-        }
-        assert!(
-            !text.contains("{{"),
-            "Tera output must not carry Ansible expressions"
+        let vars = p.playbook_vars();
+        assert_eq!(vars["pipeline_monitored_hosts"], "itrust:checkbox");
+        assert_eq!(
+            vars["pipeline_monitored_groups"],
+            json!(["itrust", "checkbox"])
         );
+        assert_eq!(vars["pipeline_monitor_hosts"], "monitor");
     }
 }
