@@ -94,7 +94,7 @@ impl RunOptions {
 /// Loads the inventory; a missing or malformed file is the user's to fix (exit 2).
 pub fn load_inventory(path: &Path) -> anyhow::Result<Inventory> {
     Inventory::load(path).map_err(|e| match e {
-        InventoryError::Missing { .. } | InventoryError::Syntax { .. } => {
+        InventoryError::Missing { .. } | InventoryError::Invalid { .. } => {
             anyhow::Error::from(UsageError(e.to_string()))
         }
         other => anyhow::Error::from(other),
