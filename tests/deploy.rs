@@ -609,3 +609,26 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_missing_roles_directory_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    inventory(dir.path());
+    let out = pipeline(dir.path())
+        .args([
+            "deploy",
+            "iTrust",
+            "--syntax-check",
+            "--roles",
+            "no-such-roles",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("roles directory no-such-roles does not exist")
+            && err.contains("roles export"),
+        "{err}"
+    );
+}

@@ -505,3 +505,45 @@ fn an_invalid_port_is_a_usage_error_not_port_80() {
     assert!(stderr.contains("invalid port `99999`"), "{stderr}");
     assert!(stderr.contains("1 to 65535"), "{stderr}");
 }
+
+#[test]
+fn a_missing_body_file_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args([
+            "load",
+            "http://127.0.0.1:9/",
+            "-n",
+            "1",
+            "--body-file",
+            "/nonexistent/body.json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--body-file /nonexistent/body.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_error_cause_is_printed_once() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["load", "http://no-such-host.invalid/", "-n", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot resolve `no-such-host.invalid`"),
+        "{stderr}"
+    );
+    // The resolver's reason (e.g. "Name or service not known") is embedded in the message once.
+    let reason = stderr
+        .split("cannot resolve `no-such-host.invalid`: ")
+        .nth(1)
+        .and_then(|r| r.split(" (check").next())
+        .unwrap();
+    assert_eq!(stderr.matches(reason).count(), 1, "{stderr}");
+}

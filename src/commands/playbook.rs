@@ -53,6 +53,13 @@ impl RunOptions {
             None => global.config.string("roles_dir")?.map(PathBuf::from),
         };
         if let Some(dir) = roles_dir {
+            // The user's directory: a missing one is theirs to fix (exit 2), found before any run starts.
+            if !dir.is_dir() {
+                return Err(UsageError(
+                    crate::ansible::AnsibleError::RolesDirMissing { path: dir }.to_string(),
+                )
+                .into());
+            }
             run.roles = RolesSource::Dir(dir);
         }
         Ok(())
