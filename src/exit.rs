@@ -50,3 +50,43 @@ pub fn error_code(err: &anyhow::Error) -> ExitCode {
         ExitCode::from(1)
     }
 }
+
+/// The error and its causes on one line, `outer: cause: root`, each cause said once: a cause whose text
+/// the message already holds (an error that embeds its `source` in its own text) is not repeated.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot resolve `h`: {source} (check the host)")]
+    struct Embeds {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_embedded_in_its_error_is_printed_once() {
+        let io = std::io::Error::other("Name or service not known");
+        let err = anyhow::Error::from(Embeds { source: io }).context("load failed");
+        assert_eq!(
+            error_message(&err),
+            "load failed: cannot resolve `h`: Name or service not known (check the host)"
+        );
+        let plain = anyhow::Error::from(std::io::Error::other("denied")).context("cannot read x");
+        assert_eq!(error_message(&plain), "cannot read x: denied");
+    }
+}

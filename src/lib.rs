@@ -29,7 +29,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     match commands::dispatch(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", exit::error_message(&err));
             exit::error_code(&err)
         }
     }

@@ -372,3 +372,45 @@ fn report_json_follows_its_schema_for_every_classification() {
             > 10
     );
 }
+
+#[test]
+fn samples_near_the_f64_limits_give_a_schema_valid_report_without_inf_or_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge: Vec<f64> = (0..100)
+        .map(|i| if i % 2 == 0 { 1.7e308 } else { -1.7e308 })
+        .collect();
+    let near: Vec<f64> = (0..100).map(|i| 1e308 - i as f64 * 1e305).collect();
+    let v = json!({"metrics": [
+        {"name": "huge", "fail_on": "either", "baseline": huge, "canary": near},
+        {"name": "same", "fail_on": "increase", "baseline": huge, "canary": huge}
+    ]});
+    let f = write_input(dir.path(), "big.json", &v);
+    let o = pipeline(&["analyze", "--json", f.to_str().unwrap()], dir.path());
+    assert!([0, 3, 4].contains(&code(&o)), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(!out.contains("inf") && !out.contains("NaN"), "{out}");
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = schema();
+    let mut errors = Vec::new();
+    validate(&s, &s, &report, "$", &mut errors);
+    assert!(
+        errors.is_empty(),
+        "schema violations:\n{}",
+        errors.join("\n")
+    );
+    for m in report["metrics"].as_array().unwrap() {
+        for arm in ["baseline", "canary"] {
+            for k in ["mean", "min", "p50", "max"] {
+                assert!(
+                    m[arm][k].is_number(),
+                    "{}.{arm}.{k}: {}",
+                    m["name"],
+                    m[arm][k]
+                );
+            }
+        }
+    }
+    let text_out = pipeline(&["analyze", f.to_str().unwrap()], dir.path());
+    let t = text(&text_out.stdout);
+    assert!(!t.contains("inf") && !t.contains("NaN"), "{t}");
+}

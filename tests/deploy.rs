@@ -359,8 +359,53 @@ fn missing_ansible_playbook_is_reported_with_the_install_command() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
+    // The inventory is read through ansible-inventory, the first Ansible program a deploy needs.
     assert!(
-        err.contains("ansible-playbook is not installed") && err.contains("setup.sh"),
+        err.contains("`ansible-inventory` is not installed") && err.contains("setup.sh"),
+        "{err}"
+    );
+}
+
+#[test]
+fn valid_ansible_ini_with_quotes_inline_comments_children_and_vars_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.ini"),
+        r#"# hosts by role
+[app_servers]
+web1 ansible_host="192.0.2.10" ansible_user='root'  # the iTrust box
+
+[itrust:children]
+app_servers
+
+[itrust:vars]
+ansible_ssh_private_key_file="/keys/my key"
+"#,
+    )
+    .unwrap();
+    let out = pipeline(dir.path())
+        .args(["deploy", "iTrust", "--syntax-check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn an_inventory_ansible_cannot_parse_is_a_usage_error_quoting_ansible() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.ini"),
+        "[itrust]\nitrust ansible_host\n",
+    )
+    .unwrap();
+    let out = pipeline(dir.path())
+        .args(["deploy", "iTrust", "--syntax-check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a valid Ansible inventory") && err.contains("key=value"),
         "{err}"
     );
 }
@@ -583,4 +628,27 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), dest).unwrap();
         }
     }
+}
+
+#[test]
+fn a_missing_roles_directory_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    inventory(dir.path());
+    let out = pipeline(dir.path())
+        .args([
+            "deploy",
+            "iTrust",
+            "--syntax-check",
+            "--roles",
+            "no-such-roles",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("roles directory no-such-roles does not exist")
+            && err.contains("roles export"),
+        "{err}"
+    );
 }

@@ -476,3 +476,74 @@ fn cli_rejects_bad_arguments_with_usage_exit_code() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("concurrency"));
 }
+
+#[test]
+fn an_invalid_port_is_a_usage_error_not_port_80() {
+    for (url, why) in [
+        ("http://127.0.0.1:99999/", "invalid port `99999`"),
+        ("http://127.0.0.1:0/", "invalid port `0`"),
+        ("http://127.0.0.1:/", "empty port"),
+        ("http://[::1]:65536/", "invalid port `65536`"),
+        ("http://user:pw@127.0.0.1:8080/", "user information"),
+    ] {
+        let err = LoadPlan::new(url).unwrap_err().to_string();
+        assert!(err.contains(why), "{url}: {err}");
+    }
+    for url in [
+        "http://127.0.0.1:65535/",
+        "http://[::1]:8080/x",
+        "http://localhost/",
+    ] {
+        LoadPlan::new(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["load", "http://127.0.0.1:99999/", "-n", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid port `99999`"), "{stderr}");
+    assert!(stderr.contains("1 to 65535"), "{stderr}");
+}
+
+#[test]
+fn a_missing_body_file_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args([
+            "load",
+            "http://127.0.0.1:9/",
+            "-n",
+            "1",
+            "--body-file",
+            "/nonexistent/body.json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--body-file /nonexistent/body.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_error_cause_is_printed_once() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["load", "http://no-such-host.invalid/", "-n", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot resolve `no-such-host.invalid`"),
+        "{stderr}"
+    );
+    // The resolver's reason (e.g. "Name or service not known") is embedded in the message once.
+    let reason = stderr
+        .split("cannot resolve `no-such-host.invalid`: ")
+        .nth(1)
+        .and_then(|r| r.split(" (check").next())
+        .unwrap();
+    assert_eq!(stderr.matches(reason).count(), 1, "{stderr}");
+}

@@ -225,11 +225,11 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
     let method = reqwest::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
         .map_err(|_| usage(format!("--method {method_text:?} is not an HTTP method")))?;
     let body = match args.body_file.or(section.body_file) {
-        Some(path) => std::fs::read(&path).with_context(|| {
-            format!(
-                "cannot read the request body --body-file {}",
+        Some(path) => std::fs::read(&path).map_err(|e| {
+            usage(format!(
+                "cannot read the request body --body-file {}: {e}; give a readable file",
                 path.display()
-            )
+            ))
         })?,
         None => crate::canary::example::SURVEY_JSON.as_bytes().to_vec(),
     };
@@ -310,7 +310,10 @@ pub async fn execute(plan: &CanaryPlan, global: &Global) -> anyhow::Result<Canar
             )
             .await;
         if let Err(e) = down {
-            ui.warn(format!("could not destroy the canary hosts: {e:#}"));
+            ui.warn(format!(
+                "could not destroy the canary hosts: {}",
+                crate::exit::error_message(&e)
+            ));
         }
     }
     let mut result = result?;

@@ -115,8 +115,12 @@ pub async fn run(args: LoadArgs, global: &Global) -> anyhow::Result<Outcome> {
     let args = args.options;
     let mut plan = plan(&args).map_err(usage)?;
     if let Some(path) = &args.body_file {
-        let body = std::fs::read(path)
-            .with_context(|| format!("cannot read --body-file {}", path.display()))?;
+        let body = std::fs::read(path).map_err(|e| {
+            UsageError(format!(
+                "cannot read --body-file {}: {e}; give a readable file",
+                path.display()
+            ))
+        })?;
         plan.body = body.into();
     }
     let stop = plan.stop;

@@ -299,10 +299,13 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
+    /// `text` as the real ansible-inventory reads it.
     fn inventory(text: &str) -> Inventory {
-        Inventory::parse(text, Path::new("inventory.ini")).unwrap()
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.ini");
+        std::fs::write(&path, text).unwrap();
+        Inventory::load(&path).unwrap()
     }
 
     const FULL: &str = "[checkbox]\ncheckbox ansible_host=10.0.0.2\n[itrust]\nitrust ansible_host=10.0.0.1\n[monitor]\nmonitor ansible_host=10.0.0.3\n";

@@ -53,6 +53,13 @@ impl RunOptions {
             None => global.config.string("roles_dir")?.map(PathBuf::from),
         };
         if let Some(dir) = roles_dir {
+            // The user's directory: a missing one is theirs to fix (exit 2), found before any run starts.
+            if !dir.is_dir() {
+                return Err(UsageError(
+                    crate::ansible::AnsibleError::RolesDirMissing { path: dir }.to_string(),
+                )
+                .into());
+            }
             run.roles = RolesSource::Dir(dir);
         }
         Ok(())
@@ -94,7 +101,7 @@ impl RunOptions {
 /// Loads the inventory; a missing or malformed file is the user's to fix (exit 2).
 pub fn load_inventory(path: &Path) -> anyhow::Result<Inventory> {
     Inventory::load(path).map_err(|e| match e {
-        InventoryError::Missing { .. } | InventoryError::Syntax { .. } => {
+        InventoryError::Missing { .. } | InventoryError::Invalid { .. } => {
             anyhow::Error::from(UsageError(e.to_string()))
         }
         other => anyhow::Error::from(other),

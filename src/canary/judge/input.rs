@@ -213,6 +213,12 @@ impl JudgeInput {
     /// Checks names (non-empty, unique), values (finite; 0/1 for proportions), time offsets (one per sample,
     /// finite), weights and allowances (finite, ≥ 0).
     pub fn validate(&self) -> Result<(), JudgeError> {
+        self.validate_with(None)
+    }
+
+    /// [`JudgeInput::validate`], and with a config: a per-metric `min_samples` below the config's
+    /// `min_samples` is refused (it would judge a metric on less data than the config demands).
+    pub fn validate_with(&self, config: Option<&JudgeConfig>) -> Result<(), JudgeError> {
         let mut seen = std::collections::BTreeSet::new();
         for (index, m) in self.metrics.iter().enumerate() {
             let err = |problem: String| JudgeError::Metric {
@@ -271,6 +277,14 @@ impl JudgeInput {
             }
             if m.min_samples == Some(0) {
                 return Err(err("min_samples = 0; expected at least 1".into()));
+            }
+            if let (Some(own), Some(config)) = (m.min_samples, config) {
+                if own < config.min_samples {
+                    return Err(err(format!(
+                        "min_samples = {own} is below the config's min_samples = {}; raise it or lower the config's",
+                        config.min_samples
+                    )));
+                }
             }
         }
         Ok(())

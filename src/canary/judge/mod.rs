@@ -121,11 +121,25 @@ fn summarize(sorted: &[f64]) -> Summary {
             max: None,
         };
     }
-    let mean = sorted.iter().sum::<f64>() / n as f64;
-    let std = (n > 1).then(|| {
-        let ss: f64 = sorted.iter().map(|v| (v - mean) * (v - mean)).sum();
-        (ss / (n - 1) as f64).sqrt()
-    });
+    // Scaled by the largest magnitude so that sums of values near ±1e308 cannot overflow; a standard
+    // deviation too large for an f64 is `null`, never `inf`.
+    let scale = sorted[0].abs().max(sorted[n - 1].abs());
+    let (mean, std) = if scale == 0.0 {
+        (0.0, (n > 1).then_some(0.0))
+    } else {
+        let mean_scaled = sorted.iter().map(|v| v / scale).sum::<f64>() / n as f64;
+        let mean = (mean_scaled * scale).clamp(sorted[0], sorted[n - 1]);
+        let std = (n > 1)
+            .then(|| {
+                let ss: f64 = sorted
+                    .iter()
+                    .map(|v| (v / scale - mean_scaled) * (v / scale - mean_scaled))
+                    .sum();
+                (ss / (n - 1) as f64).sqrt() * scale
+            })
+            .filter(|s| s.is_finite());
+        (mean + 0.0, std)
+    };
     let q = |p| Some(quantile_sorted(sorted, p));
     Summary {
         n,
@@ -242,7 +256,7 @@ pub struct Judgement {
 /// Judges every metric of `input` and scores the run. Errors only on invalid input or config.
 pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, JudgeError> {
     config.validate()?;
-    input.validate()?;
+    input.validate_with(Some(config))?;
     let alpha = config.alpha();
     let mut prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
 
@@ -257,7 +271,10 @@ pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, Judg
     for p in &mut prepared {
         p.set_adjusted(&mut next);
     }
-    let metrics: Vec<MetricResult> = prepared.into_iter().map(|p| classify(p, alpha)).collect();
+    let metrics: Vec<MetricResult> = prepared
+        .into_iter()
+        .map(|p| finite_only(classify(p, alpha)))
+        .collect();
     let (verdict, score, reason) = score(&metrics, config);
     Ok(Judgement {
         verdict,
@@ -386,7 +403,7 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
                     .tails
                     .push(tail_test(&b, &c, Side::Lower, 1.0 - q, config));
             }
-            mw.z.signum() * (mw.z != 0.0) as u8 as f64
+            mw.z.signum() * (mw.z != 0.0) as u8 as f64 + 0.0
         }
         MetricKind::Proportion => {
             let events = |s: &[f64]| s.iter().filter(|&&v| v == 1.0).count() as u64;
@@ -403,7 +420,7 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
                 measure: "cohens_h".into(),
                 value: 2.0 * rc.sqrt().asin() - 2.0 * rb.sqrt().asin(),
             });
-            pt.estimate.signum() * (pt.estimate != 0.0) as u8 as f64
+            pt.estimate.signum() * (pt.estimate != 0.0) as u8 as f64 + 0.0
         }
     };
     Prepared { result, direction }
@@ -452,6 +469,19 @@ fn beyond_allowance(change: Option<f64>, fallback: f64, allowed: f64, up: bool) 
     } else {
         -v > allowed
     }
+}
+
+/// Drops estimates that overflowed f64 (samples near ±1e308): `null` where the report schema allows it,
+/// never `inf` or `NaN` (JSON has neither). The reason, written before, says the value was out of range.
+fn finite_only(mut r: MetricResult) -> MetricResult {
+    let keep = |v: Option<f64>| v.filter(|x| x.is_finite());
+    r.estimate = keep(r.estimate);
+    r.relative_change = keep(r.relative_change);
+    r.z = keep(r.z);
+    r.u = keep(r.u);
+    r.ci = r.ci.filter(|c| c.iter().all(|x| x.is_finite()));
+    r.effect = r.effect.filter(|e| e.value.is_finite());
+    r
 }
 
 fn classify(p: Prepared, alpha: f64) -> MetricResult {
@@ -612,17 +642,25 @@ fn score(metrics: &[MetricResult], config: &JudgeConfig) -> (Verdict, f64, Strin
         return (Verdict::Inconclusive, 0.0, why);
     }
     let total: f64 = with_data.iter().map(|m| m.weight).sum();
+    if total <= 0.0 {
+        // Nothing has weight: a score would be 100 out of nothing. Not a PASS.
+        return (
+            Verdict::Inconclusive,
+            0.0,
+            format!(
+                "every metric with data has weight 0 ({}), so there is nothing to score; give at least one metric a weight above 0",
+                with_data.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
     let passed: f64 = with_data
         .iter()
         .filter(|m| m.classification == Classification::Pass)
         .map(|m| m.weight)
         .sum();
-    let raw = if total > 0.0 {
-        100.0 * passed / total
-    } else {
-        100.0
-    };
-    let score = (raw * 100.0).round() / 100.0;
+    let raw = 100.0 * passed / total;
+    // `+ 0.0` turns a `-0` into `0`: a score is never printed or serialized as `-0`.
+    let score = (raw * 100.0).round() / 100.0 + 0.0;
     let failing: Vec<String> = with_data
         .iter()
         .filter(|m| failed(m))
@@ -672,7 +710,7 @@ pub fn num(v: f64) -> String {
         return "0".into();
     }
     if !v.is_finite() {
-        return format!("{v}");
+        return "out of the f64 range".into();
     }
     let mag = v.abs().log10().floor() as i32;
     if !(-4..6).contains(&mag) {

@@ -250,7 +250,17 @@ pub fn quantile_sorted(s: &[f64], p: f64) -> f64 {
     let h = (s.len() - 1) as f64 * p.clamp(0.0, 1.0);
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(s.len() - 1);
-    s[lo] + (h - lo as f64) * (s[hi] - s[lo])
+    let f = h - lo as f64;
+    if f == 0.0 {
+        return s[lo];
+    }
+    let span = s[hi] - s[lo];
+    if span.is_finite() {
+        s[lo] + f * span
+    } else {
+        // `s[hi] - s[lo]` overflows for values near ±1e308; the weighted form does not.
+        s[lo] * (1.0 - f) + s[hi] * f
+    }
 }
 
 /// The k-th smallest (1-based) value of the union of two sorted samples.
@@ -286,7 +296,12 @@ pub fn pooled_quantile(a: &[f64], b: &[f64], p: f64) -> f64 {
         return v_lo;
     }
     let v_hi = kth_of_union(a, b, lo + 2);
-    v_lo + (h - lo as f64) * (v_hi - v_lo)
+    let (f, span) = (h - lo as f64, v_hi - v_lo);
+    if span.is_finite() {
+        v_lo + f * span
+    } else {
+        v_lo * (1.0 - f) + v_hi * f
+    }
 }
 
 /// The rank-sum statistics of sorted `x` against sorted `y`.

@@ -682,3 +682,98 @@ fn a_quarter_of_tiny_error_bodies_fails_response_size_even_with_an_allowance() {
         assert!(r.tails[0].flagged, "{}", r.reason);
     }
 }
+
+#[test]
+fn all_weights_zero_is_inconclusive_never_pass() {
+    let mut a = metric(
+        "latency_ms",
+        FailOn::Increase,
+        latencies(200, 100.0, 1),
+        latencies(200, 100.0, 2),
+    );
+    a.weight = Some(0.0);
+    let mut b = metric(
+        "bytes",
+        FailOn::Decrease,
+        vec![512.0; 200],
+        vec![512.0; 200],
+    );
+    b.weight = Some(0.0);
+    let j = judge(&input(vec![a, b]), &JudgeConfig::default()).unwrap();
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{}", j.reason);
+    assert!(j.reason.contains("weight 0"), "{}", j.reason);
+    assert_eq!(j.score.to_bits(), 0.0f64.to_bits());
+}
+
+#[test]
+fn a_score_is_never_negative_zero() {
+    let b = latencies(200, 100.0, 1);
+    let c: Vec<f64> = latencies(200, 100.0, 2).iter().map(|v| v * 1.5).collect();
+    let mut low = metric(
+        "bytes",
+        FailOn::Decrease,
+        vec![512.0; 200],
+        vec![100.0; 200],
+    );
+    low.weight = Some(2.0);
+    for metrics in [
+        vec![metric("latency_ms", FailOn::Increase, b.clone(), c.clone())],
+        vec![
+            metric("latency_ms", FailOn::Increase, b.clone(), c.clone()),
+            low,
+        ],
+        vec![],
+    ] {
+        let j = judge(&input(metrics), &JudgeConfig::default()).unwrap();
+        assert_eq!(j.score.to_bits(), 0.0f64.to_bits(), "score {:?}", j.score);
+        assert!(!format!("{}", j.score).starts_with('-'));
+    }
+}
+
+#[test]
+fn a_metric_min_samples_below_the_config_minimum_is_refused_naming_the_metric() {
+    let mut m = metric(
+        "latency_ms",
+        FailOn::Increase,
+        latencies(200, 100.0, 1),
+        latencies(200, 100.0, 2),
+    );
+    m.min_samples = Some(5);
+    let err = judge(&input(vec![m.clone()]), &JudgeConfig::default()).unwrap_err();
+    assert!(matches!(err, JudgeError::Metric { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("latency_ms") && text.contains("min_samples = 5"),
+        "{text}"
+    );
+    m.min_samples = Some(80);
+    judge(&input(vec![m]), &JudgeConfig::default()).unwrap();
+}
+
+#[test]
+fn samples_near_the_f64_limits_give_finite_summaries() {
+    let huge: Vec<f64> = (0..100)
+        .map(|i| if i % 2 == 0 { f64::MAX } else { -f64::MAX })
+        .collect();
+    let near: Vec<f64> = (0..100).map(|i| 1e308 - i as f64 * 1e305).collect();
+    for (b, c) in [(huge.clone(), huge.clone()), (near.clone(), huge.clone())] {
+        let j = judge(
+            &input(vec![metric("x", FailOn::Increase, b, c)]),
+            &JudgeConfig::default(),
+        )
+        .unwrap();
+        for s in [&j.metrics[0].baseline, &j.metrics[0].canary] {
+            let values = [s.mean, s.min, s.p50, s.p90, s.p99, s.p999, s.max];
+            assert!(
+                values.iter().all(|v| v.is_some_and(f64::is_finite)),
+                "{s:?}"
+            );
+            assert!(s.std.is_none_or(f64::is_finite), "{s:?}");
+        }
+        assert!(j.score.is_finite());
+    }
+    let s = summarize(&sorted(&huge));
+    assert_eq!(s.mean, Some(0.0));
+    assert_eq!(s.std, None, "a standard deviation above f64::MAX is null");
+    assert_eq!(s.p50, Some(0.0));
+}

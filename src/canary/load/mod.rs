@@ -195,6 +195,33 @@ pub fn parse_url(url: &str) -> Result<Uri, LoadError> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("missing host"));
     }
+    // `Uri` keeps a port it cannot read as a u16 (`:99999`) and then reports no port at all, which would
+    // silently mean port 80: check the authority's own text.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    if authority.contains('@') {
+        return Err(invalid(
+            "user information (`user@`) is not supported; send credentials with -H 'Authorization: …'",
+        ));
+    }
+    let after_host = match authority.rfind(']') {
+        Some(end) => &authority[end + 1..],
+        None => authority,
+    };
+    if let Some((_, port)) = after_host.rsplit_once(':') {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
+            _ if port.is_empty() => {
+                return Err(invalid(
+                    "empty port after `:`; give a port from 1 to 65535 or leave out the `:`",
+                ))
+            }
+            _ => {
+                return Err(invalid(&format!(
+                    "invalid port `{port}`; a port is a number from 1 to 65535"
+                )))
+            }
+        }
+    }
     Ok(uri)
 }
 
