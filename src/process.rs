@@ -14,12 +14,16 @@ use std::process::{Command, ExitStatus, Stdio};
 /// How many trailing bytes of stderr an error quotes.
 const STDERR_TAIL: usize = 4000;
 
-/// Environment variables that hold secrets of `pipeline` itself (the DigitalOcean token). No child process
+/// Environment variables that hold secrets of `pipeline` itself (the DigitalOcean token, the Prometheus
+/// credentials of `analyze --prometheus` and `canary`). No child process
 /// needs them, so none inherits them: ansible-playbook, ssh-keygen or git cannot leak what they never saw.
 pub const SECRET_ENV: &[&str] = &[
     "NCSU_DOTOKEN",
     "DIGITALOCEAN_TOKEN",
     "DIGITALOCEAN_ACCESS_TOKEN",
+    "PIPELINE_PROMETHEUS_USER",
+    "PIPELINE_PROMETHEUS_PASSWORD",
+    "PIPELINE_PROMETHEUS_TOKEN",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +346,17 @@ mod tests {
         let out = Cmd::new("print the environment", "env").run().unwrap();
         std::env::remove_var("DIGITALOCEAN_ACCESS_TOKEN");
         assert!(!out.stdout.contains("dop_v1_secret"), "{}", out.stdout);
+    }
+
+    #[test]
+    fn children_never_inherit_the_prometheus_credentials() {
+        std::env::set_var("PIPELINE_PROMETHEUS_PASSWORD", "prom_pw_secret");
+        std::env::set_var("PIPELINE_PROMETHEUS_TOKEN", "prom_token_secret");
+        let out = Cmd::new("print the environment", "env").run().unwrap();
+        std::env::remove_var("PIPELINE_PROMETHEUS_PASSWORD");
+        std::env::remove_var("PIPELINE_PROMETHEUS_TOKEN");
+        assert!(!out.stdout.contains("prom_pw_secret"), "{}", out.stdout);
+        assert!(!out.stdout.contains("prom_token_secret"), "{}", out.stdout);
     }
 
     #[test]
