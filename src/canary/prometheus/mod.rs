@@ -4,6 +4,7 @@
 //!
 //! Used by `pipeline analyze --prometheus` (retrospective) and `pipeline canary` (the load window).
 
+pub mod canary;
 pub mod client;
 pub mod time;
 
