@@ -603,3 +603,58 @@ fn samples_file_numbers_are_read_back_bit_for_bit() {
         .count();
     assert_eq!(off, 0, "{off} values changed in a JSON round trip");
 }
+
+#[test]
+fn a_query_prometheus_cannot_evaluate_is_a_usage_error_quoting_it() {
+    // One `lat` series against two `two` series on the same (empty) match group: an execution error (422).
+    let (prom, t0, end) = small_prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = write(
+        dir.path(),
+        "m.toml",
+        "[[metric]]\nname = 'joined'\nbaseline_query = 'lat{arm=\"blue\"} + on() two'\ncanary_query = 'lat'\n",
+    );
+    let o = analyze_prometheus(
+        &prom.url,
+        &metrics,
+        &t0.to_string(),
+        &end.to_string(),
+        "1s",
+        dir.path(),
+    );
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("execution") && err.contains("HTTP 422"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn canary_queries_cover_the_load_window_with_offsets_from_its_start() {
+    use pipeline::canary::prometheus::canary::{resolve, CanaryPromSection};
+    let (prom, t0, _) = small_prometheus();
+    let section: CanaryPromSection = toml::from_str(&format!(
+        "prometheus = '{}'\nprometheus_step = '10s'\n[[metric]]\nname = 'lat'\nmin_samples = 5\nquery = 'lat{{arm=\"$arm\"}}'\n",
+        prom.url
+    ))
+    .unwrap();
+    let queries = resolve(None, section, Path::new("pipeline.toml"))
+        .unwrap()
+        .unwrap();
+    let start = UNIX_EPOCH + Duration::from_secs(t0 + 30);
+    let (metrics, notes) = queries
+        .query(start, start + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let m = &metrics[0];
+    assert_eq!(
+        m.baseline_time_s.as_deref(),
+        Some(&[0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0][..])
+    );
+    let v = values(120, 0, 0.0);
+    let expected: Vec<f64> = (0..7).map(|k| v[30 + 10 * k]).collect();
+    assert_eq!(m.baseline, expected);
+    assert_eq!(m.canary, expected);
+}
