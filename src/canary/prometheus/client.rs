@@ -126,6 +126,15 @@ impl Client {
             url: url.to_string(),
             why: e.to_string(),
         })?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            // Never echoed: the URL would show the password in every message.
+            return Err(PromError::Url {
+                url: "(a URL with credentials)".into(),
+                why: format!(
+                    "credentials do not go into the URL; set {USER_ENV} and {PASSWORD_ENV} instead"
+                ),
+            });
+        }
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(PromError::Url {
                 url: url.to_string(),
@@ -340,5 +349,15 @@ mod tests {
             Client::new("ftp://x", Auth::None),
             Err(PromError::Url { .. })
         ));
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_echoing_them() {
+        let e = Client::new("http://ops:hunter2@127.0.0.1:9090", Auth::None).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            !text.contains("hunter2") && text.contains(PASSWORD_ENV),
+            "{text}"
+        );
     }
 }

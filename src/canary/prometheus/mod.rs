@@ -56,6 +56,11 @@ pub enum PromError {
     },
     #[error("Prometheus credentials: {0}")]
     Auth(String),
+    #[error("cannot read metrics file {} (check the path)", .path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid metrics file {}: {why}", .path.display())]
     MetricsFile { path: PathBuf, why: String },
     #[error(transparent)]
@@ -95,6 +100,7 @@ impl PromError {
             PromError::Unreachable { .. }
             | PromError::Http { .. }
             | PromError::Malformed { .. }
+            | PromError::ReadFile { .. }
             | PromError::EmptyResult { .. } => false,
         }
     }
@@ -149,9 +155,9 @@ pub struct PlannedMetric {
 
 impl MetricsFile {
     pub fn read(path: &Path) -> Result<MetricsFile, PromError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PromError::MetricsFile {
+        let text = std::fs::read_to_string(path).map_err(|source| PromError::ReadFile {
             path: path.to_path_buf(),
-            why: format!("cannot read it: {e}"),
+            source,
         })?;
         toml::from_str(&text).map_err(|e| PromError::MetricsFile {
             path: path.to_path_buf(),
