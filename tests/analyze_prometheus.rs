@@ -257,6 +257,13 @@ fn prometheus_series_are_judged_exactly_like_the_same_samples_from_a_file_even_w
     );
     assert_eq!(from_prom["score"], from_file["score"]);
     assert_eq!(from_prom["verdict"], from_file["verdict"]);
+    let run = &from_prom["run"];
+    assert_eq!(run["source"], format!("Prometheus {}", prom.url));
+    assert_eq!(
+        run["query latency_ms"],
+        r#"baseline: lat{arm="blue"} | canary: lat{arm="green"}"#
+    );
+    assert_eq!(run["step_s"], 1.0);
 }
 
 #[test]

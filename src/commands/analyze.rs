@@ -183,6 +183,14 @@ async fn from_prometheus(
         "end": prometheus::time::format_rfc3339(window.end),
         "step_s": window.step,
     });
+    let mut run = run;
+    for m in &planned {
+        // One row per metric in the report's run table.
+        run[format!("query {}", m.spec.name.trim())] = serde_json::Value::String(format!(
+            "baseline: {} | canary: {}",
+            m.baseline_query, m.canary_query
+        ));
+    }
     Ok((collected.input, run))
 }
 
