@@ -15,9 +15,10 @@ use std::process::{Command, ExitStatus, Stdio};
 const STDERR_TAIL: usize = 4000;
 
 /// Every environment variable `pipeline` reads a secret from: the DigitalOcean token (all the names it is
-/// looked up under) and the checkbox.io mail settings (the password, and the user and SMTP URL, which can
-/// carry credentials too). No child process needs them (the mail settings reach Ansible through the 0600
-/// vars.json), so none inherits them: ansible-playbook, ssh-keygen or git cannot leak what they never saw.
+/// looked up under), the checkbox.io mail settings (the password, and the user and SMTP URL, which can
+/// carry credentials too) and the Prometheus credentials of `analyze --prometheus` and `canary`. No child
+/// process needs them (the mail settings reach Ansible through the 0600 vars.json), so none inherits them:
+/// ansible-playbook, ssh-keygen or git cannot leak what they never saw.
 /// Any new secret read from the environment belongs here.
 pub const SECRET_ENV: &[&str] = &[
     "NCSU_DOTOKEN",
@@ -26,6 +27,9 @@ pub const SECRET_ENV: &[&str] = &[
     "PIPELINE_MAIL_USER",
     "PIPELINE_MAIL_PASSWORD",
     "PIPELINE_MAIL_SMTP",
+    "PIPELINE_PROMETHEUS_USER",
+    "PIPELINE_PROMETHEUS_PASSWORD",
+    "PIPELINE_PROMETHEUS_TOKEN",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +360,17 @@ mod tests {
             assert!(SECRET_ENV.contains(&var), "{var}");
         }
         assert!(SECRET_ENV.contains(&"PIPELINE_MAIL_PASSWORD"));
+    }
+
+    #[test]
+    fn children_never_inherit_the_prometheus_credentials() {
+        std::env::set_var("PIPELINE_PROMETHEUS_PASSWORD", "prom_pw_secret");
+        std::env::set_var("PIPELINE_PROMETHEUS_TOKEN", "prom_token_secret");
+        let out = Cmd::new("print the environment", "env").run().unwrap();
+        std::env::remove_var("PIPELINE_PROMETHEUS_PASSWORD");
+        std::env::remove_var("PIPELINE_PROMETHEUS_TOKEN");
+        assert!(!out.stdout.contains("prom_pw_secret"), "{}", out.stdout);
+        assert!(!out.stdout.contains("prom_token_secret"), "{}", out.stdout);
     }
 
     #[test]

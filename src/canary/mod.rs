@@ -5,6 +5,7 @@ pub mod example;
 pub mod judge;
 pub mod load;
 pub mod metrics;
+pub mod prometheus;
 pub mod report;
 pub mod run;
 pub mod samples;

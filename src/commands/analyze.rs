@@ -1,5 +1,7 @@
 //! `pipeline analyze FILE`: judges recorded baseline and canary samples offline, prints the table (or
 //! `report.json` with `--json`) and optionally writes all report files. Exit code = verdict.
+//! `pipeline analyze --prometheus URL --metrics FILE --start T --end T` judges series queried from
+//! Prometheus instead (see [`crate::canary::prometheus`]).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::canary::judge::{judge, JudgeConfig, JudgeError, JudgeInput};
+use crate::canary::prometheus::{self, Auth, Client, MetricsFile, PromError, Window};
 use crate::canary::report;
 use crate::exit::UsageError;
 use crate::settings::Global;
@@ -17,12 +20,43 @@ use crate::Outcome;
 #[command(
     after_help = "Judge settings come from the [judge] section of the config file \
 (--config FILE, default ./pipeline.toml). Exit codes: 0 PASS, 3 MARGINAL, 4 FAIL, 5 INCONCLUSIVE, \
-1 runtime error, 2 usage error."
+1 runtime error (also: Prometheus unreachable or failing), 2 usage error (also: a query Prometheus \
+rejects, a query returning several series). Prometheus credentials come from PIPELINE_PROMETHEUS_USER and \
+PIPELINE_PROMETHEUS_PASSWORD (basic auth) or PIPELINE_PROMETHEUS_TOKEN (bearer)."
 )]
 pub struct AnalyzeArgs {
     /// Samples file: {"metrics": [{"name", "fail_on", "baseline": [..], "canary": [..]}, ..]} ('-' = stdin).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "prometheus",
+        conflicts_with = "prometheus"
+    )]
+    pub file: Option<PathBuf>,
+    /// Query the samples from this Prometheus (its root URL) instead of reading FILE.
+    #[arg(long, value_name = "URL", requires_all = ["metrics", "start"])]
+    pub prometheus: Option<String>,
+    /// With --prometheus: the metrics file (TOML `[[metric]]` tables with queries; see README).
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    pub metrics: Option<PathBuf>,
+    /// With --prometheus: window start, RFC 3339, Unix seconds or relative (`-30m`, `now-1h`).
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "prometheus",
+        allow_hyphen_values = true
+    )]
+    pub start: Option<String>,
+    /// With --prometheus: window end [default: now].
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "prometheus",
+        allow_hyphen_values = true
+    )]
+    pub end: Option<String>,
+    /// With --prometheus: the range query's resolution; best equal to the scrape interval [default: 15s].
+    #[arg(long, value_name = "DURATION", requires = "prometheus")]
+    pub step: Option<String>,
     /// Print report.json on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -33,8 +67,28 @@ pub struct AnalyzeArgs {
 
 pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> {
     let config: JudgeConfig = global.config.section("judge")?;
-    // The raw bytes are dropped right after parsing (a 1M-sample-per-arm file is ~40 MB).
-    let input = parse_input(&read_input(&args.file)?, &args.file)?;
+    let (input, source, extras) = match (&args.file, &args.prometheus) {
+        (Some(file), _) => {
+            // The raw bytes are dropped right after parsing (a 1M-sample-per-arm file is ~40 MB).
+            let input = parse_input(&read_input(file)?, file)?;
+            (input, file.display().to_string(), report::Extras::default())
+        }
+        (None, Some(url)) => {
+            let (input, run) = from_prometheus(&args, url, global).await?;
+            let metrics = args.metrics.as_deref().unwrap_or(Path::new("?"));
+            (
+                input,
+                format!("metrics file {}", metrics.display()),
+                report::Extras {
+                    run: Some(run),
+                    deploy: None,
+                },
+            )
+        }
+        (None, None) => {
+            return Err(UsageError("give a samples FILE or --prometheus URL".into()).into())
+        }
+    };
     let judgement = judge(&input, &config).map_err(|e| match e {
         JudgeError::Config { .. } => UsageError(format!(
             "{e} (in the [judge] section of {})",
@@ -44,11 +98,9 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
                 .map_or("the config file".into(), |p| p.display().to_string())
         )),
         JudgeError::Metric { .. } => UsageError(format!(
-            "invalid samples file {}: {e}; fix the file and run again",
-            args.file.display()
+            "invalid samples from {source}: {e}; fix the file and run again"
         )),
     })?;
-    let extras = report::Extras::default();
     let mut stdout = std::io::stdout().lock();
     if args.json {
         stdout
@@ -72,6 +124,74 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
         ));
     }
     Ok(judgement.verdict.outcome())
+}
+
+/// Queries every metric of `--metrics` over the window; returns the judge's input and the report's run
+/// table (source, window, step).
+async fn from_prometheus(
+    args: &AnalyzeArgs,
+    url: &str,
+    global: &Global,
+) -> anyhow::Result<(JudgeInput, serde_json::Value)> {
+    let usage_or_runtime = |e: PromError| -> anyhow::Error {
+        if e.is_usage() {
+            UsageError(e.to_string()).into()
+        } else {
+            anyhow::Error::new(e)
+        }
+    };
+    let metrics_path = args
+        .metrics
+        .as_deref()
+        .context("--prometheus needs --metrics FILE")?;
+    let window = Window::parse(
+        args.start.as_deref().unwrap_or("now"),
+        args.end.as_deref().unwrap_or("now"),
+        args.step.as_deref().unwrap_or("15s"),
+        prometheus::time::unix_now(),
+    )
+    .map_err(usage_or_runtime)?;
+    let planned = MetricsFile::read(metrics_path)
+        .and_then(|f| f.plan(metrics_path))
+        .map_err(usage_or_runtime)?;
+    let client =
+        Client::new(url, Auth::from_env().map_err(usage_or_runtime)?).map_err(usage_or_runtime)?;
+    let points = window.points();
+    global.ui.info(format!(
+        "querying {} metric(s) from {} over {} .. {} at {}s steps ({points} points per series{})",
+        planned.len(),
+        client.url(),
+        prometheus::time::format_rfc3339(window.start),
+        prometheus::time::format_rfc3339(window.end),
+        window.step,
+        if points > prometheus::MAX_POINTS {
+            format!(", {} queries each", points.div_ceil(prometheus::MAX_POINTS))
+        } else {
+            String::new()
+        }
+    ));
+    let collected = prometheus::collect(&client, &planned, &window)
+        .await
+        .map_err(usage_or_runtime)?;
+    for note in &collected.notes {
+        global.ui.warn(note);
+    }
+    let run = serde_json::json!({
+        "source": format!("Prometheus {}", client.url()),
+        "metrics_file": metrics_path.display().to_string(),
+        "start": prometheus::time::format_rfc3339(window.start),
+        "end": prometheus::time::format_rfc3339(window.end),
+        "step_s": window.step,
+    });
+    let mut run = run;
+    for m in &planned {
+        // One row per metric in the report's run table.
+        run[format!("query {}", m.spec.name.trim())] = serde_json::Value::String(format!(
+            "baseline: {} | canary: {}",
+            m.baseline_query, m.canary_query
+        ));
+    }
+    Ok((collected.input, run))
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

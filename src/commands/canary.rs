@@ -14,6 +14,7 @@ use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
 use crate::canary::judge::{self, JudgeConfig, Judgement};
 use crate::canary::load::{self, LoadPlan, LoadRun, Snapshot, Stop};
 use crate::canary::metrics::{self, HostSeries, HttpScraper};
+use crate::canary::prometheus::canary::{self as prom_canary, CanaryPromSection, CanaryQueries};
 use crate::canary::report::{self, Extras, ReportFiles};
 use crate::canary::run::{self, ArmDeploy, Probe, StageTimes};
 use crate::canary::samples::{self, RequestObs, RequestSplit};
@@ -94,6 +95,10 @@ pub struct CanaryArgs {
     /// Environment the hosts belong to (hosts blue, green, proxy).
     #[arg(long, env = "PIPELINE_CANARY_ENV", default_value = "canary")]
     pub env: String,
+    /// Prometheus to query for the `[canary]` metrics (`metrics_file` or `[[canary.metric]]`) over the
+    /// load window [config: prometheus]; credentials from PIPELINE_PROMETHEUS_* variables.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
 }
 
 /// The `[canary]` section of pipeline.toml (flags win).
@@ -115,6 +120,9 @@ pub struct CanarySection {
     /// Host overrides for all canary hosts (region, image, size, memory_limit).
     #[serde(flatten)]
     pub hosts: HostOverride,
+    /// `prometheus`, `prometheus_step`, `metrics_file`, `[[canary.metric]]`, `[canary.arms]`.
+    #[serde(flatten)]
+    pub prometheus: CanaryPromSection,
 }
 
 /// A fully resolved canary run; `pipeline demo` builds one directly.
@@ -139,6 +147,8 @@ pub struct CanaryPlan {
     pub judge: JudgeConfig,
     /// Roles from this directory instead of the built-in ones.
     pub roles: Option<PathBuf>,
+    /// Prometheus queries judged with the per-request metrics (`None`: none configured).
+    pub prometheus: Option<CanaryQueries>,
 }
 
 impl CanaryPlan {
@@ -244,6 +254,12 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
         &HostOverride::default(),
     )?;
     let judge: JudgeConfig = global.config.section("judge")?;
+    let config_path = global.config.path().unwrap_or(Path::new("pipeline.toml"));
+    let prometheus = prom_canary::resolve(args.prometheus, section.prometheus, config_path)
+        .map_err(|e| match e.is_usage() {
+            true => usage(e.to_string()),
+            false => anyhow::Error::new(e),
+        })?;
     Ok(CanaryPlan {
         provider,
         environment: args.env,
@@ -277,6 +293,7 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
             Some(dir) => Some(dir),
             None => global.config.string("roles_dir")?.map(PathBuf::from),
         },
+        prometheus,
     })
 }
 
@@ -470,12 +487,14 @@ async fn stages(
     if !plan.warmup.is_zero() {
         times.time("warmup", warm_up(plan, &proxy_url)).await?;
     }
+    let load_started = std::time::SystemTime::now();
     let (load_run, hosts) = times
         .time(
             "load",
             load_and_sample(plan, &proxy_url, &baseline, &canary, global),
         )
         .await?;
+    let load_ended = std::time::SystemTime::now();
 
     // 6. Samples, judgement, report.
     ui.info("canary: [6/6] judging and writing the report");
@@ -490,7 +509,18 @@ async fn stages(
         run::BASELINE_LABEL,
         run::CANARY_LABEL,
     );
-    let input = samples::judge_input(&split, &hosts[0], &hosts[1]);
+    let mut input = samples::judge_input(&split, &hosts[0], &hosts[1]);
+    if let Some(queries) = &plan.prometheus {
+        let metrics = queries.query(load_started, load_ended);
+        let (metrics, notes) = metrics.await.with_context(|| {
+            format!(
+                "failed to query the [canary] metrics from {}",
+                queries.url()
+            )
+        })?;
+        notes.iter().for_each(|n| ui.warn(n));
+        input.metrics.extend(metrics);
+    }
     let samples_file = plan.report_dir.join("samples.json");
     write_json(&samples_file, &input)?;
     write_json(&plan.report_dir.join("hosts.json"), &hosts)?;
@@ -817,6 +847,31 @@ mod tests {
             assert!(is_usage_error(&err), "{err:#}");
             assert!(format!("{err:#}").contains(needle), "{err:#}");
         }
+    }
+
+    #[test]
+    fn prometheus_metrics_in_the_canary_section_are_checked_before_deploying() {
+        let inline = "[canary]\nprometheus = 'http://127.0.0.1:9090'\n\
+                      [[canary.metric]]\nname = 'cpu'\nquery = 'cpu{host=\"$arm\"}'\n";
+        let p = plan(&["a", "b", "--provider", "local"], inline).unwrap();
+        assert!(p.prometheus.is_some());
+        let p = plan(&["a", "b", "--provider", "local"], "").unwrap();
+        assert!(p.prometheus.is_none());
+        let no_server = "[canary]\n[[canary.metric]]\nname = 'cpu'\nquery = 'cpu{host=\"$arm\"}'\n";
+        let err = plan(&["a", "b", "--provider", "local"], no_server).unwrap_err();
+        assert!(
+            is_usage_error(&err) && format!("{err:#}").contains("--prometheus"),
+            "{err:#}"
+        );
+        let err = plan(
+            &["a", "b", "--provider", "local"],
+            "[canary]\nprometheus_stepp = '5s'\n",
+        )
+        .unwrap_err();
+        assert!(
+            is_usage_error(&err) && format!("{err:#}").contains("prometheus_stepp"),
+            "{err:#}"
+        );
     }
 
     #[test]
