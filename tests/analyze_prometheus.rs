@@ -448,7 +448,8 @@ fn an_unreachable_prometheus_exits_1_naming_the_url() {
 }
 
 /// A loopback stand-in for Prometheus' API that records the Authorization header of each request and
-/// answers 401 without `expected`, a timeout error for a query `slow`, else one series of 60 points.
+/// answers 401 without `expected`, a timeout error for a query `slow`, else one series of 60 points
+/// with a warning.
 fn fake_api(expected: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -487,7 +488,8 @@ fn fake_api(expected: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
                 (
                     "200 OK",
                     json!({"status": "success", "data": {"resultType": "matrix",
-                    "result": [{"metric": {}, "values": values}]}})
+                    "result": [{"metric": {}, "values": values}]},
+                    "warnings": ["fake warning: partial response"]})
                     .to_string(),
                 )
             };
@@ -543,6 +545,11 @@ fn a_bearer_token_from_the_environment_is_sent_and_never_printed() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert!(!text(&o.stdout).contains("s3cr3t") && !text(&o.stderr).contains("s3cr3t"));
+    assert!(
+        text(&o.stderr).contains("Prometheus warns: fake warning: partial response"),
+        "Prometheus' warnings are passed on: {}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

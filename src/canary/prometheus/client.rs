@@ -93,6 +93,8 @@ struct Envelope {
     error_type: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -158,20 +160,28 @@ impl Client {
 
     /// A range query over `[start, end]` at `step` (all seconds), split into requests of at most
     /// [`MAX_POINTS`] points on the grid `start + k·step`, merged per label set (each grid point once).
+    /// Also returns the warnings Prometheus attached to its answers.
     pub async fn query_range(
         &self,
         query: &str,
         start: f64,
         end: f64,
         step: f64,
-    ) -> Result<Vec<RangeSeries>, PromError> {
+    ) -> Result<(Vec<RangeSeries>, Vec<String>), PromError> {
+        let mut warnings = Vec::new();
         let steps = ((end - start) / step + 1e-9).floor().max(0.0) as u64;
         let mut merged: BTreeMap<BTreeMap<String, String>, Vec<(f64, f64)>> = BTreeMap::new();
         let mut k0 = 0u64;
         while k0 <= steps {
             let k1 = (k0 + MAX_POINTS - 1).min(steps);
             let (s, e) = (start + k0 as f64 * step, start + k1 as f64 * step);
-            for series in self.query_range_once(query, s, e, step).await? {
+            let (answer, warned) = self.query_range_once(query, s, e, step).await?;
+            for w in warned {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            for series in answer {
                 let points = merged.entry(series.labels).or_default();
                 for p in series.points {
                     // A boundary point a server returns twice is kept once.
@@ -182,10 +192,11 @@ impl Client {
             }
             k0 = k1 + 1;
         }
-        Ok(merged
+        let series = merged
             .into_iter()
             .map(|(labels, points)| RangeSeries { labels, points })
-            .collect())
+            .collect();
+        Ok((series, warnings))
     }
 
     async fn query_range_once(
@@ -194,7 +205,7 @@ impl Client {
         start: f64,
         end: f64,
         step: f64,
-    ) -> Result<Vec<RangeSeries>, PromError> {
+    ) -> Result<(Vec<RangeSeries>, Vec<String>), PromError> {
         let endpoint = format!("{}/api/v1/query_range", self.base);
         let form = [
             ("query", query.to_string()),
@@ -248,7 +259,8 @@ impl Client {
                 ),
             });
         }
-        data.result
+        let series = data
+            .result
             .into_iter()
             .map(|raw| {
                 let points = raw
@@ -268,7 +280,8 @@ impl Client {
                     points,
                 })
             })
-            .collect()
+            .collect::<Result<_, PromError>>()?;
+        Ok((series, envelope.warnings))
     }
 }
 

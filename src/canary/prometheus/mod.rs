@@ -278,9 +278,14 @@ pub async fn collect(
         let name = m.spec.name.trim().to_string();
         let mut arms = Vec::new();
         for (arm, query) in [("baseline", &m.baseline_query), ("canary", &m.canary_query)] {
-            let series = client
+            let (series, warnings) = client
                 .query_range(query, window.start, window.end, window.step)
                 .await?;
+            for w in warnings {
+                out.notes.push(format!(
+                    "metric `{name}`, {arm} query: Prometheus warns: {w}"
+                ));
+            }
             let (values, times) = match one_series(&name, arm, query, series) {
                 Ok(points) => {
                     let total = points.len();
