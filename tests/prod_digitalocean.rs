@@ -14,25 +14,16 @@ use support::{Work, FINGERPRINT, PUBLIC_KEY, TOKEN};
 
 /// Parses the inventory into host name → its variables.
 fn inventory_hosts(text: &str) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    // Read back as Ansible reads it (ansible-inventory), the way `deploy` does.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.ini");
+    std::fs::write(&path, text).unwrap();
+    let inv = pipeline::inventory::Inventory::load(&path).expect("ansible-inventory reads it");
     let mut hosts = BTreeMap::new();
-    let mut group = String::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    for (group, members) in &inv.groups {
+        for h in members {
+            hosts.insert(h.name.clone(), (group.clone(), h.vars.clone()));
         }
-        if let Some(g) = line.strip_prefix('[') {
-            group = g.trim_end_matches(']').to_string();
-            continue;
-        }
-        let mut words = line.split_whitespace();
-        let name = words.next().unwrap().to_string();
-        let vars = words
-            .map(|w| {
-                let (k, v) = w.split_once('=').unwrap();
-                (k.to_string(), v.to_string())
-            })
-            .collect();
-        hosts.insert(name, (group.clone(), vars));
     }
     hosts
 }

@@ -175,6 +175,8 @@ pub struct Conn {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Whether the current request has received any byte yet.
+    answered: bool,
 }
 
 impl Conn {
@@ -190,7 +192,13 @@ impl Conn {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             start: 0,
             end: 0,
+            answered: false,
         })
+    }
+
+    /// Whether the request being sent (or last sent) got any response byte.
+    pub fn got_response_bytes(&self) -> bool {
+        self.answered
     }
 
     /// Whether the connection can still carry a request: false when the server has closed it while it sat
@@ -223,6 +231,7 @@ impl Conn {
             .await
             .map_err(|e| io_kind(&e))?;
         self.end += n;
+        self.answered |= n > 0;
         Ok(n)
     }
 
@@ -242,6 +251,7 @@ impl Conn {
         backend_header: Option<&HeaderName>,
         intern: &mut dyn FnMut(&[u8]) -> u32,
     ) -> Result<Response, ErrorKind> {
+        self.answered = false;
         self.stream
             .write_all(req.as_bytes())
             .await

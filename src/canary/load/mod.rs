@@ -329,7 +329,9 @@ impl Record<'_> {
 /// Counters and latency histograms for a set of requests (a whole run or one backend).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stats {
-    /// Latency from the (scheduled) start.
+    /// Requests completed: responses plus errors.
+    pub requests: u64,
+    /// Latency from the (scheduled) start, of answered requests only (a refusal is not a latency).
     pub latency: Histogram,
     /// Latency from the actual send (only kept under a rate, where it differs).
     pub service: Option<Histogram>,
@@ -349,9 +351,12 @@ impl Stats {
 
     #[inline]
     fn record(&mut self, outcome: Outcome, latency_ns: u64, service_ns: u64, bytes: u64) {
-        self.latency.record(latency_ns);
-        if let Some(h) = &mut self.service {
-            h.record(service_ns);
+        self.requests += 1;
+        if matches!(outcome, Outcome::Status(_)) {
+            self.latency.record(latency_ns);
+            if let Some(h) = &mut self.service {
+                h.record(service_ns);
+            }
         }
         match outcome {
             Outcome::Status(s) => match self.status.iter_mut().find(|(c, _)| *c == s) {
@@ -364,6 +369,7 @@ impl Stats {
     }
 
     fn add(&mut self, other: &Stats) {
+        self.requests += other.requests;
         self.latency.add(&other.latency);
         match (&mut self.service, &other.service) {
             (Some(a), Some(b)) => a.add(b),
@@ -474,7 +480,7 @@ impl LoadRun {
         self.per_backend
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.latency.count() > 0)
+            .filter(|(_, s)| s.requests > 0)
             .map(|(i, s)| {
                 let name = i.checked_sub(1).map(|i| self.backends[i].as_str());
                 (name, Summary::from_stats(s, self.elapsed))

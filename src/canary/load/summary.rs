@@ -48,9 +48,10 @@ pub struct Summary {
     pub duration_s: f64,
     /// `requests / duration_s`.
     pub rps: f64,
-    /// Latency from each request's start; under a rate, from its due time (corrected for coordinated
-    /// omission; see [`super::Record::offset`]).
-    pub latency_ms: LatencyMs,
+    /// Latency of the answered requests (any status) from each one's start; under a rate, from its due
+    /// time (corrected for coordinated omission; see [`super::Record::offset`]). Refusals, resets and
+    /// timeouts are not latencies: `None` (JSON `null`) when no request was answered.
+    pub latency_ms: Option<LatencyMs>,
     /// Under a rate only: latency from the actual send, which hides queueing behind a slow server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_uncorrected_ms: Option<LatencyMs>,
@@ -64,7 +65,7 @@ pub struct Summary {
 
 impl Summary {
     pub(crate) fn from_stats(s: &Stats, elapsed: Duration) -> Summary {
-        let requests = s.latency.count();
+        let requests = s.requests;
         let duration_s = elapsed.as_secs_f64();
         let errors: BTreeMap<&'static str, u64> = ErrorKind::ALL
             .iter()
@@ -81,8 +82,12 @@ impl Summary {
             } else {
                 0.0
             },
-            latency_ms: LatencyMs::from_histogram(&s.latency),
-            latency_uncorrected_ms: s.service.as_ref().map(LatencyMs::from_histogram),
+            latency_ms: (s.latency.count() > 0).then(|| LatencyMs::from_histogram(&s.latency)),
+            latency_uncorrected_ms: s
+                .service
+                .as_ref()
+                .filter(|h| h.count() > 0)
+                .map(LatencyMs::from_histogram),
             status: s.status.iter().copied().collect(),
             errors,
             bytes: s.bytes,
@@ -196,7 +201,13 @@ impl LoadRun {
         } else {
             "latency ms"
         };
-        writeln!(w, "  {label:<13}{}", latency_line(&s.latency_ms))?;
+        writeln!(
+            w,
+            "  {label:<13}{}",
+            s.latency_ms
+                .as_ref()
+                .map_or("none: no request was answered".to_string(), latency_line)
+        )?;
         if let Some(u) = &s.latency_uncorrected_ms {
             writeln!(w, "  {:<13}{}", "uncorrected", latency_line(u))?;
             writeln!(
@@ -240,12 +251,15 @@ impl LoadRun {
             for (name, b) in self.backend_summaries() {
                 writeln!(
                     w,
-                    "    {:<16}{:>12} req  p50 {:.3}  p99 {:.3}  max {:.3} ms  status {}  errors {}",
+                    "    {:<16}{:>12} req  {}  status {}  errors {}",
                     name.unwrap_or("(no header)"),
                     thousands(b.requests),
-                    b.latency_ms.p50,
-                    b.latency_ms.p99,
-                    b.latency_ms.max,
+                    b.latency_ms
+                        .as_ref()
+                        .map_or("no answer".to_string(), |l| format!(
+                            "p50 {:.3}  p99 {:.3}  max {:.3} ms",
+                            l.p50, l.p99, l.max
+                        )),
                     counts_line(b.status.iter().map(|(k, v)| (k.to_string(), *v))),
                     counts_line(b.errors.iter().map(|(k, v)| (k.to_string(), *v))),
                 )?;
@@ -321,8 +335,10 @@ mod tests {
         assert_eq!(sum.status, BTreeMap::from([(200, 8), (503, 1)]));
         assert_eq!(sum.errors, BTreeMap::from([("timeout", 1)]));
         // Percentiles are bucket upper bounds (at most 0.1% above); max is exact.
-        assert!(sum.latency_ms.p50 >= 1.0 && sum.latency_ms.p50 <= 1.001);
-        assert_eq!(sum.latency_ms.max, 9.0);
+        // The timeout is a request but not a latency: percentiles cover the 9 answered ones.
+        let lat = sum.latency_ms.unwrap();
+        assert!(lat.p50 >= 1.0 && lat.p50 <= 1.001);
+        assert_eq!(lat.max, 2.0);
         assert!((sum.failure_ratio() - 0.2).abs() < 1e-12);
         assert!(sum.latency_uncorrected_ms.is_none());
     }
@@ -364,8 +380,10 @@ mod tests {
         for expected in [
             "GET http://127.0.0.1:8080/x — 10 connections on 1 thread, 10s, at 100 req/s (open model)",
             "requests     5 in 1.00 s = 5 req/s",
-            "latency ms*  min 1.000",
+            // The reset (1 ms) is not a latency: the fastest answer took 2 ms.
+            "latency ms*  min 2.000",
             "uncorrected  min 1.000",
+            "(no header)                1 req  no answer",
             "status       200: 3, 503: 1",
             "errors       reset: 1",
             "missed       2 requests due but never sent (every connection was busy: raise -c)",
@@ -416,6 +434,6 @@ mod tests {
     fn empty_summary_has_zero_rate_and_no_failures() {
         let sum = Summary::from_stats(&Stats::new(true), Duration::ZERO);
         assert_eq!((sum.requests, sum.rps, sum.failure_ratio()), (0, 0.0, 0.0));
-        assert_eq!(sum.latency_uncorrected_ms.unwrap().max, 0.0);
+        assert_eq!((sum.latency_ms, sum.latency_uncorrected_ms), (None, None));
     }
 }

@@ -493,17 +493,32 @@ async fn connection_loop(local: Rc<Local>, index: usize) {
 }
 
 /// Sends one request, connecting first when there is no usable open connection.
+///
+/// A request that fails on a reused keep-alive connection before any response byte arrived is sent once
+/// more on a fresh connection, as browsers and wrk do: the server closed the idle connection while the
+/// request was on its way (a keep-alive timeout race), which says nothing about the service.
 async fn exchange(
     shared: &Shared,
     conn: &mut Option<Conn>,
     intern: &mut dyn FnMut(&[u8]) -> u32,
 ) -> Result<Response, ErrorKind> {
-    if !conn.as_mut().is_some_and(Conn::is_usable) {
+    let reused = conn.as_mut().is_some_and(Conn::is_usable);
+    if !reused {
         *conn = Some(Conn::connect(shared.addr).await?);
     }
     let c = conn.as_mut().expect("connected above");
-    c.send(&shared.request, shared.backend_header.as_ref(), intern)
-        .await
+    let result = c
+        .send(&shared.request, shared.backend_header.as_ref(), intern)
+        .await;
+    match result {
+        Err(ErrorKind::Reset | ErrorKind::Closed) if reused && !c.got_response_bytes() => {
+            *conn = Some(Conn::connect(shared.addr).await?);
+            let c = conn.as_mut().expect("connected above");
+            c.send(&shared.request, shared.backend_header.as_ref(), intern)
+                .await
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
