@@ -400,12 +400,14 @@ pub fn create_cgroups(dirs: &[PathBuf], memory_limit: Option<u64>) -> Result<(),
     Ok(())
 }
 
-/// Removes a cgroup directory and the groups systemd made inside it (deepest first; they are empty
-/// once the container is gone).
+/// Removes a cgroup directory and the groups systemd made inside it (deepest first), after ending any
+/// process still in them (see [`super::cgroup::end_processes`]).
 pub fn remove_cgroup(dir: &Path) -> Result<(), Error> {
     if !dir.exists() {
         return Ok(());
     }
+    let host = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    super::cgroup::end_processes(host.as_deref().unwrap_or("?"), &[dir.to_path_buf()])?;
     let mut dirs = vec![dir.to_path_buf()];
     let mut i = 0;
     while i < dirs.len() {
