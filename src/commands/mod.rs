@@ -31,7 +31,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         _ => crate::signals::Mode::Immediate,
     };
     runtime.block_on(async move {
-        crate::signals::install(mode).context("failed to install the SIGINT and SIGTERM handlers")?;
+        crate::signals::install(mode)
+            .context("failed to install the SIGINT and SIGTERM handlers")?;
         match cli.command {
             Command::Prod(args) => prod::run(args, &global).await,
             Command::Deploy(args) => deploy::run(args, &global).await,
