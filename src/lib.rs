@@ -29,6 +29,7 @@ pub mod commands;
 pub mod exit;
 pub mod fsutil;
 pub mod inventory;
+pub mod lock;
 pub mod process;
 pub mod providers;
 pub mod provision;
