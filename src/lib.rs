@@ -4,6 +4,24 @@
 //! (one module per subcommand, `anyhow` with context) → domain modules (`providers`, `inventory`, `ansible`,
 //! `canary`), which own their `thiserror` enums and keep pure logic apart from I/O.
 
+// No write to the terminal may panic: a closed stdout or stderr (`pipeline prod up 2>&1 | head -1`) must
+// not abort a run half-way. These shadow std's printing macros in the whole crate and drop write errors.
+macro_rules! println {
+    () => {{ let _ = ::std::io::Write::write_all(&mut ::std::io::stdout(), b"\n"); }};
+    ($($t:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(&mut ::std::io::stdout(), format_args!("{}\n", format_args!($($t)*)));
+    }};
+}
+macro_rules! print {
+    ($($t:tt)*) => {{ let _ = ::std::io::Write::write_fmt(&mut ::std::io::stdout(), format_args!($($t)*)); }};
+}
+macro_rules! eprintln {
+    () => {{ let _ = ::std::io::Write::write_all(&mut ::std::io::stderr(), b"\n"); }};
+    ($($t:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(&mut ::std::io::stderr(), format_args!("{}\n", format_args!($($t)*)));
+    }};
+}
+
 pub mod ansible;
 pub mod canary;
 pub mod cli;
@@ -11,10 +29,12 @@ pub mod commands;
 pub mod exit;
 pub mod fsutil;
 pub mod inventory;
+pub mod lock;
 pub mod process;
 pub mod providers;
 pub mod provision;
 pub mod settings;
+pub mod signals;
 pub mod templates;
 pub mod ui;
 
@@ -26,11 +46,21 @@ pub use exit::Outcome;
 ///
 /// Errors are printed once, here, with their whole context chain.
 pub fn run(cli: cli::Cli) -> ExitCode {
-    match commands::dispatch(cli) {
+    let code = match commands::dispatch(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             eprintln!("error: {}", exit::error_message(&err));
             exit::error_code(&err)
         }
+    };
+    // A run a signal stopped says what it stopped and left, and exits 128+N (130 SIGINT, 143 SIGTERM).
+    match signals::received() {
+        Some(sig) => {
+            for line in signals::report() {
+                eprintln!("{line}");
+            }
+            ExitCode::from(sig.exit_code())
+        }
+        None => code,
     }
 }

@@ -4,10 +4,13 @@
 //!
 //! Environment values are never shown in errors or in [`Cmd::display`]: secrets travel through the
 //! environment or files, never through argv.
+//!
+//! Every child runs in a process group of its own, registered with [`crate::signals`] while it runs, so
+//! SIGINT/SIGTERM to `pipeline` stop it (and everything it forked) before `pipeline` cleans up.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -180,6 +183,9 @@ impl Cmd {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);
+        // A process group of its own: a Ctrl-C on the terminal reaches only `pipeline`, which stops the
+        // child's whole group itself (see `crate::signals`) and then cleans up.
+        c.process_group(0);
         for key in SECRET_ENV {
             c.env_remove(key);
         }
@@ -236,6 +242,8 @@ impl Cmd {
     /// Like [`Cmd::stream`], but a non-zero exit is returned, not an error.
     pub fn stream_unchecked(&self, mut on_line: impl FnMut(&str)) -> Result<Output, ProcessError> {
         let mut child = self.command().spawn().map_err(|e| self.spawn_error(e))?;
+        // Dropped after the wait below: a signal meanwhile stops the child's group.
+        let _tracked = crate::signals::track_child(child.id(), self.display());
         if let Some(bytes) = &self.stdin {
             let mut stdin = child.stdin.take().expect("stdin piped");
             let bytes = bytes.clone();

@@ -3,6 +3,12 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Writes one line to stderr, ignoring a closed or broken stderr (terminal output never panics).
+pub fn err_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 #[derive(Debug, Clone)]
 pub struct Ui {
     quiet: bool,

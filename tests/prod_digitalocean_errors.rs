@@ -72,7 +72,15 @@ fn rejected_token_is_reported_with_digitaloceans_message_and_nothing_is_written(
     assert!(run.stderr.contains("DigitalOcean rejected the API token (401: Unable to authenticate you (request id fake-req-0001))"), "{}", run.stderr);
     assert_eq!(fake.requests().len(), 1, "401 is not retried");
     assert!(work.inventory().is_none());
-    assert!(!work.path().join(".pipeline").exists());
+    // Only the environment's lock (taken before the first listing) exists: no state, no key, no inventory.
+    let left: Vec<String> = std::fs::read_dir(work.path().join(".pipeline"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(left, ["digitalocean-prod.lock"]);
 }
 
 #[test]

@@ -100,6 +100,12 @@ pub enum AnsibleError {
         meaning: &'static str,
         detail: String,
     },
+    #[error("{name}: ansible-playbook was stopped by {signal} part-way; the hosts in {inventory} may be half-configured: run the same command again to finish (the roles are idempotent)")]
+    Stopped {
+        name: String,
+        inventory: PathBuf,
+        signal: crate::signals::Signal,
+    },
 }
 
 impl AnsibleError {

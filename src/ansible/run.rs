@@ -71,6 +71,8 @@ pub struct PlaybookRun {
 pub struct PreparedRun {
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// Named in the report of a run a signal stops; dropped after `_temp` has removed the directory.
+    _leftover: Option<crate::signals::LeftoverGuard>,
     pub playbook: PathBuf,
     pub vars_file: PathBuf,
     pub config: PathBuf,
@@ -199,9 +201,17 @@ impl PlaybookRun {
         let text = crate::templates::render("ansible.cfg.tera", &cfg)?;
         fsutil::write_atomic(&config, text.as_bytes(), 0o644).map_err(write_err(&config))?;
 
+        let leftover = temp.as_ref().map(|t| {
+            crate::signals::leftover(
+                format!("run directory {} (holds vars.json)", t.path().display()),
+                format!("removed run directory {} (vars.json)", t.path().display()),
+                Some(t.path().to_owned()),
+            )
+        });
         let prepared = PreparedRun {
             dir,
             _temp: temp,
+            _leftover: leftover,
             playbook,
             vars_file,
             config,
@@ -293,6 +303,13 @@ impl PlaybookRun {
         })?;
         let rc = out.status.code().unwrap_or(-1);
         let detail = tail_lines(&format!("{}\n{}", other.join("\n"), out.stderr), TAIL_LINES);
+        if let Some(signal) = crate::signals::received() {
+            return Err(AnsibleError::Stopped {
+                name: self.name.clone(),
+                inventory: prepared.inventory.clone(),
+                signal,
+            });
+        }
         if !builder.has_stats() {
             return Err(AnsibleError::Aborted {
                 name: self.name.clone(),

@@ -306,9 +306,30 @@ pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
 /// Runs the whole canary, then destroys the hosts unless `plan.keep` (also after an error).
 pub async fn execute(plan: &CanaryPlan, global: &Global) -> anyhow::Result<CanaryResult> {
     let mut times = StageTimes::default();
-    let result = stages(plan, global, &mut times).await;
+    let hosts = crate::signals::leftover(
+        format!(
+            "canary hosts blue, green and proxy (environment {}); destroy them with `pipeline prod down --env {} --provider {}`",
+            plan.environment,
+            plan.environment,
+            provision::kind_name(plan.provider)
+        ),
+        format!(
+            "destroyed the canary hosts blue, green and proxy (environment {})",
+            plan.environment
+        ),
+        None,
+    );
+    // A signal stops the stages wherever they are (ansible-playbook is stopped by `signals` itself);
+    // the teardown below runs as after an error.
+    let result = tokio::select! {
+        r = stages(plan, global, &mut times) => r,
+        sig = crate::signals::cancelled() => {
+            Err(anyhow::Error::from(crate::signals::Interrupted(sig)).context("the canary was stopped"))
+        }
+    };
     let ui = &global.ui;
     if plan.keep {
+        hosts.keep();
         ui.info(format!(
             "canary: keeping blue, green and proxy (environment {}); destroy them with `pipeline prod down --env {} --provider {}`",
             plan.environment,
@@ -326,11 +347,15 @@ pub async fn execute(plan: &CanaryPlan, global: &Global) -> anyhow::Result<Canar
                 provision::down(global, plan.provider, &plan.environment),
             )
             .await;
-        if let Err(e) = down {
-            ui.warn(format!(
-                "could not destroy the canary hosts: {}",
-                crate::exit::error_message(&e)
-            ));
+        match down {
+            Ok(_) => drop(hosts),
+            Err(e) => {
+                ui.warn(format!(
+                    "could not destroy the canary hosts: {}",
+                    crate::exit::error_message(&e)
+                ));
+                hosts.keep();
+            }
         }
     }
     let mut result = result?;

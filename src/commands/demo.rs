@@ -71,18 +71,24 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
             report_dir.display()
         )
     })?;
-    let stage = |n: u8, what: &str| {
+    // A signal between stages stops the demo before the next one starts.
+    let stage = |n: u8, what: &str| -> anyhow::Result<()> {
+        if let Some(sig) = crate::signals::received() {
+            return Err(crate::signals::Interrupted(sig))
+                .with_context(|| format!("demo: stopped before stage {n}"));
+        }
         ui.info(format!(
             "demo [{n}/4] {what} ({:.0} s so far)",
             started.elapsed().as_secs_f64()
-        ))
+        ));
+        Ok(())
     };
 
     // 1. The prod hosts.
     stage(
         1,
         "prod up --provider local: itrust, checkbox and monitor as local containers",
-    );
+    )?;
     let inventory = PathBuf::from("inventory.ini");
     let specs = provision::prod_host_specs(
         &ProdSection::load(&global.config)?,
@@ -95,9 +101,21 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
         &inventory,
         "demo",
     );
-    provision::up(global, &request)
-        .await
-        .context("demo: failed to bring up the prod hosts")?;
+    // The prod hosts stay after the demo by design; a run a signal stops names them.
+    crate::signals::leftover(
+        format!(
+            "prod hosts itrust, checkbox and monitor (environment {}); destroy them with `pipeline prod down --provider local --env {}`",
+            args.prod_env, args.prod_env
+        ),
+        String::new(),
+        None,
+    )
+    .keep();
+    tokio::select! {
+        r = provision::up(global, &request) => r,
+        sig = crate::signals::cancelled() => Err(crate::signals::Interrupted(sig).into()),
+    }
+    .context("demo: failed to bring up the prod hosts")?;
 
     // 2-3. The apps, from the bundled stand-ins (no GitHub, no Maven Central).
     let work = global.state_dir.join("demo");
@@ -108,7 +126,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
         stage(
             n,
             &format!("deploy {} from the bundled stand-in", app.display()),
-        );
+        )?;
         let report = report_dir.join(format!("deploy-{}.json", app.key()));
         let mut args = DeployArgs {
             app,
@@ -156,7 +174,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
     stage(
         4,
         "canary of the bundled preview service: master (blue) against broken (green)",
-    );
+    )?;
     let repo = example::make_repo(&global.state_dir.join("demo").join("preview-service"))
         .context("demo: failed to build the example repository")?;
     let plan = canary_cmd::resolve(

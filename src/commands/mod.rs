@@ -24,7 +24,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
+    let mode = match cli.command {
+        Command::Deploy(_) | Command::MonitorSetup(_) | Command::Canary(_) | Command::Demo(_) => {
+            crate::signals::Mode::Graceful
+        }
+        _ => crate::signals::Mode::Immediate,
+    };
     runtime.block_on(async move {
+        crate::signals::install(mode)
+            .context("failed to install the SIGINT and SIGTERM handlers")?;
         match cli.command {
             Command::Prod(args) => prod::run(args, &global).await,
             Command::Deploy(args) => deploy::run(args, &global).await,

@@ -10,12 +10,13 @@
 //! - SSH keys by fingerprint (404 when unknown), registered with 201;
 //! - the `power_on` droplet action (droplets can be powered off with [`FakeDo::power_off`]);
 //! - a small catalogue: regions (`nyc2` closed to new droplets), sizes, distribution images;
-//! - scripted faults: 429 with `retry-after`, 500 with an HTML page, a create that succeeds but answers 500.
+//! - scripted faults: 429 with `retry-after`, 500 with an HTML page, a create that succeeds but answers 500,
+//!   a dropped connection, a duplicate made by a concurrent create, and runs of failures ([`FakeDo::outage`]);
+//! - `DELETE /v2/droplets/{id}`.
 //!
 //! Every request is recorded (method, path, query, JSON body, Authorization header) for assertions.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::convert::Infallible;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +64,21 @@ pub enum Fault {
     Html500,
     /// Performs the create, then answers 500 (the unclear failure a client must not blindly retry).
     CreateThen500,
+    /// Closes the connection without an answer (a transport error).
+    Disconnect,
+    /// Before the create, another droplet of each name appears (a concurrent `up` elsewhere), with a
+    /// lower id; the answer names only the droplets of this request.
+    DuplicateBefore,
+}
+
+/// A run of failures: the matching requests after the first `after` fail with `fault`, `count` times.
+#[derive(Debug, Clone)]
+struct Outage {
+    method: String,
+    path: String,
+    after: usize,
+    count: usize,
+    fault: Fault,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +112,7 @@ struct State {
     droplets: Vec<FakeDroplet>,
     keys: Vec<(u64, String, String)>,
     faults: VecDeque<(String, String, Fault)>,
+    outages: Vec<Outage>,
     requests: Vec<Recorded>,
 }
 
@@ -131,6 +148,7 @@ impl FakeDo {
             droplets: Vec::new(),
             keys: Vec::new(),
             faults: VecDeque::new(),
+            outages: Vec::new(),
             requests: Vec::new(),
         }));
         let shared = state.clone();
@@ -179,6 +197,30 @@ impl FakeDo {
             .unwrap()
             .faults
             .push_back((method.to_string(), path.to_string(), fault));
+    }
+
+    /// After `after` more `method path` requests, fails the next `count` of them with `fault` (an outage).
+    pub fn outage(&self, method: &str, path: &str, after: usize, count: usize, fault: Fault) {
+        self.state.lock().unwrap().outages.push(Outage {
+            method: method.to_string(),
+            path: path.to_string(),
+            after,
+            count,
+            fault,
+        });
+    }
+
+    /// Ids of the droplets named `name` that exist now, sorted.
+    pub fn ids(&self, name: &str) -> Vec<u64> {
+        let s = self.state.lock().unwrap();
+        let mut ids: Vec<u64> = s
+            .droplets
+            .iter()
+            .filter(|d| d.name == name && d.deleting.is_none())
+            .map(|d| d.id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Adds an already running droplet (active, with its public IP).
@@ -343,7 +385,7 @@ fn error(status: StatusCode, id: &str, message: &str) -> Response<Full<Bytes>> {
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query: BTreeMap<String, String> = req
@@ -385,7 +427,27 @@ async fn handle(
         .position(|(m, p, _)| *m == method.as_str() && *p == path)
         .and_then(|i| s.faults.remove(i))
         .map(|(_, _, f)| f);
-    match fault {
+    let outage = s
+        .outages
+        .iter_mut()
+        .filter(|o| o.method == method.as_str() && o.path == path && o.count > 0)
+        .find_map(|o| {
+            if o.after > 0 {
+                o.after -= 1;
+                None
+            } else {
+                o.count -= 1;
+                Some(o.fault.clone())
+            }
+        });
+    match fault.or(outage) {
+        Some(Fault::Disconnect) => {
+            return Err(std::io::Error::other("fake outage: connection dropped"));
+        }
+        Some(Fault::DuplicateBefore) => {
+            // The concurrent create lands first; this request's create follows in `route`.
+            let _ = create(&mut s, body.as_ref());
+        }
         Some(Fault::RateLimit { retry_after }) => {
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -430,6 +492,23 @@ fn route(
     match (method.as_str(), path) {
         ("GET", "/v2/droplets") => list(s, query),
         ("POST", "/v2/droplets") => create(s, body),
+        ("DELETE", p) if p.starts_with("/v2/droplets/") => {
+            let id = &p["/v2/droplets/".len()..];
+            match s.droplets.iter_mut().find(|d| d.id.to_string() == id) {
+                Some(d) => {
+                    d.deleting.get_or_insert(1);
+                    Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap()
+                }
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "The resource you were accessing could not be found.",
+                ),
+            }
+        }
         ("DELETE", "/v2/droplets") => {
             let Some(tag) = query.get("tag_name") else {
                 return error(

@@ -123,6 +123,16 @@ impl ApiError {
         }
     }
 
+    /// A failure that says nothing about the droplets, only that the API is briefly unavailable
+    /// (transport error, 5xx, 429): a poll that meets one is "still pending", not the end of a wait.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Status { status, .. } => *status == 429 || *status >= 500,
+            ApiError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+
     /// A POST ended in a way that leaves open whether the server acted on it (5xx, timeout, connection lost
     /// after sending): look before re-sending.
     pub fn is_unclear(&self) -> bool {
@@ -252,6 +262,13 @@ impl Client {
         )
         .await
         .map(drop)
+    }
+
+    /// Deletes one droplet by id (a duplicate `up` resolved).
+    pub async fn delete_droplet(&self, id: u64) -> Result<(), ApiError> {
+        self.send(Method::DELETE, &format!("/v2/droplets/{id}"), None::<&()>)
+            .await
+            .map(drop)
     }
 
     /// Deletes every droplet carrying `tag`.

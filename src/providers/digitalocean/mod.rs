@@ -9,7 +9,9 @@
 
 pub mod api;
 pub mod client;
+pub mod guard;
 pub mod plan;
+mod progress;
 pub mod settings;
 pub mod ssh;
 pub mod sshkey;
@@ -28,6 +30,7 @@ use crate::ui::Ui;
 use api::{Droplet, DropletCreate, Readiness, SshKeyCreate};
 use client::{ApiError, Client};
 use plan::{catalogue_problems, plan_up};
+use progress::Progress;
 pub use settings::{Options, Section, Settings, API_URL_VAR, SSH_PROBE_PORT_VAR, TOKEN_VARS};
 use ssh::{forget_host_keys, ssh_answers};
 use sshkey::KeyPair;
@@ -79,6 +82,11 @@ pub enum Error {
         timeout: Duration,
         left: Vec<String>,
     },
+    #[error("cannot take the environment's lock {path}: {source}; check that the state directory is writable")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write state file {path}: {source}")]
     State {
         path: PathBuf,
@@ -127,6 +135,8 @@ pub struct DigitalOcean {
     key: Option<KeyPair>,
     /// Droplets this `up` created (not adopted): their addresses may have served other machines before.
     created: HashSet<String>,
+    /// The environment's lock, held from `up`/`down` until the provider is dropped.
+    lock: Option<crate::lock::FileLock>,
 }
 
 impl DigitalOcean {
@@ -172,6 +182,7 @@ impl DigitalOcean {
             environment: environment.to_string(),
             key,
             created: HashSet::new(),
+            lock: None,
         })
     }
 
@@ -218,6 +229,40 @@ impl DigitalOcean {
         self.key
             .as_ref()
             .expect("DigitalOcean::new(.., need_key = true) before up")
+    }
+
+    /// Takes the environment's lock once (two runs at once would both create the hosts).
+    async fn lock_environment(&mut self, ui: &Ui) -> Result<(), Error> {
+        if self.lock.is_none() {
+            let dir = self.settings.state_dir.clone();
+            self.lock = Some(guard::lock(dir, &self.environment, ui).await?);
+        }
+        Ok(())
+    }
+
+    /// One listing for a wait: `None` when the API is briefly unavailable (the caller keeps waiting).
+    async fn poll(
+        &self,
+        tag: &str,
+        ui: &Ui,
+        outage: &mut bool,
+    ) -> Result<Option<Vec<Droplet>>, Error> {
+        match self.client.list_droplets(tag).await {
+            Ok(d) => {
+                if std::mem::take(outage) {
+                    ui.info("the DigitalOcean API answers again");
+                }
+                Ok(Some(d))
+            }
+            Err(e) if e.is_transient() => {
+                if !*outage {
+                    ui.warn(format!("{e}; still waiting until the deadline"));
+                }
+                *outage = true;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Validates region, size and image slugs once, before any create, and reports every problem together.
@@ -352,6 +397,7 @@ impl Provider for DigitalOcean {
     }
 
     async fn up(&mut self, specs: &[HostSpec], ui: &Ui) -> Result<Vec<Host>, Error> {
+        self.lock_environment(ui).await?;
         let tag = self.env_tag();
         let tags = vec![COMMON_TAG.to_string(), tag.clone()];
         let existing = self.client.list_droplets(&tag).await?;
@@ -420,8 +466,27 @@ impl Provider for DigitalOcean {
         let deadline = Instant::now() + timeout;
         let mut progress = Progress::new(ui, names);
         let mut ssh_ok: HashSet<String> = HashSet::new();
+        let mut outage = false;
         loop {
-            let droplets = self.client.list_droplets(&tag).await?;
+            let Some(droplets) = self.poll(&tag, ui, &mut outage).await? else {
+                let now = Instant::now();
+                if now >= deadline {
+                    progress.abandon();
+                    return Err(Error::WaitTimeout {
+                        environment: self.environment.clone(),
+                        timeout,
+                        pending: names
+                            .iter()
+                            .map(|n| (n.clone(), "the DigitalOcean API did not answer".to_string()))
+                            .collect(),
+                    });
+                }
+                tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
+                continue;
+            };
+            // Another machine's `up` (the lock is per machine) or a create acted on twice can leave two
+            // droplets with one name: keep the lowest id, delete the rest, wait for the one kept.
+            let droplets = guard::resolve_duplicates(&self.client, droplets, &tag, ui).await?;
             let mut pending: Vec<(String, String)> = Vec::new();
             let mut probes = tokio::task::JoinSet::new();
             for name in names {
@@ -497,6 +562,7 @@ impl Provider for DigitalOcean {
     }
 
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {
+        self.lock_environment(ui).await?;
         let tag = self.env_tag();
         let droplets = self.client.list_droplets(&tag).await?;
         if droplets.is_empty() {
@@ -515,16 +581,20 @@ impl Provider for DigitalOcean {
             other => other?,
         }
         let deadline = Instant::now() + DOWN_TIMEOUT;
+        let mut outage = false;
         loop {
-            let left = self.client.list_droplets(&tag).await?;
-            if left.is_empty() {
+            let left = self.poll(&tag, ui, &mut outage).await?;
+            if left.as_ref().is_some_and(Vec::is_empty) {
                 break;
             }
             if Instant::now() >= deadline {
                 return Err(Error::DownTimeout {
                     environment: self.environment.clone(),
                     timeout: DOWN_TIMEOUT,
-                    left: left.into_iter().map(|d| d.name).collect(),
+                    left: match left {
+                        Some(l) => l.into_iter().map(|d| d.name).collect(),
+                        None => names.clone(),
+                    },
                 });
             }
             tokio::time::sleep(self.settings.poll_interval).await;
@@ -533,50 +603,5 @@ impl Provider for DigitalOcean {
         let freed: Vec<Ipv4Addr> = droplets.iter().filter_map(Droplet::public_ipv4).collect();
         forget_host_keys(&self.settings.state_dir, &freed, ui);
         Ok(names)
-    }
-}
-
-/// One line per host while waiting: a spinner on a terminal, else a plain line whenever a host's state changes.
-struct Progress {
-    bars: HashMap<String, indicatif::ProgressBar>,
-    last: HashMap<String, String>,
-    ui: Ui,
-    plain: bool,
-}
-
-impl Progress {
-    fn new(ui: &Ui, names: &[String]) -> Self {
-        let multi = ui.multi();
-        let plain = multi.is_hidden();
-        let bars = names
-            .iter()
-            .map(|n| (n.clone(), ui.spinner(&multi, n.clone())))
-            .collect();
-        Progress {
-            bars,
-            last: HashMap::new(),
-            ui: ui.clone(),
-            plain,
-        }
-    }
-
-    fn show(&mut self, name: &str, message: String) {
-        if self.last.get(name) == Some(&message) {
-            return;
-        }
-        if self.plain {
-            self.ui.info(format!("{name}: {message}"));
-        } else if let Some(bar) = self.bars.get(name) {
-            bar.set_message(message.clone());
-        }
-        self.last.insert(name.to_string(), message);
-    }
-
-    fn finish(&self) {
-        self.bars.values().for_each(indicatif::ProgressBar::finish);
-    }
-
-    fn abandon(&self) {
-        self.bars.values().for_each(indicatif::ProgressBar::abandon);
     }
 }

@@ -14,6 +14,7 @@
 //! `hostfs` (the files written into a host before it boots).
 
 mod cache;
+mod cgroup;
 mod hostfs;
 mod image;
 pub mod plan;
@@ -669,7 +670,13 @@ impl Local {
             let handles: Vec<_> = state
                 .hosts
                 .values()
-                .map(|h| s.spawn(|| system::stop_machine(&h.machine, STOP_GRACE)))
+                .map(|h| {
+                    s.spawn(|| {
+                        system::stop_machine(&h.machine, STOP_GRACE)?;
+                        // What nspawn left behind (a killed `up`): the container's own processes.
+                        cgroup::end_processes(&h.name, &h.cgroups)
+                    })
+                })
                 .collect();
             handles
                 .into_iter()

@@ -7,7 +7,6 @@ use std::fs;
 use std::io::ErrorKind;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -65,27 +64,16 @@ pub fn describe_missing(linux: bool, root: bool, missing_tools: &[&str]) -> Vec<
     missing
 }
 
-/// An exclusive `flock` on a file, released when dropped.
+/// An exclusive `flock` on a file, released when dropped (the shared [`crate::lock::FileLock`]).
 pub struct Lock {
-    _file: fs::File,
+    _lock: crate::lock::FileLock,
 }
 
 impl Lock {
     pub fn acquire(path: &Path) -> Result<Lock, Error> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(format!("open lock file {}", path.display()), e))?;
-        // SAFETY: flock on a valid, open descriptor owned by `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(
-                format!("lock {}", path.display()),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(Lock { _file: file })
+        crate::lock::FileLock::acquire(path)
+            .map(|l| Lock { _lock: l })
+            .map_err(|e| Error::io(format!("lock {}", path.display()), e))
     }
 }
 
@@ -400,12 +388,14 @@ pub fn create_cgroups(dirs: &[PathBuf], memory_limit: Option<u64>) -> Result<(),
     Ok(())
 }
 
-/// Removes a cgroup directory and the groups systemd made inside it (deepest first; they are empty
-/// once the container is gone).
+/// Removes a cgroup directory and the groups systemd made inside it (deepest first), after ending any
+/// process still in them (see [`super::cgroup::end_processes`]).
 pub fn remove_cgroup(dir: &Path) -> Result<(), Error> {
     if !dir.exists() {
         return Ok(());
     }
+    let host = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    super::cgroup::end_processes(host.as_deref().unwrap_or("?"), &[dir.to_path_buf()])?;
     let mut dirs = vec![dir.to_path_buf()];
     let mut i = 0;
     while i < dirs.len() {
