@@ -267,6 +267,57 @@ mod tests {
     }
 
     #[test]
+    fn private_dirs_are_0700_with_their_parents_and_a_group_writable_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".pipeline");
+        ensure_private_dir(&state.join("secrets")).unwrap();
+        for d in [&state, &state.join("secrets")] {
+            assert_eq!(fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o775)).unwrap();
+        let err = ensure_trusted_dir(&state, "state directory").unwrap_err();
+        assert!(
+            matches!(err, TrustError::Writable { mode: 0o775, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+    }
+
+    #[test]
+    fn fresh_dirs_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("a/run");
+        create_fresh_dir(&run, "emit directory").unwrap();
+        assert_eq!(
+            fs::metadata(&run).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let err = create_fresh_dir(&run, "emit directory").unwrap_err();
+        assert!(matches!(err, TrustError::Exists { .. }), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_read_only_when_private_and_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        assert!(read_secret(&path).unwrap().is_none());
+        write_atomic(&path, b"pw\n", 0o600).unwrap();
+        assert_eq!(read_secret(&path).unwrap().as_deref(), Some("pw\n"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = read_secret(&path).unwrap_err();
+        assert!(
+            matches!(err, TrustError::SecretMode { mode: 0o640, .. }),
+            "{err}"
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(matches!(
+            read_secret(&link).unwrap_err(),
+            TrustError::WrongType { .. }
+        ));
+    }
+
+    #[test]
     fn atomic_write_into_missing_directory_fails_without_creating_anything() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("inventory.ini");
