@@ -20,6 +20,7 @@ pub const SECRET_ENV: &[&str] = &[
     "NCSU_DOTOKEN",
     "DIGITALOCEAN_TOKEN",
     "DIGITALOCEAN_ACCESS_TOKEN",
+    "PIPELINE_ALERT_SMTP_PASSWORD",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -94,6 +94,13 @@ pub struct CanaryArgs {
     /// Environment the hosts belong to (hosts blue, green, proxy).
     #[arg(long, env = "PIPELINE_CANARY_ENV", default_value = "canary")]
     pub env: String,
+    /// Inventory whose [monitor] host's dashboard records the verdict as an event.
+    #[arg(
+        long = "monitor-inventory",
+        value_name = "FILE",
+        default_value = "inventory.ini"
+    )]
+    pub monitor_inventory: PathBuf,
 }
 
 /// The `[canary]` section of pipeline.toml (flags win).
@@ -281,8 +288,23 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
 }
 
 pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let monitor_inventory = args.monitor_inventory.clone();
+    let version = format!("{}..{}", args.baseline, args.canary);
     let plan = resolve(args, global)?;
     let result = execute(&plan, global).await?;
+    let event = crate::commands::monitor_events::Event::new(
+        "canary",
+        crate::commands::deploy::App::Checkbox.display(),
+        &version,
+        result.judgement.verdict.as_str(),
+    );
+    crate::commands::monitor_events::record(
+        &monitor_inventory,
+        &global.state_dir,
+        &global.ui,
+        &event,
+    )
+    .await;
     Ok(result.judgement.verdict.outcome())
 }
 

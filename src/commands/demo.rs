@@ -178,6 +178,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
             keep: args.keep,
             roles: None,
             env: args.canary_env.clone(),
+            monitor_inventory: "inventory.ini".into(),
         },
         global,
     )?;

@@ -9,6 +9,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::ansible::PlaybookRun;
+use crate::commands::monitor_events::{self, Event};
 use crate::commands::playbook::{execute, load_inventory, RunOptions};
 use crate::exit::UsageError;
 use crate::fsutil;
@@ -166,7 +167,7 @@ pub fn password_from(bytes: &[u8]) -> String {
 }
 
 /// The secret `name` from `<state_dir>/secrets/` (0600), generated on first use and reused after.
-fn secret(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+pub fn secret(state_dir: &Path, name: &str) -> anyhow::Result<String> {
     let dir = state_dir.join("secrets");
     let path = dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
@@ -344,6 +345,17 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         &args.inventory,
         &global.state_dir,
     );
+    let version = match (
+        &args.artifact,
+        vars.get(&format!("{}_source_version", app.key())),
+    ) {
+        (Some(war), _) => war
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, Some(Value::String(v))) => v.clone(),
+        _ => "default".to_string(),
+    };
     run.context.insert("group", app.key());
     run.context.insert("app", app.display());
     run.extra_vars = vars;
@@ -387,10 +399,15 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         format!("failed to deploy {}", app.display()),
     )
     .await?;
-    if !args
+    let succeeded = args
         .run
-        .finish(&report, &format!("deploying {}", app.display()))?
-    {
+        .finish(&report, &format!("deploying {}", app.display()))?;
+    if !args.run.check {
+        let verdict = if succeeded { "success" } else { "failed" };
+        let event = Event::new("deploy", app.display(), &version, verdict);
+        monitor_events::record(&args.inventory, &global.state_dir, &global.ui, &event).await;
+    }
+    if !succeeded {
         return Ok(Outcome::Fail);
     }
     if !args.run.check {
