@@ -199,7 +199,7 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
         "dashboard_pushgateway_upstream": format!("127.0.0.1:{}", ports.pushgateway),
         "dashboard_htpasswd_file": dir.join("htpasswd"),
         "dashboard_auth_password_hash": htpasswd_hash(PASSWORD),
-        "alertmanager_webhook_url": "http://127.0.0.1:9/unused",
+        "prometheus_alertmanager_webhook_url": "http://127.0.0.1:9/unused",
     });
     std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
     let mut tasks = String::new();

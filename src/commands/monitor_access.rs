@@ -53,21 +53,21 @@ impl AlertsConfig {
             if !ok {
                 return Err(AlertsError::BadWebhook(url.to_string()));
             }
-            vars.insert("alertmanager_webhook_url".into(), url.into());
+            vars.insert("prometheus_alertmanager_webhook_url".into(), url.into());
         }
         if let Some(to) = self.email_to.as_deref().filter(|t| !t.is_empty()) {
             let get = |name: &'static str| env(name).filter(|v| !v.is_empty());
             let host =
                 get(SMTP_SMARTHOST_ENV).ok_or(AlertsError::MissingSmtp(SMTP_SMARTHOST_ENV))?;
             let from = get(SMTP_FROM_ENV).ok_or(AlertsError::MissingSmtp(SMTP_FROM_ENV))?;
-            vars.insert("alertmanager_email_to".into(), to.into());
-            vars.insert("alertmanager_smtp_smarthost".into(), host.into());
-            vars.insert("alertmanager_smtp_from".into(), from.into());
+            vars.insert("prometheus_alertmanager_email_to".into(), to.into());
+            vars.insert("prometheus_alertmanager_smtp_smarthost".into(), host.into());
+            vars.insert("prometheus_alertmanager_smtp_from".into(), from.into());
             match (get(SMTP_USERNAME_ENV), get(SMTP_PASSWORD_ENV)) {
                 (Some(user), password) => {
-                    vars.insert("alertmanager_smtp_username".into(), user.into());
+                    vars.insert("prometheus_alertmanager_smtp_username".into(), user.into());
                     vars.insert(
-                        "alertmanager_smtp_password".into(),
+                        "prometheus_alertmanager_smtp_password".into(),
                         password.unwrap_or_default().into(),
                     );
                 }
@@ -264,11 +264,14 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(
-            vars["alertmanager_webhook_url"],
+            vars["prometheus_alertmanager_webhook_url"],
             "https://hooks.example.org/a/TOKEN"
         );
-        assert_eq!(vars["alertmanager_smtp_smarthost"], "smtp.example.org:587");
-        assert_eq!(vars["alertmanager_smtp_password"], "hunter2");
+        assert_eq!(
+            vars["prometheus_alertmanager_smtp_smarthost"],
+            "smtp.example.org:587"
+        );
+        assert_eq!(vars["prometheus_alertmanager_smtp_password"], "hunter2");
         let said = cfg.describe();
         assert!(
             said.contains("hooks.example.org") && !said.contains("TOKEN"),
