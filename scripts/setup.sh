@@ -19,6 +19,7 @@ packages=(
   nginx wrk                              # loopback load-test target and the wrk comparison
   chromium                               # headless checks of the HTML report and the dashboard
   prometheus prometheus-node-exporter prometheus-blackbox-exporter  # real Prometheus for the dashboard test
+  prometheus-alertmanager prometheus-pushgateway  # alerts and deploy events in the dashboard test
   python3 python3-venv
   default-jdk-headless libmariadb-java libtomcat10-java  # builds the iTrust stand-in WAR (examples/itrust-standin)
 )
@@ -38,7 +39,7 @@ if ! grep -qw overlay /proc/filesystems; then
 fi
 # nginx is only a test fixture here: do not leave the distribution's default site running.
 # The same for the monitoring daemons: the tests start their own instances on free loopback ports.
-for s in nginx prometheus prometheus-node-exporter prometheus-blackbox-exporter; do
+for s in nginx prometheus prometheus-node-exporter prometheus-blackbox-exporter prometheus-alertmanager prometheus-pushgateway; do
   if systemctl is-active --quiet "$s" 2>/dev/null; then systemctl disable --now "$s" >/dev/null 2>&1 || true; fi
 done
 

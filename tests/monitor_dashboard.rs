@@ -3,8 +3,14 @@
 //! child processes on free loopback ports; two tiny HTTP servers stand in for the apps. Headless Chromium
 //! then loads the dashboard through nginx, exactly as a user would.
 //!
-//! Needs the Debian packages prometheus, prometheus-node-exporter, prometheus-blackbox-exporter, nginx and
-//! chromium, and ansible-playbook (all installed by scripts/setup.sh).
+//! The page sits behind the role's basic auth (401 without the login), shows firing alerts from the role's
+//! rules (evaluated by this Prometheus, routed to a real Alertmanager) at the top, and marks deploy events
+//! pushed through nginx into a real Pushgateway. Rule `for:` and evaluation intervals are shortened through
+//! role variables; the roles' defaults stay user-sized.
+//!
+//! Needs the Debian packages prometheus, prometheus-node-exporter, prometheus-blackbox-exporter,
+//! prometheus-alertmanager, prometheus-pushgateway, nginx and chromium, and ansible-playbook (all installed
+//! by scripts/setup.sh).
 
 mod monitor_support;
 
@@ -16,10 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use monitor_support::browser::Browser;
 use monitor_support::{
     all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, CARDS_JS,
 };
+use pipeline::commands::monitor_access::{htpasswd_hash, DASHBOARD_USER};
+use pipeline::commands::monitor_events::{self, Event};
 use serde_json::json;
 
 const ROLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles");
@@ -41,8 +50,38 @@ fn require(program: &str, package: &str) {
     );
 }
 
+/// The dashboard login the test sets up (the tool generates a random one; any password works here).
+const PASSWORD: &str = "test-Login-3xample";
+
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     monitor_support::http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+/// GET with an Authorization header: (status, body).
+fn http_get_as(port: u16, path: &str, authorization: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {authorization}\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
@@ -126,6 +165,8 @@ struct Ports {
     node: u16,
     blackbox: u16,
     nginx: u16,
+    alertmanager: u16,
+    pushgateway: u16,
 }
 
 /// Renders the roles' templates (prometheus.yml, blackbox.yml, the nginx site, config.json) into `dir`
@@ -149,6 +190,16 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
         "dashboard_root": www,
         "dashboard_prometheus_upstream": format!("127.0.0.1:{}", ports.prometheus),
         "dashboard_hosts": probes,
+        // Short alert timings for the test only (defaults: evaluated every 15s, app down for 1m).
+        "prometheus_evaluation_interval": "1s",
+        "prometheus_alert_app_down_for": "5s",
+        "prometheus_rules_file": dir.join("alerts.yml"),
+        "prometheus_alertmanager_port": ports.alertmanager,
+        "prometheus_pushgateway_port": ports.pushgateway,
+        "dashboard_pushgateway_upstream": format!("127.0.0.1:{}", ports.pushgateway),
+        "dashboard_htpasswd_file": dir.join("htpasswd"),
+        "dashboard_auth_password_hash": htpasswd_hash(PASSWORD),
+        "prometheus_alertmanager_webhook_url": "http://127.0.0.1:9/unused",
     });
     std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
     let mut tasks = String::new();
@@ -158,6 +209,8 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
         ));
     }
     for (role, template, dest) in [
+        ("prometheus", "pipeline-alerts.yml.j2", "alerts.yml"),
+        ("prometheus", "alertmanager.yml.j2", "alertmanager.yml"),
         ("prometheus", "prometheus.yml.j2", "prometheus.yml"),
         ("blackbox", "blackbox.yml.j2", "blackbox.yml"),
         ("dashboard", "pipeline-dashboard.conf.j2", "site.conf"),
@@ -185,6 +238,12 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // What the dashboard role's htpasswd task writes.
+    std::fs::write(
+        dir.join("htpasswd"),
+        format!("{DASHBOARD_USER}:{}\n", htpasswd_hash(PASSWORD)),
+    )
+    .unwrap();
     for file in ["index.html", "dashboard.js", "dashboard.css"] {
         std::fs::copy(
             Path::new(ROLES).join("dashboard/files").join(file),
@@ -202,8 +261,22 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
     .unwrap();
 }
 
+/// Runs `program args` and asserts it succeeds (the checks the roles' `validate:` run).
+fn check(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
-fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
+fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_alert() {
     for (program, package) in [
         ("prometheus", "prometheus"),
         ("prometheus-node-exporter", "prometheus-node-exporter"),
@@ -211,6 +284,10 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
             "prometheus-blackbox-exporter",
             "prometheus-blackbox-exporter",
         ),
+        ("prometheus-alertmanager", "prometheus-alertmanager"),
+        ("prometheus-pushgateway", "prometheus-pushgateway"),
+        ("promtool", "prometheus"),
+        ("amtool", "prometheus-alertmanager"),
         ("nginx", "nginx"),
         ("ansible-playbook", "ansible (scripts/setup.sh installs it)"),
     ] {
@@ -226,6 +303,8 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
         node: free_port(),
         blackbox: free_port(),
         nginx: free_port(),
+        alertmanager: free_port(),
+        pushgateway: free_port(),
     };
     let itrust = FakeApp::start();
     let checkbox = FakeApp::start();
@@ -238,8 +317,25 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
         ],
     );
 
-    let mut daemons = Daemons(Vec::new());
+    let auth = basic(DASHBOARD_USER, PASSWORD);
     let d = dir.display();
+    check("promtool", &["check", "rules", &format!("{d}/alerts.yml")]);
+    check(
+        "amtool",
+        &["check-config", &format!("{d}/alertmanager.yml")],
+    );
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    for alert in [
+        "AppDown",
+        "NodeExporterMissing",
+        "HostCpuHigh",
+        "HostMemoryHigh",
+        "HostDiskFull",
+    ] {
+        assert!(rules.contains(&format!("alert: {alert}")), "{rules}");
+    }
+
+    let mut daemons = Daemons(Vec::new());
     daemons.spawn(
         "node_exporter",
         dir,
@@ -254,6 +350,26 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
             format!("--config.file={d}/blackbox.yml"),
             format!("--web.listen-address=127.0.0.1:{}", ports.blackbox),
         ],
+    );
+    daemons.spawn(
+        "alertmanager",
+        dir,
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={d}/alertmanager.yml"),
+            format!("--storage.path={d}/alertmanager"),
+            format!("--web.listen-address=127.0.0.1:{}", ports.alertmanager),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+    daemons.spawn(
+        "pushgateway",
+        dir,
+        "prometheus-pushgateway",
+        &[format!(
+            "--web.listen-address=127.0.0.1:{}",
+            ports.pushgateway
+        )],
     );
     daemons.spawn(
         "prometheus",
@@ -284,10 +400,25 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
         || {
             daemons.assert_running(dir);
             matches!(
-                http_get(ports.nginx, "/api/v1/query?query=up"),
+                http_get_as(ports.nginx, "/api/v1/query?query=up", &auth),
                 Ok((200, _))
             )
         },
+    );
+
+    // Without the login (or with a wrong one) nothing answers: not the page, the queries or the alerts.
+    for path in ["/dashboard/", "/api/v1/query?query=up", "/api/v1/alerts"] {
+        let (status, _) = http_get(ports.nginx, path).unwrap();
+        assert_eq!(status, 401, "{path} without credentials");
+        let (status, _) = http_get_as(ports.nginx, path, &basic(DASHBOARD_USER, "wrong")).unwrap();
+        assert_eq!(status, 401, "{path} with a wrong password");
+    }
+    let (status, body) = http_get_as(ports.nginx, "/dashboard/", &auth).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get_as(ports.nginx, "/api/v1/alerts", &auth).unwrap();
+    assert!(
+        status == 200 && body.contains("\"alerts\""),
+        "{status} {body}"
     );
 
     // Only queries pass: the rest of Prometheus' API and UI stay behind nginx.
@@ -302,6 +433,11 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
     }
 
     let mut browser = Browser::launch();
+    browser.call("Network.enable", json!({}));
+    browser.call(
+        "Network.setExtraHTTPHeaders",
+        json!({"headers": {"Authorization": auth}}),
+    );
     browser.navigate(&format!("http://127.0.0.1:{}/dashboard", ports.nginx));
     let live = browser.wait_for(
         &all_live_js(&["itrust", "checkbox"]),
@@ -314,6 +450,39 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
     );
     assert_plausible_numbers(&cards);
     browser.screenshot(&artifacts_dir().join("dashboard-loopback.png"));
+
+    // A deploy recorded the way `pipeline deploy` records it: pushed through nginx with the login
+    // (without it, nginx refuses the push).
+    let event = Event::new("deploy", "checkbox.io", "abc1234", "success");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let refused = runtime.block_on(monitor_events::push(
+        &format!("http://127.0.0.1:{}", ports.nginx),
+        None,
+        &event,
+    ));
+    assert!(
+        matches!(
+            refused,
+            Err(monitor_events::EventError::Refused { status: 401, .. })
+        ),
+        "{refused:?}"
+    );
+    runtime
+        .block_on(monitor_events::push(
+            &format!("http://127.0.0.1:{}", ports.nginx),
+            Some((DASHBOARD_USER, PASSWORD)),
+            &event,
+        ))
+        .expect("push a deploy event through nginx");
+    let marked = browser.wait_for(
+        "(() => { const m = document.querySelectorAll('[data-host=checkbox] .event-mark[data-kind=deploy][data-version=abc1234]'); \
+         return m.length >= 4 && document.querySelectorAll('[data-host=itrust] .event-mark').length === 0; })()",
+        Duration::from_secs(30),
+    );
+    assert!(
+        marked.is_some(),
+        "the deploy of checkbox.io marked on each of its card's charts (and not on iTrust's) within 30 s"
+    );
 
     checkbox.stop();
     let down = browser.wait_for(
@@ -329,6 +498,15 @@ fn dashboard_shows_live_host_numbers_and_an_app_going_down_through_nginx() {
         down.is_some(),
         "checkbox shown down within 30 s of stopping it; page shows {cards}"
     );
+    let alert_js = "!!document.querySelector('#alerts:not([hidden]) .alert[data-alertname=AppDown][data-host=checkbox]') \
+         && !document.querySelector('#alerts .alert[data-alertname=AppDown][data-host=itrust]')";
+    let alerted = browser.wait_for(alert_js, Duration::from_secs(90));
+    let banner = browser.eval("document.getElementById('alerts').textContent");
+    assert!(
+        alerted.is_some(),
+        "the AppDown alert for checkbox shown at the top within 90 s; banner: {banner}"
+    );
+    eprintln!("AppDown shown {alerted:?} after the page showed checkbox down; banner: {banner}");
     browser.screenshot(&artifacts_dir().join("dashboard-loopback-down.png"));
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");

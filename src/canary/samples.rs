@@ -9,9 +9,8 @@
 //!   fails on +20 % (of the median, or of the p99 by the judge's tail test);
 //! - `response_bytes`: body size per answered request; fails on a change of more than 10 % either way
 //!   (a broken service answers with tiny error bodies);
-//! - `cpu_percent`, `memory_percent`: one value per second per host from node_exporter; fail on +25 %;
-//!   weight ½ each, as host figures are noisy and (on the local sandbox, where containers share one kernel)
-//!   machine-wide.
+//! - `cpu_percent`, `memory_percent`: one value per second per host (the arm's cgroup on the local sandbox,
+//!   node_exporter on droplets); fail on +25 %; weight ½ each, as host figures are noisy.
 //!
 //! Requests without the backend header (the proxy itself failed, or the connection did) belong to neither
 //! arm: they are counted and reported, not judged.

@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
+use crate::canary::cgroup::{self, CgroupScraper, HostScraper};
 use crate::canary::judge::{self, JudgeConfig, Judgement};
 use crate::canary::load::{self, LoadPlan, LoadRun, Snapshot, Stop};
 use crate::canary::metrics::{self, HostSeries, HttpScraper};
@@ -99,6 +100,13 @@ pub struct CanaryArgs {
     /// load window [config: prometheus]; credentials from PIPELINE_PROMETHEUS_* variables.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+    /// Inventory whose [monitor] host's dashboard records the verdict as an event.
+    #[arg(
+        long = "monitor-inventory",
+        value_name = "FILE",
+        default_value = "inventory.ini"
+    )]
+    pub monitor_inventory: PathBuf,
 }
 
 /// The `[canary]` section of pipeline.toml (flags win).
@@ -298,8 +306,23 @@ pub fn resolve(args: CanaryArgs, global: &Global) -> anyhow::Result<CanaryPlan> 
 }
 
 pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let monitor_inventory = args.monitor_inventory.clone();
+    let version = format!("{}..{}", args.baseline, args.canary);
     let plan = resolve(args, global)?;
     let result = execute(&plan, global).await?;
+    let event = crate::commands::monitor_events::Event::new(
+        "canary",
+        crate::commands::deploy::App::Checkbox.display(),
+        &version,
+        result.judgement.verdict.as_str(),
+    );
+    crate::commands::monitor_events::record(
+        &monitor_inventory,
+        &global.state_dir,
+        &global.ui,
+        &event,
+    )
+    .await;
     Ok(result.judgement.verdict.outcome())
 }
 
@@ -632,11 +655,30 @@ async fn load_and_sample(
     global: &Global,
 ) -> anyhow::Result<(LoadRun, Vec<HostSeries>)> {
     let load_plan = load_plan(plan, proxy_url, plan.duration)?;
-    let targets = vec![
-        (baseline.host.clone(), baseline.node_exporter_url()),
-        (canary.host.clone(), canary.node_exporter_url()),
-    ];
-    let scraper = HttpScraper::new(Duration::from_millis(900));
+    // On the sandbox each arm's own cgroup; on droplets node_exporter (the droplet is the arm).
+    let (targets, scraper) = match plan.provider {
+        ProviderKind::Local => {
+            let arms = [baseline, canary].map(|a| {
+                (
+                    a.host.clone(),
+                    crate::providers::local::host_cgroup_dirs(&plan.environment, &a.host),
+                )
+            });
+            (
+                arms.iter()
+                    .map(|(h, _)| (h.clone(), cgroup::target(h)))
+                    .collect::<Vec<_>>(),
+                HostScraper::Cgroup(CgroupScraper::new(arms)),
+            )
+        }
+        ProviderKind::Digitalocean => (
+            vec![
+                (baseline.host.clone(), baseline.node_exporter_url()),
+                (canary.host.clone(), canary.node_exporter_url()),
+            ],
+            HostScraper::Http(HttpScraper::new(Duration::from_millis(900))),
+        ),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let spinner = global.ui.spinner(&global.ui.multi(), "load");
     let total = plan.duration;
@@ -770,7 +812,7 @@ fn run_summary(
         )).collect::<Vec<_>>().join("; "),
         "stages": times.line(),
         "host_metrics": match plan.provider {
-            ProviderKind::Local => "node_exporter inside a local container reads the whole machine's /proc: CPU and memory are machine-wide, so they cannot tell the arms apart here",
+            ProviderKind::Local => "each arm's own cgroup on this machine, once a second: CPU time as a share of all the machine's cores, memory in use as a share of the container's limit (or of the machine's memory without one)",
             ProviderKind::Digitalocean => "node_exporter on each droplet: CPU busy % and memory used %, once a second",
         },
         "samples": format!("{} (re-judge with `pipeline analyze {}`)", samples_file.display(), samples_file.display()),

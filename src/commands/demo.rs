@@ -197,6 +197,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
             roles: None,
             env: args.canary_env.clone(),
             prometheus: None,
+            monitor_inventory: "inventory.ini".into(),
         },
         global,
     )?;

@@ -9,6 +9,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::ansible::PlaybookRun;
+use crate::commands::monitor_events::{self, Event};
 use crate::commands::playbook::{execute, load_inventory, RunOptions};
 use crate::exit::UsageError;
 use crate::fsutil;
@@ -168,7 +169,7 @@ pub fn password_from(bytes: &[u8]) -> String {
 /// The secret `name` from `<state_dir>/secrets/` (0600), generated on first use and reused after. A
 /// secrets directory or file someone else could have planted or read (another owner, group/other
 /// permissions) is refused, never used.
-fn secret(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+pub fn secret(state_dir: &Path, name: &str) -> anyhow::Result<String> {
     let dir = state_dir.join("secrets");
     let path = dir.join(name);
     fsutil::ensure_trusted_dir(state_dir, "state directory")?;
@@ -346,6 +347,17 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         &args.inventory,
         &global.state_dir,
     );
+    let version = match (
+        &args.artifact,
+        vars.get(&format!("{}_source_version", app.key())),
+    ) {
+        (Some(war), _) => war
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, Some(Value::String(v))) => v.clone(),
+        _ => "default".to_string(),
+    };
     run.extra_vars = vars;
     args.run.apply(&mut run, global)?;
     // What the static entry playbook reads (set after -e: the tool owns these).
@@ -392,10 +404,15 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         format!("failed to deploy {}", app.display()),
     )
     .await?;
-    if !args
+    let succeeded = args
         .run
-        .finish(&report, &format!("deploying {}", app.display()))?
-    {
+        .finish(&report, &format!("deploying {}", app.display()))?;
+    if !args.run.check {
+        let verdict = if succeeded { "success" } else { "failed" };
+        let event = Event::new("deploy", app.display(), &version, verdict);
+        monitor_events::record(&args.inventory, &global.state_dir, &global.ui, &event).await;
+    }
+    if !succeeded {
         return Ok(Outcome::Fail);
     }
     if !args.run.check {

@@ -14,7 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::ansible::PlaybookRun;
-use crate::commands::deploy::App;
+use crate::commands::deploy::{secret, App};
+use crate::commands::monitor_access::{
+    auth_disabled, htpasswd_hash, AlertsConfig, DASHBOARD_SECRET, DASHBOARD_USER,
+};
 use crate::commands::playbook::{execute, load_inventory, RunOptions};
 use crate::exit::UsageError;
 use crate::inventory::Inventory;
@@ -48,6 +51,9 @@ pub struct MonitorConfig {
     /// Where checkbox.io answers (default port 80, path /).
     pub checkbox_port: Option<u16>,
     pub checkbox_path: Option<String>,
+    /// `[monitor.alerts]`: Alertmanager's receivers.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 /// An app the dashboard watches: the inventory group it runs on and where it answers.
@@ -268,10 +274,30 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
         &global.state_dir,
     );
     run.extra_vars = plan.role_vars(exporter_port);
+    run.extra_vars.extend(
+        config
+            .alerts
+            .role_vars(|name| std::env::var(name).ok())
+            .map_err(|e| UsageError(e.to_string()))?,
+    );
     args.run.apply(&mut run, global)?;
     run.extra_vars.extend(plan.playbook_vars());
+    // The login: generated once, kept in the secrets store; only its hash goes to the host.
+    let password = if auth_disabled(&run.extra_vars) {
+        ui.warn("dashboard_auth=false: the dashboard, its Prometheus queries and the alerts are open to anyone who can reach port 80 of the monitor host");
+        None
+    } else {
+        let password = secret(&global.state_dir, DASHBOARD_SECRET)?;
+        run.extra_vars
+            .entry("dashboard_auth_password_hash")
+            .or_insert_with(|| htpasswd_hash(&password).into());
+        run.extra_vars
+            .insert("dashboard_auth_user".into(), DASHBOARD_USER.into());
+        Some(password)
+    };
+    ui.info(format!("monitor-setup: {}", config.alerts.describe()));
     ui.info(format!(
-        "monitor-setup: node_exporter on {}; Prometheus and the dashboard on {}",
+        "monitor-setup: node_exporter on {}; Prometheus, Alertmanager and the dashboard on {}",
         plan.targets
             .iter()
             .map(|t| t.host.as_str())
@@ -291,6 +317,17 @@ pub async fn run(args: MonitorArgs, global: &Global) -> anyhow::Result<Outcome> 
     if !args.run.check {
         for url in plan.dashboard_urls() {
             println!("Dashboard: {url}");
+        }
+        match &password {
+            Some(p) => println!(
+                "Login: user {DASHBOARD_USER}, password {p} (kept in {})",
+                global
+                    .state_dir
+                    .join("secrets")
+                    .join(DASHBOARD_SECRET)
+                    .display()
+            ),
+            None => println!("Login: none (dashboard_auth=false)"),
         }
     }
     Ok(Outcome::Success)

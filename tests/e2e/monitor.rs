@@ -119,6 +119,9 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
         "monitor-setup prints the dashboard's address:\n{}",
         out.stdout
     );
+    let password = support::printed_password(&out.stdout)
+        .unwrap_or_else(|| panic!("monitor-setup prints the login:\n{}", out.stdout));
+    let auth = support::basic_auth("pipeline", &password);
 
     // Idempotent: the second run changes nothing on any host.
     let report = sb.work.join("monitor-setup-rerun.json");
@@ -143,10 +146,13 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
         );
     }
     let nginx = SocketAddr::from((monitor, 80));
-    let (status, body) = http_get(nginx, "/api/v1/query?query=up").expect("query through nginx");
+    let (status, _) = http_get(nginx, "/api/v1/query?query=up").expect("query through nginx");
+    assert_eq!(status, 401, "queries need the login");
+    let (status, body) = support::http_get_as(nginx, "/api/v1/query?query=up", Some(&auth))
+        .expect("query through nginx");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"success\""), "{body}");
-    let (status, _) = http_get(nginx, "/api/v1/status/config").unwrap();
+    let (status, _) = support::http_get_as(nginx, "/api/v1/status/config", Some(&auth)).unwrap();
     assert_eq!(
         status, 404,
         "nginx must not expose Prometheus' configuration"
@@ -184,6 +190,11 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
 
     // The dashboard, as a user sees it.
     let mut browser = Browser::launch();
+    browser.call("Network.enable", serde_json::json!({}));
+    browser.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({"headers": {"Authorization": auth}}),
+    );
     browser.navigate(&format!("http://{monitor}/dashboard"));
     let live = browser.wait_for(
         &all_live_js(&["itrust", "checkbox"]),

@@ -13,9 +13,25 @@ use std::time::Duration;
 
 /// Minimal HTTP/1.0 GET: (status, body). Errors are connection errors (refused, timed out, …).
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_as(addr, path, None)
+}
+
+/// [`http_get`] with an `Authorization` header value (e.g. from [`basic_auth`]).
+pub fn http_get_as(
+    addr: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", addr.ip())?;
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {}\r\n{auth}\r\n",
+        addr.ip()
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let status = response
@@ -28,6 +44,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// The `Authorization` header value for HTTP basic auth.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+/// The dashboard password `monitor-setup` printed (`Login: user pipeline, password X (kept in …)`).
+pub fn printed_password(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Login: user pipeline, password "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
 }
 
 /// Where tests keep screenshots: `target/test-artifacts/`.

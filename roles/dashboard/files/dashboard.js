@@ -4,7 +4,11 @@
 // inline SVG charts. Plain JavaScript without dependencies: nothing is loaded from anywhere else.
 //
 // For tests and scripts, every card carries data attributes: data-host, data-app-state (up, down or
-// unknown), and each metric's data-value (the latest number, empty when there is none).
+// unknown), and each metric's data-value (the latest number, empty when there is none). Firing alerts
+// (Prometheus' /api/v1/alerts) are listed at the top in #alerts (data-count; one .alert per alert with
+// data-alertname and data-host); deploy and canary events (pipeline_event_timestamp_seconds, pushed by
+// `pipeline deploy` and `pipeline canary`) are marked on every chart of the card of their app
+// (.event-mark with data-kind, data-app, data-version, data-verdict).
 (function () {
   "use strict";
 
@@ -40,6 +44,9 @@
   ];
   const APP_UP = { key: "up", query: 'min by (host) (probe_success{job="apps"})' };
   const EXPORTER_UP = { key: "exporter", query: 'min by (host) (up{job="node"})' };
+
+  // Events the tool pushed: one series per event, whose value is the event's time.
+  const EVENTS_QUERY = "pipeline_event_timestamp_seconds";
 
   const state = {
     config: null,
@@ -194,6 +201,75 @@
     strip.replaceChildren(...rects);
   }
 
+  // The firing alerts, most severe first, in the banner at the top of the page.
+  async function refreshAlerts() {
+    const data = await prometheus("/alerts", {});
+    const firing = (data.alerts || []).filter((a) => a.state === "firing");
+    const rank = (a) => (a.labels.severity === "critical" ? 0 : 1);
+    firing.sort((a, b) => rank(a) - rank(b) || String(a.labels.alertname).localeCompare(b.labels.alertname));
+    const box = $("alerts");
+    box.dataset.count = String(firing.length);
+    box.hidden = firing.length === 0;
+    const items = firing.map((a) => {
+      const item = el("div", {
+        class: "alert",
+        "data-alertname": a.labels.alertname || "",
+        "data-host": a.labels.host || "",
+        "data-severity": a.labels.severity || "",
+      });
+      const since = a.activeAt ? " · since " + new Date(a.activeAt).toLocaleTimeString() : "";
+      item.append(
+        el("strong", {}, (a.labels.severity || "alert").toUpperCase() + " " + (a.labels.alertname || "")),
+        el("span", {}, " " + ((a.annotations && a.annotations.summary) || "") + since)
+      );
+      return item;
+    });
+    if (firing.length > 0) items.unshift(el("h2", {}, firing.length === 1 ? "1 alert firing" : firing.length + " alerts firing"));
+    box.replaceChildren(...items);
+  }
+
+  // [{ kind, app, version, verdict, time }] of the events pushed by the tool (empty if none or no Pushgateway).
+  async function events() {
+    const data = await prometheus("/query", { query: EVENTS_QUERY });
+    return data.result
+      .map((s) => ({
+        kind: s.metric.kind || "event",
+        app: s.metric.app || "",
+        version: s.metric.version || "",
+        verdict: s.metric.verdict || "",
+        time: Number(s.value[1]),
+      }))
+      .filter((e) => Number.isFinite(e.time));
+  }
+
+  // Vertical marks at each event's time on every chart of a card.
+  function drawEvents(card, entry, list, start, end) {
+    const mine = list.filter((e) => e.app === entry.app && e.time >= start && e.time <= end);
+    card.root.dataset.events = String(mine.length);
+    for (const chart of [card.strip, ...Object.values(card.charts)]) {
+      for (const old of chart.querySelectorAll(".event-mark")) old.remove();
+      const height = chart === card.strip ? 14 : CHART_H;
+      for (const e of mine) {
+        const x = (((e.time - start) / (end - start)) * CHART_W).toFixed(1);
+        const mark = svg("line", {
+          class: "event-mark " + (e.verdict === "FAIL" || e.verdict === "failed" ? "bad" : "good"),
+          x1: x,
+          x2: x,
+          y1: 0,
+          y2: height,
+          "data-kind": e.kind,
+          "data-app": e.app,
+          "data-version": e.version,
+          "data-verdict": e.verdict,
+        });
+        const title = svg("title", {});
+        title.textContent = e.kind + " " + e.version + " " + e.verdict + " at " + new Date(e.time * 1000).toLocaleTimeString();
+        mark.append(title);
+        chart.append(mark);
+      }
+    }
+  }
+
   async function refresh() {
     const cfg = state.config;
     const end = await serverNow();
@@ -202,7 +278,11 @@
     const freshness = Math.max(3 * cfg.refresh_seconds, 2 * step) + 5;
 
     const queries = [APP_UP, EXPORTER_UP, ...METRICS];
-    const results = await Promise.all(queries.map((q) => rangeByHost(q.query, start, end, step)));
+    const [results, eventList] = await Promise.all([
+      Promise.all(queries.map((q) => rangeByHost(q.query, start, end, step))),
+      events(),
+      refreshAlerts(),
+    ]);
     const byKey = {};
     queries.forEach((q, i) => (byKey[q.key] = results[i]));
 
@@ -225,6 +305,7 @@
         card.charts[metric.key].firstChild.setAttribute("d", linePath(points, start, end, max, step));
         card.scales[metric.key].textContent = "max " + metric.format(max);
       }
+      drawEvents(card, entry, eventList, start, end);
     }
     const when = new Date(end * 1000).toLocaleTimeString();
     $("status").dataset.updated = String(end);

@@ -788,6 +788,12 @@ impl Provider for Local {
     }
 }
 
+/// The cgroup directories the sandbox runs `host` of `environment` in (cgroup v2, or the v1 hierarchies
+/// plus the memory one), for sampling the container's own CPU and memory use.
+pub fn host_cgroup_dirs(environment: &str, host: &str) -> Vec<PathBuf> {
+    system::cgroup_dirs(&plan::host_names(environment, host, 0).machine, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
