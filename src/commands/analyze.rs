@@ -43,7 +43,7 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
                 .path()
                 .map_or("the config file".into(), |p| p.display().to_string())
         )),
-        JudgeError::Metric { .. } => UsageError(format!(
+        JudgeError::Metric { .. } | JudgeError::Input(_) => UsageError(format!(
             "invalid samples file {}: {e}; fix the file and run again",
             args.file.display()
         )),
