@@ -103,6 +103,7 @@ fn run(seed: u64, n: usize, fault: Fault) -> pipeline::canary::judge::Judgement 
             errors,
             MetricInput::new("response_bytes", FailOn::Decrease, bs, cs),
         ],
+        unanswered: None,
     };
     judge(&input, &JudgeConfig::default()).expect("valid input")
 }

@@ -97,7 +97,7 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
                 .path()
                 .map_or("the config file".into(), |p| p.display().to_string())
         )),
-        JudgeError::Metric { .. } => UsageError(format!(
+        JudgeError::Metric { .. } | JudgeError::Input(_) => UsageError(format!(
             "invalid samples from {source}: {e}; fix the file and run again"
         )),
     })?;

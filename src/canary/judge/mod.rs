@@ -276,6 +276,7 @@ pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, Judg
         .map(|p| finite_only(classify(p, alpha)))
         .collect();
     let (verdict, score, reason) = score(&metrics, config);
+    let (verdict, score, reason) = comparability(input, &metrics, config, (verdict, score, reason));
     Ok(Judgement {
         verdict,
         score,
@@ -704,6 +705,55 @@ fn score(metrics: &[MetricResult], config: &JudgeConfig) -> (Verdict, f64, Strin
     (verdict, score, reason)
 }
 
+/// The rules that make a comparison meaningless or incomplete, applied after scoring: a baseline whose own
+/// error rate (a `baseline_health` metric) is above `max_baseline_error_rate` is no reference, so the verdict
+/// is INCONCLUSIVE whatever the canary did; more requests without any response (no arm to blame) than
+/// `max_unanswered_share` of all turn a PASS or MARGINAL into INCONCLUSIVE (a FAIL shown by the attributed
+/// requests stands).
+fn comparability(
+    input: &JudgeInput,
+    metrics: &[MetricResult],
+    config: &JudgeConfig,
+    (verdict, score, reason): (Verdict, f64, String),
+) -> (Verdict, f64, String) {
+    for (m, r) in input.metrics.iter().zip(metrics) {
+        let rate = r.baseline.mean.unwrap_or(0.0);
+        if m.baseline_health && r.baseline.n > 0 && rate > config.max_baseline_error_rate {
+            return (
+                Verdict::Inconclusive,
+                score,
+                format!(
+                    "the baseline is unhealthy: its own `{}` is {} (above max_baseline_error_rate {}), so there is no healthy reference to judge the canary against (the scoring said: {reason})",
+                    r.name,
+                    pct_plain(rate),
+                    pct_plain(config.max_baseline_error_rate)
+                ),
+            );
+        }
+    }
+    if let Some(u) = input.unanswered {
+        let share = if u.total > 0 {
+            u.requests as f64 / u.total as f64
+        } else {
+            0.0
+        };
+        if share > config.max_unanswered_share && verdict != Verdict::Fail {
+            return (
+                Verdict::Inconclusive,
+                score,
+                format!(
+                    "{} of {} requests ({}) got no response at all and belong to no arm (above max_unanswered_share {}): the proxy or the network failed, so the comparison is incomplete (the metrics with data: {reason})",
+                    u.requests,
+                    u.total,
+                    pct_plain(share),
+                    pct_plain(config.max_unanswered_share)
+                ),
+            );
+        }
+    }
+    (verdict, score, reason)
+}
+
 /// A number with up to 4 significant digits, for messages and tables.
 pub fn num(v: f64) -> String {
     if v == 0.0 {
@@ -753,5 +803,7 @@ pub fn quantile_label(q: f64) -> String {
     num(q * 100.0)
 }
 
+#[cfg(test)]
+mod comparability_tests;
 #[cfg(test)]
 mod tests;

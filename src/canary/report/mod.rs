@@ -514,6 +514,7 @@ mod tests {
         judge(
             &JudgeInput {
                 metrics: vec![lat, errors, cpu],
+                unanswered: None,
             },
             &JudgeConfig::default(),
         )
