@@ -38,6 +38,7 @@
 //! 95), MARGINAL (≥ `marginal_score`, 75) or FAIL; but any metric without data turns a PASS or MARGINAL
 //! into **INCONCLUSIVE** (never a PASS without data), as does having no metric with data at all.
 
+pub mod boundary;
 mod input;
 pub mod series;
 pub mod stats;
