@@ -32,7 +32,7 @@ pub fn information(n: usize, m: usize) -> f64 {
 /// The always-valid p-value of a two-sided normal statistic with |z| implied by the fixed-sample two-sided
 /// p-value `p`, at information `info`: min(1, 1/Λ) (see the module documentation).
 pub fn always_valid_p(p: f64, info: f64, tau: f64) -> f64 {
-    if !(p < 1.0) || info <= 0.0 {
+    if p.is_nan() || p >= 1.0 || info <= 0.0 {
         return 1.0;
     }
     let z = -normal_quantile(p / 2.0); // |z|; +∞ when p underflowed to 0
