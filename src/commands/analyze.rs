@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use crate::canary::judge::{judge, JudgeConfig, JudgeError, JudgeInput};
+use crate::canary::judge::{judge, sequential, JudgeConfig, JudgeError, JudgeInput};
 use crate::canary::report;
 use crate::exit::UsageError;
 use crate::settings::Global;
@@ -29,25 +29,32 @@ pub struct AnalyzeArgs {
     /// Also write report.json, report.md and report.html into DIR (created if missing).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Replay the run's interim looks over the samples' time offsets (always-valid sequential test) and
+    /// say at which look the verdict became final.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Time between looks of --sequential.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", value_name = "TIME", requires = "sequential")]
+    pub look_every: std::time::Duration,
 }
 
 pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> {
     let config: JudgeConfig = global.config.section("judge")?;
     // The raw bytes are dropped right after parsing (a 1M-sample-per-arm file is ~40 MB).
     let input = parse_input(&read_input(&args.file)?, &args.file)?;
-    let judgement = judge(&input, &config).map_err(|e| match e {
-        JudgeError::Config { .. } => UsageError(format!(
-            "{e} (in the [judge] section of {})",
-            global
-                .config
-                .path()
-                .map_or("the config file".into(), |p| p.display().to_string())
-        )),
-        JudgeError::Metric { .. } => UsageError(format!(
-            "invalid samples file {}: {e}; fix the file and run again",
-            args.file.display()
-        )),
-    })?;
+    let judgement = if args.sequential {
+        sequential::replay(&input, &config, args.look_every.as_secs_f64(), true).map_err(|e| {
+            match e {
+                sequential::ReplayError::Judge(e) => judge_error(e, &args, global),
+                other => anyhow::Error::from(UsageError(format!(
+                    "cannot replay the looks of {}: {other}",
+                    args.file.display()
+                ))),
+            }
+        })?
+    } else {
+        judge(&input, &config).map_err(|e| judge_error(e, &args, global))?
+    };
     let extras = report::Extras::default();
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -72,6 +79,24 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
         ));
     }
     Ok(judgement.verdict.outcome())
+}
+
+fn judge_error(e: JudgeError, args: &AnalyzeArgs, global: &Global) -> anyhow::Error {
+    match e {
+        JudgeError::Config { .. } => UsageError(format!(
+            "{e} (in the [judge] section of {})",
+            global
+                .config
+                .path()
+                .map_or("the config file".into(), |p| p.display().to_string())
+        ))
+        .into(),
+        JudgeError::Metric { .. } => UsageError(format!(
+            "invalid samples file {}: {e}; fix the file and run again",
+            args.file.display()
+        ))
+        .into(),
+    }
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -217,7 +217,7 @@ mod tests {
         let p = crossing_probability(&info, &b);
         assert!(p > 0.0 && p < 0.02, "{p}");
         // Repeated fixed-level tests would spend far more (Armitage et al. 1969: ≈ 25 % at 0.05, 20 looks).
-        let naive = crossing_probability(&info, &vec![z_fixed(0.05); 20]);
+        let naive = crossing_probability(&info, &[z_fixed(0.05); 20]);
         assert!((naive - 0.25).abs() < 0.02, "{naive}");
     }
 }

@@ -40,7 +40,10 @@
 
 pub mod boundary;
 mod input;
+pub mod power;
+pub mod sequential;
 pub mod series;
+pub mod shape;
 pub mod stats;
 
 pub use input::*;
@@ -50,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::Outcome;
 
 use series::{Cdf, Timeline};
+use shape::{shape_findings, shape_tests};
 use stats::{hodges_lehmann, mann_whitney, pooled_quantile, quantile_sorted, two_proportions};
 
 /// A metric's label.
@@ -220,6 +224,12 @@ pub struct MetricResult {
     pub relative_change: Option<f64>,
     pub effect: Option<Effect>,
     pub tails: Vec<TailTest>,
+    /// One-sided Kolmogorov–Smirnov tests, one per failing direction (continuous metrics).
+    #[serde(default)]
+    pub shapes: Vec<shape::ShapeTest>,
+    /// Minimum detectable effect and the samples still needed ([`power`]).
+    #[serde(default)]
+    pub power: Option<power::Power>,
     pub baseline: Summary,
     pub canary: Summary,
     pub series: Series,
@@ -238,37 +248,64 @@ pub struct Judgement {
     pub tests: usize,
     pub config: JudgeConfig,
     pub metrics: Vec<MetricResult>,
+    /// The looks of a sequential judgement ([`sequential`]); absent for a single look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<sequential::SequentialReport>,
 }
 
 /// Judges every metric of `input` and scores the run. Errors only on invalid input or config.
 pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, JudgeError> {
     config.validate()?;
     input.validate()?;
-    let alpha = config.alpha();
-    let mut prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
-
-    // One family of tests across all metrics; adjust, then classify.
+    let prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
     let raw: Vec<f64> = prepared.iter().flat_map(|p| p.raw_p()).collect();
+    let family = raw.len();
+    Ok(conclude(prepared, raw, family, config, false))
+}
+
+/// Adjusts the family's p-values `raw` (one per test of `prepared`, in order; padded with 1s up to
+/// `family` tests), classifies, scores, and adds the power figures.
+fn conclude(
+    mut prepared: Vec<Prepared>,
+    raw: Vec<f64>,
+    family: usize,
+    config: &JudgeConfig,
+    sequential: bool,
+) -> Judgement {
+    let alpha = config.alpha();
+    let tests = family.max(raw.len());
+    let mut padded = raw.clone();
+    padded.resize(tests, 1.0);
+    // One family of tests across all metrics; adjust, then classify.
     let adjusted = match config.multiple_testing {
-        MultipleTesting::Holm => stats::holm(&raw),
-        MultipleTesting::Bonferroni => stats::bonferroni(&raw),
-        MultipleTesting::None => raw.clone(),
+        MultipleTesting::Holm => stats::holm(&padded),
+        MultipleTesting::Bonferroni => stats::bonferroni(&padded),
+        MultipleTesting::None => padded,
     };
     let mut next = adjusted.into_iter();
     for p in &mut prepared {
         p.set_adjusted(&mut next);
     }
-    let metrics: Vec<MetricResult> = prepared.into_iter().map(|p| classify(p, alpha)).collect();
-    let (verdict, score, reason) = score(&metrics, config);
-    Ok(Judgement {
+    let mut metrics: Vec<MetricResult> = prepared.into_iter().map(|p| classify(p, alpha)).collect();
+    for m in &mut metrics {
+        m.power = Some(power::power(m, alpha, tests, sequential));
+    }
+    let (verdict, score, mut reason) = score(&metrics, config);
+    if verdict == Verdict::Inconclusive {
+        if let Some(more) = power::more_data_text(&metrics) {
+            reason.push_str(&format!("; {more}"));
+        }
+    }
+    Judgement {
         verdict,
         score,
         reason,
         alpha,
-        tests: raw.len(),
+        tests,
         config: config.clone(),
         metrics,
-    })
+        sequential: None,
+    }
 }
 
 /// A metric with its tests run but not yet classified (p-values still unadjusted).
@@ -284,6 +321,7 @@ impl Prepared {
         r.p_value
             .into_iter()
             .chain(r.tails.iter().map(|t| t.p_value))
+            .chain(r.shapes.iter().map(|t| t.p_value))
             .collect()
     }
 
@@ -293,6 +331,9 @@ impl Prepared {
             r.p_adjusted = next.next();
         }
         for t in &mut r.tails {
+            t.p_adjusted = next.next().expect("one adjusted p per test");
+        }
+        for t in &mut r.shapes {
             t.p_adjusted = next.next().expect("one adjusted p per test");
         }
     }
@@ -334,6 +375,8 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
         relative_change: None,
         effect: None,
         tails: Vec::new(),
+        shapes: Vec::new(),
+        power: None,
         baseline: summarize(&b),
         canary: summarize(&c),
         series: Series {
@@ -387,6 +430,7 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
                     .tails
                     .push(tail_test(&b, &c, Side::Lower, 1.0 - q, config));
             }
+            result.shapes = shape_tests(&b, &c, &result);
             mw.z.signum() * (mw.z != 0.0) as u8 as f64
         }
         MetricKind::Proportion => {
@@ -553,6 +597,7 @@ fn classify(p: Prepared, alpha: f64) -> MetricResult {
             ));
         }
     }
+    findings.extend(shape_findings(&mut result, alpha));
     findings.sort_by(|a, b| a.0.total_cmp(&b.0));
     match findings.first() {
         Some((_, class, _)) => {
