@@ -7,9 +7,15 @@
 //! (0/1, 1 %), response size (normal around 5 kB, decrease fails). Every run draws from a SplitMix64/xoshiro
 //! generator seeded by the scenario and run number, so results never change between machines or runs.
 //!
-//! Sizes: `cargo test` (debug) runs 200 A/A runs at 2,000 per arm and 40 runs per fault at 10,000 per arm;
-//! the release run in scripts/test.sh (`cargo test --release --test judge_simulation`) runs 1,000 A/A runs
-//! and 200 runs per fault, all at 10,000 per arm.
+//! Sequential (20 looks over a 60 s window, samples spread evenly): A/A ≤ 2 % not PASS; each standard
+//! fault detected in ≥ 99 % of runs with the median stop at most half the window; a canary answering only
+//! 5xx FAILs at the first look with min_samples per arm. Shape: a bimodal change with the same median and
+//! p99 detected in ≥ 95 % of runs. Power: the MDE shrinks like 1/√n.
+//!
+//! Sizes: `cargo test` (debug) runs 200 A/A runs at 2,000 per arm and 40 runs per fault at 10,000 per arm
+//! (sequential: 40 A/A runs at 1,000 per arm, 20 per fault); the release run in scripts/test.sh
+//! (`cargo test --release --test judge_simulation`) runs 1,000 A/A runs and 200 runs per fault, all at
+//! 10,000 per arm (sequential: 500 A/A runs, 200 per fault; shape: 200 runs).
 
 use pipeline::canary::judge::{
     judge, sequential, Classification, FailOn, JudgeConfig, JudgeInput, MetricInput, Verdict,
