@@ -217,7 +217,7 @@ fn sequential_a_a_over_20_looks_ends_in_pass_in_at_least_98_percent_of_runs() {
     let (runs, n) = if release() {
         (500, 10_000)
     } else {
-        (60, 2_000)
+        (40, 1_000)
     };
     let mut flagged = Vec::new();
     for r in 0..runs {
