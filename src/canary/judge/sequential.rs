@@ -266,7 +266,8 @@ pub fn replay(
     }
     let mut times: Vec<f64> = Vec::new();
     let mut k = 1u64;
-    while (k as f64) * look_every_s < end && times.len() < 10_000 {
+    // A look within a microsecond of the end is the last look itself (offsets like i·W/n round either way).
+    while (k as f64) * look_every_s < end - 1e-6 && times.len() < 10_000 {
         times.push(k as f64 * look_every_s);
         k += 1;
     }
