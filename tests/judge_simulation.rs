@@ -223,7 +223,9 @@ fn sequential_a_a_over_20_looks_ends_in_pass_in_at_least_98_percent_of_runs() {
     for r in 0..runs {
         let j = sequential_run(5_000_000 + r, n, Fault::None);
         let s = j.sequential.as_ref().unwrap();
-        assert_eq!(s.looks.len(), 20, "20 looks over the window");
+        if !s.stopped_early {
+            assert_eq!(s.looks.len(), 20, "20 looks over the window");
+        }
         if j.verdict != Verdict::Pass {
             flagged.push((r, j.verdict, s.stopped_at_s));
         }
