@@ -38,8 +38,12 @@
 //! 95), MARGINAL (≥ `marginal_score`, 75) or FAIL; but any metric without data turns a PASS or MARGINAL
 //! into **INCONCLUSIVE** (never a PASS without data), as does having no metric with data at all.
 
+pub mod boundary;
 mod input;
+pub mod power;
+pub mod sequential;
 pub mod series;
+pub mod shape;
 pub mod stats;
 
 pub use input::*;
@@ -49,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::Outcome;
 
 use series::{Cdf, Timeline};
+use shape::{shape_findings, shape_tests};
 use stats::{hodges_lehmann, mann_whitney, pooled_quantile, quantile_sorted, two_proportions};
 
 /// A metric's label.
@@ -233,6 +238,12 @@ pub struct MetricResult {
     pub relative_change: Option<f64>,
     pub effect: Option<Effect>,
     pub tails: Vec<TailTest>,
+    /// One-sided Kolmogorov–Smirnov tests, one per failing direction (continuous metrics).
+    #[serde(default)]
+    pub shapes: Vec<shape::ShapeTest>,
+    /// Minimum detectable effect and the samples still needed ([`power`]).
+    #[serde(default)]
+    pub power: Option<power::Power>,
     pub baseline: Summary,
     pub canary: Summary,
     pub series: Series,
@@ -251,41 +262,70 @@ pub struct Judgement {
     pub tests: usize,
     pub config: JudgeConfig,
     pub metrics: Vec<MetricResult>,
+    /// The looks of a sequential judgement ([`sequential`]); absent for a single look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<sequential::SequentialReport>,
 }
 
 /// Judges every metric of `input` and scores the run. Errors only on invalid input or config.
 pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, JudgeError> {
     config.validate()?;
     input.validate_with(Some(config))?;
-    let alpha = config.alpha();
-    let mut prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
-
-    // One family of tests across all metrics; adjust, then classify.
+    let prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
     let raw: Vec<f64> = prepared.iter().flat_map(|p| p.raw_p()).collect();
+    let family = raw.len();
+    Ok(conclude(input, prepared, raw, family, config, false))
+}
+
+/// Adjusts the family's p-values `raw` (one per test of `prepared`, in order; padded with 1s up to
+/// `family` tests), classifies, scores, and adds the power figures.
+fn conclude(
+    input: &JudgeInput,
+    mut prepared: Vec<Prepared>,
+    raw: Vec<f64>,
+    family: usize,
+    config: &JudgeConfig,
+    sequential: bool,
+) -> Judgement {
+    let alpha = config.alpha();
+    let tests = family.max(raw.len());
+    let mut padded = raw.clone();
+    padded.resize(tests, 1.0);
+    // One family of tests across all metrics; adjust, then classify.
     let adjusted = match config.multiple_testing {
-        MultipleTesting::Holm => stats::holm(&raw),
-        MultipleTesting::Bonferroni => stats::bonferroni(&raw),
-        MultipleTesting::None => raw.clone(),
+        MultipleTesting::Holm => stats::holm(&padded),
+        MultipleTesting::Bonferroni => stats::bonferroni(&padded),
+        MultipleTesting::None => padded,
     };
     let mut next = adjusted.into_iter();
     for p in &mut prepared {
         p.set_adjusted(&mut next);
     }
-    let metrics: Vec<MetricResult> = prepared
+    let mut metrics: Vec<MetricResult> = prepared
         .into_iter()
         .map(|p| finite_only(classify(p, alpha)))
         .collect();
+    for m in &mut metrics {
+        m.power = Some(power::power(m, alpha, tests, sequential));
+    }
     let (verdict, score, reason) = score(&metrics, config);
-    let (verdict, score, reason) = comparability(input, &metrics, config, (verdict, score, reason));
-    Ok(Judgement {
+    let (verdict, score, mut reason) =
+        comparability(input, &metrics, config, (verdict, score, reason));
+    if verdict == Verdict::Inconclusive {
+        if let Some(more) = power::more_data_text(&metrics) {
+            reason.push_str(&format!("; {more}"));
+        }
+    }
+    Judgement {
         verdict,
         score,
         reason,
         alpha,
-        tests: raw.len(),
+        tests,
         config: config.clone(),
         metrics,
-    })
+        sequential: None,
+    }
 }
 
 /// A metric with its tests run but not yet classified (p-values still unadjusted).
@@ -301,6 +341,7 @@ impl Prepared {
         r.p_value
             .into_iter()
             .chain(r.tails.iter().map(|t| t.p_value))
+            .chain(r.shapes.iter().map(|t| t.p_value))
             .collect()
     }
 
@@ -310,6 +351,9 @@ impl Prepared {
             r.p_adjusted = next.next();
         }
         for t in &mut r.tails {
+            t.p_adjusted = next.next().expect("one adjusted p per test");
+        }
+        for t in &mut r.shapes {
             t.p_adjusted = next.next().expect("one adjusted p per test");
         }
     }
@@ -351,6 +395,8 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
         relative_change: None,
         effect: None,
         tails: Vec::new(),
+        shapes: Vec::new(),
+        power: None,
         baseline: summarize(&b),
         canary: summarize(&c),
         series: Series {
@@ -404,6 +450,7 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
                     .tails
                     .push(tail_test(&b, &c, Side::Lower, 1.0 - q, config));
             }
+            result.shapes = shape_tests(&b, &c, &result);
             mw.z.signum() * (mw.z != 0.0) as u8 as f64 + 0.0
         }
         MetricKind::Proportion => {
@@ -583,6 +630,7 @@ fn classify(p: Prepared, alpha: f64) -> MetricResult {
             ));
         }
     }
+    findings.extend(shape_findings(&mut result, alpha));
     findings.sort_by(|a, b| a.0.total_cmp(&b.0));
     match findings.first() {
         Some((_, class, _)) => {
