@@ -237,10 +237,21 @@ fn sequential_a_a_over_20_looks_ends_in_pass_in_at_least_98_percent_of_runs() {
         flagged.len(),
         rate * 100.0
     );
-    assert!(
-        rate <= 0.02,
-        "sequential A/A false-positive rate {rate} > 2%"
-    );
+    if release() {
+        // The requirement: at most α = 2 % of A/A runs end in anything but PASS.
+        assert!(
+            rate <= 0.02,
+            "sequential A/A false-positive rate {rate} > 2%"
+        );
+    } else {
+        // 40 runs cannot resolve 2 %: at a true rate of 2 %, 2 of 40 happens one time in five. Fail only on
+        // a count that is implausible at 2 % (P(X ≥ 5 | n = 40, p = 0.02) ≈ 0.0008); the release run checks 2 %.
+        assert!(
+            flagged.len() <= 4,
+            "sequential A/A: {} of {runs} runs not PASS, implausible at a 2 % rate",
+            flagged.len()
+        );
+    }
 }
 
 fn sequential_detection(fault: Fault, metric: &str, seed: u64) {
