@@ -4,7 +4,7 @@
 //! droplet (made by a run on another machine, or by a create the API acted on twice): the lowest id is
 //! kept, the others are deleted, and the output says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::api::Droplet;
@@ -61,12 +61,16 @@ pub fn duplicates(droplets: &[Droplet]) -> Vec<(String, u64, Vec<u64>)> {
 }
 
 /// Deletes every duplicate in a listing of `tag` but the lowest id; returns the listing without them.
+/// `deleted` holds the ids this run already deleted: DigitalOcean keeps listing a droplet for a while
+/// after its DELETE was accepted, so those are left out of the listing, never deleted twice.
 pub async fn resolve_duplicates(
     client: &Client,
     mut listed: Vec<Droplet>,
     tag: &str,
+    deleted: &mut BTreeSet<u64>,
     ui: &Ui,
 ) -> Result<Vec<Droplet>, Error> {
+    listed.retain(|d| !deleted.contains(&d.id));
     for (name, keep, extra) in duplicates(&listed) {
         let ids: Vec<String> = extra.iter().map(u64::to_string).collect();
         ui.warn(format!(
@@ -79,6 +83,7 @@ pub async fn resolve_duplicates(
                 Err(e) if e.status() == Some(404) => {}
                 other => other?,
             }
+            deleted.insert(*id);
         }
         listed.retain(|d| !extra.contains(&d.id));
     }

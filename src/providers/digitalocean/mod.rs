@@ -467,6 +467,8 @@ impl Provider for DigitalOcean {
         let mut progress = Progress::new(ui, names);
         let mut ssh_ok: HashSet<String> = HashSet::new();
         let mut outage = false;
+        // Duplicates deleted by this wait: still listed for a while after the DELETE, never deleted twice.
+        let mut deleted_duplicates = std::collections::BTreeSet::new();
         loop {
             let Some(droplets) = self.poll(&tag, ui, &mut outage).await? else {
                 let now = Instant::now();
@@ -486,7 +488,14 @@ impl Provider for DigitalOcean {
             };
             // Another machine's `up` (the lock is per machine) or a create acted on twice can leave two
             // droplets with one name: keep the lowest id, delete the rest, wait for the one kept.
-            let droplets = guard::resolve_duplicates(&self.client, droplets, &tag, ui).await?;
+            let droplets = guard::resolve_duplicates(
+                &self.client,
+                droplets,
+                &tag,
+                &mut deleted_duplicates,
+                ui,
+            )
+            .await?;
             let mut pending: Vec<(String, String)> = Vec::new();
             let mut probes = tokio::task::JoinSet::new();
             for name in names {
