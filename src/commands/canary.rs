@@ -310,19 +310,14 @@ pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
     let version = format!("{}..{}", args.baseline, args.canary);
     let plan = resolve(args, global)?;
     let result = execute(&plan, global).await?;
-    let event = crate::commands::monitor_events::Event::new(
+    let event = crate::monitoring::events::Event::new(
         "canary",
-        crate::commands::deploy::App::Checkbox.display(),
+        crate::apps::App::Checkbox.display(),
         &version,
         result.judgement.verdict.as_str(),
     );
-    crate::commands::monitor_events::record(
-        &monitor_inventory,
-        &global.state_dir,
-        &global.ui,
-        &event,
-    )
-    .await;
+    crate::monitoring::events::record(&monitor_inventory, &global.state_dir, &global.ui, &event)
+        .await;
     Ok(result.judgement.verdict.outcome())
 }
 
