@@ -53,6 +53,7 @@ pub mod playbooks;
 pub mod report;
 pub mod roles;
 mod run;
+pub mod summary;
 pub mod unsafe_vars;
 
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ pub use events::{HostStats, Status};
 pub use playbooks::builtin as builtin_playbook;
 pub use report::{DeployReport, Failure, HostReport, HostVerdict, TaskReport};
 pub use run::{find_ansible_playbook, PlaybookRun, PreparedRun, RolesSource, INSTALL_HINT};
+pub use summary::DeploySummary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnsibleError {

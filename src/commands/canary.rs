@@ -582,7 +582,7 @@ async fn stages(
             times,
             &samples_file,
         )),
-        deploy: Some(deploy_summary(
+        deploy: Some(crate::ansible::DeploySummary::of(
             &deploy,
             &plan.report_dir.join("deploy.json"),
         )),
@@ -705,58 +705,6 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
     text.push('\n');
     crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
         .with_context(|| format!("failed to write {}", path.display()))
-}
-
-/// The deploy as the report shows it, one line per host and role (the whole report is `deploy.json`).
-fn deploy_summary(deploy: &DeployReport, file: &Path) -> serde_json::Value {
-    let mut out = serde_json::Map::new();
-    let secs = |s: f64| format!("{:.1} s", s);
-    out.insert(
-        "result".into(),
-        format!(
-            "{} in {}, {} changed (ansible-playbook exit status {})",
-            if deploy.success {
-                "succeeded"
-            } else {
-                "FAILED"
-            },
-            secs(deploy.duration_secs),
-            deploy.changed(),
-            deploy.ansible_rc
-        )
-        .into(),
-    );
-    for h in &deploy.hosts {
-        out.insert(
-            format!("host {}", h.name),
-            format!(
-                "ok {}, changed {}, failed {}, unreachable {}, skipped {}",
-                h.stats.ok, h.stats.changed, h.stats.failures, h.stats.unreachable, h.stats.skipped
-            )
-            .into(),
-        );
-    }
-    for r in &deploy.roles {
-        out.insert(
-            format!("role {}", r.role),
-            format!(
-                "{} tasks, {} changed, {} failed, {}",
-                r.tasks,
-                r.changed,
-                r.failed,
-                secs(r.duration_secs)
-            )
-            .into(),
-        );
-    }
-    for f in &deploy.failures {
-        out.insert(
-            format!("failure on {}", f.host),
-            format!("{}: {}", f.task, f.message).into(),
-        );
-    }
-    out.insert("full report".into(), file.display().to_string().into());
-    serde_json::Value::Object(out)
 }
 
 #[allow(clippy::too_many_arguments)]

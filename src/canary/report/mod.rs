@@ -7,7 +7,7 @@
 //! # let judgement: judge::Judgement = unimplemented!();
 //! let extras = report::Extras {
 //!     run: Some(serde_json::json!({"baseline": "master", "canary": "broken", "duration_s": 60})),
-//!     deploy: None, // e.g. the Ansible play recap as JSON
+//!     deploy: None, // or Some(pipeline::ansible::DeploySummary::of(&deploy_report, path))
 //! };
 //! report::print_terminal(&mut std::io::stdout(), &judgement, &extras)?;
 //! let files = report::write_all(std::path::Path::new("canary-report"), &judgement, &extras)?;
@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::ansible::DeploySummary;
 use crate::canary::judge::{
     fmt_p, num, pct, quantile_label, Classification, Judgement, MetricKind, MetricResult,
     MultipleTesting, Side, Summary, Verdict,
@@ -45,8 +46,8 @@ pub const JSON_SCHEMA: &str = include_str!("report.schema.json");
 pub struct Extras {
     /// Run metadata (branches, URLs, duration, seed …); an object is shown as a key/value table.
     pub run: Option<Value>,
-    /// A deploy summary (e.g. the Ansible play recap per host); an object is shown as a key/value table.
-    pub deploy: Option<Value>,
+    /// The deploy's summary (per host, role and failure, counts as numbers), shown as a key/value table.
+    pub deploy: Option<DeploySummary>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +76,7 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     run: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    deploy: Option<&'a Value>,
+    deploy: Option<&'a DeploySummary>,
 }
 
 /// The `report.json` text (pretty-printed, trailing newline).
@@ -357,7 +358,11 @@ fn view(j: &Judgement, extras: &Extras, with_charts: bool) -> View {
         ),
         ci_label: format!("{}% CI", num(j.config.confidence * 100.0)),
         run: extras.run.as_ref().map(rows_of).unwrap_or_default(),
-        deploy: extras.deploy.as_ref().map(rows_of).unwrap_or_default(),
+        deploy: extras
+            .deploy
+            .as_ref()
+            .map(DeploySummary::rows)
+            .unwrap_or_default(),
         metrics: j.metrics.iter().map(|m| metric_view(m, with_charts)).collect(),
     }
 }
