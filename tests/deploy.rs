@@ -782,3 +782,35 @@ fn an_exported_playbook_edited_by_the_operator_is_what_deploy_runs() {
         text(&out)
     );
 }
+
+#[test]
+fn the_example_inventories_parse_and_give_deploy_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    for (inventory, app) in [
+        ("inventory/prod.ini", "iTrust"),
+        ("inventory/prod.ini", "checkbox.io"),
+        ("inventory/fleet/hosts.ini", "iTrust"),
+        ("inventory/fleet/hosts.ini", "checkbox.io"),
+    ] {
+        let path = repo_root().join(inventory);
+        let out = pipeline(dir.path())
+            .args(["deploy", app, "--syntax-check", "-i"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{inventory} {app}: {}", text(&out));
+    }
+    let listed = Command::new("ansible-inventory")
+        .args(["--list", "-i"])
+        .arg(repo_root().join("inventory/fleet/hosts.ini"))
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let vars = &list["_meta"]["hostvars"]["itrust-w1"];
+    assert_eq!(vars["itrust_java_opts"], "-Xms512m -Xmx1024m");
+    assert_eq!(vars["ansible_ssh_private_key_file"], "~/.ssh/id_ed25519");
+    assert_eq!(
+        list["_meta"]["hostvars"]["checkbox-1"]["nodejs_version"],
+        20
+    );
+}

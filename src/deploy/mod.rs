@@ -181,13 +181,22 @@ impl Deployment {
         Ok(())
     }
 
-    /// Where the app answers on each host, from the run's final variables.
+    /// Where the app answers on each host: the host's inventory variables (host, group and `group_vars/`
+    /// values, as Ansible resolves them) overridden by the run's variables, as in Ansible's precedence.
     pub fn urls(&self, hosts: &[InventoryHost]) -> Result<Vec<(String, String)>, AppError> {
-        let endpoint = self.app.endpoint(&self.run.extra_vars)?;
-        Ok(hosts
+        hosts
             .iter()
-            .map(|h| (h.name.clone(), endpoint.url(h.address(), false)))
-            .collect())
+            .map(|h| {
+                let mut vars: Map<String, Value> = h
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                vars.extend(self.run.extra_vars.clone());
+                let endpoint = self.app.endpoint(&vars)?;
+                Ok((h.name.clone(), endpoint.url(h.address(), false)))
+            })
+            .collect()
     }
 }
 

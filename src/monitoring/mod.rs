@@ -45,7 +45,7 @@ pub struct MonitorConfig {
     pub itrust_path: Option<String>,
     /// Deprecated: set `checkbox_http_port` in `[deploy.vars]` (or `-e`) instead.
     pub checkbox_port: Option<u16>,
-    /// Deprecated and ignored beyond `/`: checkbox.io answers at `/`.
+    /// Deprecated: the path the probe fetches on checkbox.io hosts (checkbox.io answers at `/`).
     pub checkbox_path: Option<String>,
     /// `[monitor.alerts]`: Alertmanager's receivers.
     #[serde(default)]
@@ -76,7 +76,7 @@ impl MonitorConfig {
         }
         if let Some(p) = &self.checkbox_path {
             warnings.push(format!(
-                "[monitor] checkbox_path = {p:?} is deprecated and ignored: checkbox.io answers at {}; remove it",
+                "[monitor] checkbox_path = {p:?} is deprecated: checkbox.io answers at {}, so remove it (the probe uses it for now)",
                 cb.default_path
             ));
         }
@@ -335,7 +335,15 @@ pub fn prepare(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<MonitorSetup, MonitorError> {
     let exporter_port = settings.exporter_port()?;
-    let plan = plan(inventory, &app_specs(&settings.app_vars)?, exporter_port)?;
+    let mut specs = app_specs(&settings.app_vars)?;
+    if let Some(path) = &settings.config.checkbox_path {
+        // Deprecated, warned about by `deprecated_app_vars`; checkbox.io has no path variable.
+        specs
+            .iter_mut()
+            .filter(|s| s.group == App::Checkbox.key())
+            .for_each(|s| s.path = path.clone());
+    }
+    let plan = plan(inventory, &specs, exporter_port)?;
     let mut run = PlaybookRun::new("monitor-setup", PLAYBOOK, &inventory.path, state_dir);
     run.extra_vars = plan.role_vars(exporter_port);
     run.extra_vars

@@ -75,13 +75,14 @@ fn deprecated_monitor_keys_still_apply_with_a_warning_naming_the_new_variable() 
         itrust_port: Some(9090),
         itrust_path: Some("/x".into()),
         checkbox_port: Some(8081),
+        checkbox_path: Some("/health".into()),
         ..MonitorConfig::default()
     };
     let (vars, warnings) = config.deprecated_app_vars();
     assert_eq!(vars["itrust_port"], json!(9090));
     assert_eq!(vars["itrust_context_path"], json!("/x"));
     assert_eq!(vars["checkbox_http_port"], json!(8081));
-    assert_eq!(warnings.len(), 3);
+    assert_eq!(warnings.len(), 4);
     assert!(
         warnings[0].contains("deprecated") && warnings[0].contains("[deploy.vars]"),
         "{warnings:?}"
@@ -89,6 +90,14 @@ fn deprecated_monitor_keys_still_apply_with_a_warning_naming_the_new_variable() 
     let specs = app_specs(&vars).unwrap();
     assert_eq!((specs[1].port, specs[1].path.as_str()), (8081, "/"));
     assert!(MonitorConfig::default().deprecated_app_vars().1.is_empty());
+    let settings = MonitorSettings {
+        config,
+        app_vars: vars,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = prepare(&settings, &inventory(FULL), dir.path(), |_| None).unwrap();
+    assert_eq!(setup.plan.targets[0].url, "http://10.0.0.1:9090/x");
+    assert_eq!(setup.plan.targets[1].url, "http://10.0.0.2:8081/health");
 }
 
 #[test]
