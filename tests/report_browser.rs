@@ -125,7 +125,9 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
     let dir = artifacts();
     let j = judgement();
     let extras = Extras {
-        run: Some(serde_json::json!({"baseline": "master", "canary": "broken <i>", "seed": 7})),
+        run: Some(report::RunInfo::Other(
+            serde_json::json!({"baseline": "master", "canary": "broken <i>", "seed": 7}),
+        )),
         deploy: Some(
             serde_json::from_value(serde_json::json!({
                 "name": "canary", "success": true, "duration_secs": 41.5, "changed": 3, "ansible_rc": 0,
