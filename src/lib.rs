@@ -1,8 +1,9 @@
 //! `pipeline`: provision hosts, deploy iTrust and checkbox.io with Ansible, set up monitoring, and judge canaries.
 //!
 //! Layering: `cli` (clap types) → `settings` (resolved once: flag > env > config file > default) → `commands`
-//! (one module per subcommand, `anyhow` with context) → domain modules (`providers`, `inventory`, `ansible`,
-//! `canary`), which own their `thiserror` enums and keep pure logic apart from I/O.
+//! (one module per subcommand, `anyhow` with context) → domain modules (`apps`, `deploy`, `monitoring`,
+//! `providers`, `inventory`, `ansible`, `canary`), which own their `thiserror` enums and keep pure logic
+//! apart from I/O.
 
 // No write to the terminal may panic: a closed stdout or stderr (`pipeline prod up 2>&1 | head -1`) must
 // not abort a run half-way. These shadow std's printing macros in the whole crate and drop write errors.
@@ -23,13 +24,16 @@ macro_rules! eprintln {
 }
 
 pub mod ansible;
+pub mod apps;
 pub mod canary;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod exit;
 pub mod fsutil;
 pub mod inventory;
 pub mod lock;
+pub mod monitoring;
 pub mod process;
 pub mod providers;
 pub mod provision;

@@ -652,3 +652,165 @@ fn a_missing_roles_directory_is_a_usage_error() {
         "{err}"
     );
 }
+
+#[test]
+fn printed_url_follows_the_final_variables_from_the_config_and_extra_vars() {
+    let dir = tempfile::tempdir().unwrap();
+    local_inventory(dir.path());
+    stub_roles(
+        dir.path(),
+        "---\n- name: X\n  ansible.builtin.debug:\n    msg: x\n",
+    );
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        "[deploy.vars]\nitrust_port = 8443\nitrust_context_path = \"/cfg\"\n",
+    )
+    .unwrap();
+    let out = pipeline(dir.path())
+        .args([
+            "deploy",
+            "iTrust",
+            "-i",
+            "local.ini",
+            "--roles",
+            "stub-roles",
+            "-e",
+            "itrust_port=9000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("iTrust on localhost: http://localhost:9000/cfg\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_port_variable_that_is_not_a_port_is_a_usage_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    inventory(dir.path());
+    let out = pipeline(dir.path())
+        .args([
+            "deploy",
+            "iTrust",
+            "--syntax-check",
+            "-e",
+            "itrust_port=http",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("itrust_port") && err.contains("not a TCP port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exported_playbook_edited_by_the_operator_is_what_deploy_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    local_inventory(dir.path());
+    let out = pipeline(dir.path())
+        .args(["roles", "export", "myroles"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let playbook = dir.path().join("myroles/playbooks/deploy-itrust.yml");
+    let builtin = std::fs::read_to_string(repo_root().join("playbooks/deploy-itrust.yml")).unwrap();
+    assert_eq!(std::fs::read_to_string(&playbook).unwrap(), builtin);
+    // The exported roles would change this machine: swap in stubs, and drop mysql entirely.
+    let stubs = stub_roles(
+        dir.path(),
+        "---\n- name: X\n  ansible.builtin.debug:\n    msg: x\n",
+    );
+    for role in ["common", "mysql", "java", "itrust"] {
+        std::fs::remove_dir_all(dir.path().join("myroles").join(role)).unwrap();
+        if role != "mysql" {
+            copy_dir(&stubs.join(role), &dir.path().join("myroles").join(role));
+        }
+    }
+    // The operator's edit: no mysql role, and a check of their own after the roles.
+    let edited = builtin.replace("    - role: mysql\n", "")
+        + "  post_tasks:\n    - name: Operator's own check\n      ansible.builtin.debug:\n        msg: edited playbook ran\n";
+    assert_ne!(edited, builtin);
+    std::fs::write(&playbook, edited).unwrap();
+    let out = pipeline(dir.path())
+        .args([
+            "deploy",
+            "itrust",
+            "-i",
+            "local.ini",
+            "--roles",
+            "myroles",
+            "--report",
+            "report.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let roles: Vec<&str> = report["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["common", "java", "itrust", "(playbook)"]);
+    assert!(
+        report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "Operator's own check"),
+        "{report}"
+    );
+
+    // Without the edited file, the same directory falls back to the built-in playbook (which needs mysql).
+    std::fs::remove_file(&playbook).unwrap();
+    let out = pipeline(dir.path())
+        .args(["deploy", "itrust", "-i", "local.ini", "--roles", "myroles"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mysql"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_example_inventories_parse_and_give_deploy_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    for (inventory, app) in [
+        ("inventory/prod.ini", "iTrust"),
+        ("inventory/prod.ini", "checkbox.io"),
+        ("inventory/fleet/hosts.ini", "iTrust"),
+        ("inventory/fleet/hosts.ini", "checkbox.io"),
+    ] {
+        let path = repo_root().join(inventory);
+        let out = pipeline(dir.path())
+            .args(["deploy", app, "--syntax-check", "-i"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{inventory} {app}: {}", text(&out));
+    }
+    let listed = Command::new("ansible-inventory")
+        .args(["--list", "-i"])
+        .arg(repo_root().join("inventory/fleet/hosts.ini"))
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let vars = &list["_meta"]["hostvars"]["itrust-w1"];
+    assert_eq!(vars["itrust_java_opts"], "-Xms512m -Xmx1024m");
+    assert_eq!(vars["ansible_ssh_private_key_file"], "~/.ssh/id_ed25519");
+    assert_eq!(
+        list["_meta"]["hostvars"]["checkbox-1"]["nodejs_version"],
+        20
+    );
+}

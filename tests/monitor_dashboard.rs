@@ -27,8 +27,8 @@ use monitor_support::browser::Browser;
 use monitor_support::{
     all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, CARDS_JS,
 };
-use pipeline::commands::monitor_access::{htpasswd_hash, DASHBOARD_USER};
-use pipeline::commands::monitor_events::{self, Event};
+use pipeline::monitoring::access::{htpasswd_hash, DASHBOARD_USER};
+use pipeline::monitoring::events::{self, Event};
 use serde_json::json;
 
 const ROLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles");
@@ -455,7 +455,7 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
     // (without it, nginx refuses the push).
     let event = Event::new("deploy", "checkbox.io", "abc1234", "success");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let refused = runtime.block_on(monitor_events::push(
+    let refused = runtime.block_on(events::push(
         &format!("http://127.0.0.1:{}", ports.nginx),
         None,
         &event,
@@ -463,12 +463,12 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
     assert!(
         matches!(
             refused,
-            Err(monitor_events::EventError::Refused { status: 401, .. })
+            Err(events::EventError::Refused { status: 401, .. })
         ),
         "{refused:?}"
     );
     runtime
-        .block_on(monitor_events::push(
+        .block_on(events::push(
             &format!("http://127.0.0.1:{}", ports.nginx),
             Some((DASHBOARD_USER, PASSWORD)),
             &event,

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use pipeline::ansible::PlaybookRun;
-use pipeline::commands::monitor::{plan, MonitorConfig, PLAYBOOK};
 use pipeline::inventory::Inventory;
+use pipeline::monitoring::{app_specs, plan, PLAYBOOK};
 
 const INVENTORY: &str = "[checkbox]\ncheckbox ansible_host=10.213.0.6 ansible_user=root\n\
 [itrust]\nitrust ansible_host=10.213.0.2 ansible_user=root\n\
@@ -19,7 +19,7 @@ fn rendered_monitor_playbook_passes_ansible_syntax_check_with_the_built_in_roles
     let inventory_path = dir.path().join("inventory.ini");
     std::fs::write(&inventory_path, INVENTORY).unwrap();
     let inventory = Inventory::load(&inventory_path).unwrap();
-    let plan = plan(&inventory, &MonitorConfig::default().apps(), 9100).unwrap();
+    let plan = plan(&inventory, &app_specs(&Default::default()).unwrap(), 9100).unwrap();
 
     let mut run = PlaybookRun::new(
         "monitor-setup",

@@ -126,8 +126,19 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
     let dir = artifacts();
     let j = judgement();
     let extras = Extras {
-        run: Some(serde_json::json!({"baseline": "master", "canary": "broken <i>", "seed": 7})),
-        deploy: Some(serde_json::json!({"blue": {"ok": 12, "changed": 3, "failed": 0}})),
+        run: Some(report::RunInfo::Other(
+            serde_json::json!({"baseline": "master", "canary": "broken <i>", "seed": 7}),
+        )),
+        deploy: Some(
+            serde_json::from_value(serde_json::json!({
+                "name": "canary", "success": true, "duration_secs": 41.5, "changed": 3, "ansible_rc": 0,
+                "hosts": [{"name": "blue", "verdict": "ok", "stats": {"ok": 12, "changed": 3, "failures": 0,
+                    "unreachable": 0, "skipped": 1, "rescued": 0, "ignored": 0}}],
+                "roles": [{"role": "preview_service", "tasks": 9, "changed": 3, "failed": 0, "duration_secs": 20.0}],
+                "failures": [], "report": "canary-report/deploy.json"
+            }))
+            .unwrap(),
+        ),
     };
     let files = report::write_all(&dir, &j, &extras).unwrap();
 

@@ -5,8 +5,9 @@
 //! # How a run works
 //! 1. [`PlaybookRun::prepare`] writes a fresh private (0700) run directory (a temporary one under the
 //!    state directory, or `--emit DIR`, which must not exist yet and is kept):
-//!    - `<name>.yml`: the entry playbook, a static file of `playbooks/` copied verbatim. No value of the
-//!      run is ever written into it: names and host patterns are `{{ pipeline_… }}` variables. Only
+//!    - `<name>.yml`: the entry playbook, a static file of `playbooks/` ([`playbooks`]) copied verbatim,
+//!      or the operator's edited copy in `DIR/playbooks/` when the roles come from `--roles DIR`. No value
+//!      of the run is ever written into it: names and host patterns are `{{ pipeline_… }}` variables. Only
 //!      `ansible.cfg` goes through Tera; roles and their `.j2` templates are copied byte for byte.
 //!    - `vars.json` (0600): every variable the playbook and the roles get, passed as `-e @vars.json`, so
 //!      secrets never appear on a command line. Every string in it is marked unsafe
@@ -48,16 +49,20 @@
 //! ```
 
 pub mod events;
+pub mod playbooks;
 pub mod report;
 pub mod roles;
 mod run;
+pub mod summary;
 pub mod unsafe_vars;
 
 use std::path::PathBuf;
 
 pub use events::{HostStats, Status};
+pub use playbooks::builtin as builtin_playbook;
 pub use report::{DeployReport, Failure, HostReport, HostVerdict, TaskReport};
 pub use run::{find_ansible_playbook, PlaybookRun, PreparedRun, RolesSource, INSTALL_HINT};
+pub use summary::DeploySummary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnsibleError {
@@ -81,6 +86,11 @@ pub enum AnsibleError {
     UnknownPlaybook { name: String },
     #[error(transparent)]
     Untrusted(#[from] crate::fsutil::TrustError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

@@ -1,5 +1,6 @@
 //! The built-in Ansible roles (`roles/` of the source tree), embedded in the binary so `pipeline` runs from
 //! any directory. They are copied out byte for byte, never rendered: their `{{ }}` belong to Ansible.
+//! [`export_for_editing`] writes them with the entry playbooks for `pipeline roles export`.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,23 @@ pub fn export(dest: &Path, overwrite: bool) -> Result<Vec<PathBuf>, AnsibleError
         })?;
         written.push(path);
     }
+    Ok(written)
+}
+
+/// What `pipeline roles export DIR` writes: every built-in role below `dest` and the entry playbooks in
+/// `dest/playbooks/` ([`super::playbooks`]), so `--roles DIR` runs the operator's edited copies of both.
+/// Nothing is written when a file exists and `overwrite` is false.
+pub fn export_for_editing(dest: &Path, overwrite: bool) -> Result<Vec<PathBuf>, AnsibleError> {
+    if !overwrite {
+        if let Some(existing) = super::playbooks::export_paths(dest)
+            .into_iter()
+            .find(|p| p.exists())
+        {
+            return Err(AnsibleError::ExportExists { path: existing });
+        }
+    }
+    let mut written = export(dest, overwrite)?;
+    written.extend(super::playbooks::export(dest, overwrite)?);
     Ok(written)
 }
 

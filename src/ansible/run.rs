@@ -5,18 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use include_dir::{include_dir, Dir};
 use indicatif::ProgressBar;
 
 use super::events::{parse_line, Event, Line, Status};
 use super::report::{fmt_secs, rc_meaning, DeployReport, ReportBuilder, RunFacts};
-use super::{roles, unsafe_vars, AnsibleError};
+use super::{playbooks, roles, unsafe_vars, AnsibleError};
 use crate::fsutil;
 use crate::process::Cmd;
 use crate::ui::Ui;
-
-/// The entry playbooks, static files copied verbatim into each run (no value of a run is in them).
-static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 
 /// The callback plugin `pipeline` ships; written into every run directory.
 const CALLBACK_PLUGIN: &str = include_str!("pipeline_events.py");
@@ -41,8 +37,9 @@ pub enum RolesSource {
 pub struct PlaybookRun {
     /// Names the run in progress, messages and the report, and the playbook file (`<name>.yml`).
     pub name: String,
-    /// The built-in entry playbook, a file of `playbooks/` (e.g. `deploy-itrust.yml`), copied verbatim:
-    /// every value it uses comes from `extra_vars`.
+    /// The entry playbook, a file name of `playbooks/` (e.g. `deploy-itrust.yml`), copied verbatim:
+    /// every value it uses comes from `extra_vars`. With [`RolesSource::Dir`], `DIR/playbooks/<playbook>`
+    /// is used when it exists (see [`playbooks::resolve`]).
     pub playbook: String,
     /// The INI inventory (`pipeline prod up` writes one).
     pub inventory: PathBuf,
@@ -124,12 +121,7 @@ impl PlaybookRun {
         };
         unsafe_vars::check_keys(&self.extra_vars)
             .map_err(|detail| AnsibleError::UnsafeVariable { detail })?;
-        let playbook_text = PLAYBOOKS
-            .get_file(&self.playbook)
-            .and_then(|f| f.contents_utf8())
-            .ok_or_else(|| AnsibleError::UnknownPlaybook {
-                name: self.playbook.clone(),
-            })?;
+        let (playbook_text, _) = playbooks::resolve(&self.roles, &self.playbook)?;
         fsutil::ensure_trusted_dir(&self.state_dir, "state directory")?;
         let state_dir = absolute_existing(&self.state_dir).expect("state dir was just created");
         let known_hosts = Self::known_hosts(&state_dir);

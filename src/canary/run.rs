@@ -21,7 +21,7 @@ pub const BACKEND_HEADER: &str = "X-Canary-Backend";
 
 /// Port the preview service listens on, and node_exporter's.
 pub const SERVICE_PORT: u16 = 3000;
-pub const NODE_EXPORTER_PORT: u16 = 9100;
+pub use crate::apps::NODE_EXPORTER_PORT;
 pub const PROXY_PORT: u16 = 80;
 
 /// Per-request timeout of the health checks and the load. The split proxy's timeouts towards an arm

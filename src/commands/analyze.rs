@@ -87,7 +87,7 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
                 input,
                 format!("metrics file {}", metrics.display()),
                 report::Extras {
-                    run: Some(run),
+                    run: Some(report::RunInfo::Other(run)),
                     deploy: None,
                 },
             )

@@ -310,19 +310,14 @@ pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
     let version = format!("{}..{}", args.baseline, args.canary);
     let plan = resolve(args, global)?;
     let result = execute(&plan, global).await?;
-    let event = crate::commands::monitor_events::Event::new(
+    let event = crate::monitoring::events::Event::new(
         "canary",
-        crate::commands::deploy::App::Checkbox.display(),
+        crate::apps::App::Checkbox.display(),
         &version,
         result.judgement.verdict.as_str(),
     );
-    crate::commands::monitor_events::record(
-        &monitor_inventory,
-        &global.state_dir,
-        &global.ui,
-        &event,
-    )
-    .await;
+    crate::monitoring::events::record(&monitor_inventory, &global.state_dir, &global.ui, &event)
+        .await;
     Ok(result.judgement.verdict.outcome())
 }
 
@@ -584,7 +579,7 @@ async fn stages(
     let judgement = judge::judge(&input, &plan.judge).context("failed to judge the samples")?;
     times.record("judge", judging.elapsed());
     let extras = Extras {
-        run: Some(run_summary(
+        run: Some(report::RunInfo::Canary(Box::new(run_summary(
             plan,
             &baseline,
             &canary,
@@ -594,8 +589,8 @@ async fn stages(
             &hosts,
             times,
             &samples_file,
-        )),
-        deploy: Some(deploy_summary(
+        )))),
+        deploy: Some(crate::ansible::DeploySummary::of(
             &deploy,
             &plan.report_dir.join("deploy.json"),
         )),
@@ -722,58 +717,6 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
         .with_context(|| format!("failed to write {}", path.display()))
 }
 
-/// The deploy as the report shows it, one line per host and role (the whole report is `deploy.json`).
-fn deploy_summary(deploy: &DeployReport, file: &Path) -> serde_json::Value {
-    let mut out = serde_json::Map::new();
-    let secs = |s: f64| format!("{:.1} s", s);
-    out.insert(
-        "result".into(),
-        format!(
-            "{} in {}, {} changed (ansible-playbook exit status {})",
-            if deploy.success {
-                "succeeded"
-            } else {
-                "FAILED"
-            },
-            secs(deploy.duration_secs),
-            deploy.changed(),
-            deploy.ansible_rc
-        )
-        .into(),
-    );
-    for h in &deploy.hosts {
-        out.insert(
-            format!("host {}", h.name),
-            format!(
-                "ok {}, changed {}, failed {}, unreachable {}, skipped {}",
-                h.stats.ok, h.stats.changed, h.stats.failures, h.stats.unreachable, h.stats.skipped
-            )
-            .into(),
-        );
-    }
-    for r in &deploy.roles {
-        out.insert(
-            format!("role {}", r.role),
-            format!(
-                "{} tasks, {} changed, {} failed, {}",
-                r.tasks,
-                r.changed,
-                r.failed,
-                secs(r.duration_secs)
-            )
-            .into(),
-        );
-    }
-    for f in &deploy.failures {
-        out.insert(
-            format!("failure on {}", f.host),
-            format!("{}: {}", f.task, f.message).into(),
-        );
-    }
-    out.insert("full report".into(), file.display().to_string().into());
-    serde_json::Value::Object(out)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn run_summary(
     plan: &CanaryPlan,
@@ -785,48 +728,62 @@ fn run_summary(
     hosts: &[HostSeries],
     times: &StageTimes,
     samples_file: &Path,
-) -> serde_json::Value {
-    let summary = load_run.summary();
-    serde_json::json!({
-        "baseline": format!("{} ({}) on {} {}", baseline.branch, &baseline.commit[..baseline.commit.len().min(10)], baseline.host, baseline.address),
-        "canary": format!("{} ({}) on {} {}", canary.branch, &canary.commit[..canary.commit.len().min(10)], canary.host, canary.address),
-        "repository": plan.repo,
-        "provider": provision::kind_name(plan.provider),
-        "environment": plan.environment,
-        "proxy": proxy_url,
-        "split": format!("{}% canary", plan.split),
-        "load": format!(
-            "{} {} for {}, {} connections, {}",
-            plan.probe.method,
-            plan.probe.path,
-            humantime::format_duration(plan.duration),
-            plan.concurrency,
-            plan.rate.map(|r| format!("{r} req/s (open model)")).unwrap_or_else(|| "closed model".into())
-        ),
-        "requests": format!(
-            "{} total: {} baseline ({} 5xx), {} canary ({} 5xx), {} without an arm ({} without a response)",
-            summary.requests,
-            split.baseline.requests,
-            split.baseline.errors,
-            split.canary.requests,
-            split.canary.errors,
-            split.unattributed.requests,
-            split.unattributed.no_response
-        ),
-        "host_samples": hosts.iter().map(|h| format!(
-            "{}: {} samples, {} failed scrapes{}",
-            h.host,
-            h.samples.len(),
-            h.failed_scrapes,
-            h.last_error.as_ref().map(|e| format!(" (last: {e})")).unwrap_or_default()
-        )).collect::<Vec<_>>().join("; "),
-        "stages": times.line(),
-        "host_metrics": match plan.provider {
+) -> report::RunSummary {
+    use crate::canary::report::summary as s;
+    let arm = |a: &ArmDeploy| s::ArmSummary {
+        branch: a.branch.clone(),
+        commit: a.commit.clone(),
+        host: a.host.clone(),
+        address: a.address.to_string(),
+    };
+    report::RunSummary {
+        baseline: arm(baseline),
+        canary: arm(canary),
+        repository: plan.repo.clone(),
+        provider: provision::kind_name(plan.provider).to_string(),
+        environment: plan.environment.clone(),
+        proxy: proxy_url.to_string(),
+        split_percent: plan.split,
+        load: s::LoadSummary {
+            method: plan.probe.method.to_string(),
+            path: plan.probe.path.clone(),
+            duration_secs: plan.duration.as_secs_f64(),
+            connections: plan.concurrency,
+            rate: plan.rate,
+        },
+        requests: s::RequestCounts {
+            total: load_run.summary().requests,
+            baseline: split.baseline.requests,
+            baseline_5xx: split.baseline.errors,
+            canary: split.canary.requests,
+            canary_5xx: split.canary.errors,
+            unattributed: split.unattributed.requests,
+            no_response: split.unattributed.no_response,
+        },
+        host_samples: hosts
+            .iter()
+            .map(|h| s::HostSamples {
+                host: h.host.clone(),
+                samples: h.samples.len(),
+                failed_scrapes: h.failed_scrapes,
+                last_error: h.last_error.clone(),
+            })
+            .collect(),
+        stages: times
+            .stages
+            .iter()
+            .map(|st| s::StageSummary {
+                name: st.name.clone(),
+                seconds: st.seconds,
+            })
+            .collect(),
+        host_metrics: match plan.provider {
             ProviderKind::Local => "each arm's own cgroup on this machine, once a second: CPU time as a share of all the machine's cores, memory in use as a share of the container's limit (or of the machine's memory without one)",
             ProviderKind::Digitalocean => "node_exporter on each droplet: CPU busy % and memory used %, once a second",
-        },
-        "samples": format!("{} (re-judge with `pipeline analyze {}`)", samples_file.display(), samples_file.display()),
-    })
+        }
+        .to_string(),
+        samples: samples_file.display().to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,6 @@ pub mod demo;
 pub mod deploy;
 pub mod load;
 pub mod monitor;
-pub mod monitor_access;
-pub mod monitor_events;
 pub mod playbook;
 pub mod prod;
 pub mod roles;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
-use crate::commands::deploy::parse_extra_var;
+use crate::deploy::parse_extra_var;
 use crate::exit::UsageError;
 use crate::fsutil;
 use crate::inventory::{Inventory, InventoryError};

@@ -1,5 +1,5 @@
-//! `pipeline roles export DIR`: writes the built-in Ansible roles out for editing; point `--roles DIR`
-//! (or `roles_dir` in pipeline.toml) at the copy to deploy with it.
+//! `pipeline roles export DIR`: writes the built-in Ansible roles and entry playbooks (`DIR/playbooks/`)
+//! out for editing; point `--roles DIR` (or `roles_dir` in pipeline.toml) at the copy to deploy with it.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,8 @@ pub struct RolesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RolesCommand {
-    /// Write the built-in roles into DIR (one subdirectory per role), byte for byte.
+    /// Write the built-in roles into DIR (one subdirectory per role) and the entry playbooks into
+    /// DIR/playbooks/, byte for byte.
     Export {
         /// Where to write them (created if missing).
         dir: PathBuf,
@@ -32,12 +33,14 @@ pub enum RolesCommand {
 pub async fn run(args: RolesArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
         RolesCommand::Export { dir, force } => {
-            let written = crate::ansible::roles::export(&dir, force)
+            let written = crate::ansible::roles::export_for_editing(&dir, force)
                 .with_context(|| format!("failed to export the roles to {}", dir.display()))?;
             global.ui.info(format!(
-                "Wrote {} files of {} roles to {}; deploy with them using `pipeline deploy APP --roles {}` or `roles_dir = \"{}\"` in pipeline.toml",
+                "Wrote {} files of {} roles and the entry playbooks ({}/{}) to {}; deploy with them using `pipeline deploy APP --roles {}` or `roles_dir = \"{}\"` in pipeline.toml",
                 written.len(),
                 crate::ansible::roles::names().len(),
+                dir.display(),
+                crate::ansible::playbooks::SUBDIR,
                 dir.display(),
                 dir.display(),
                 dir.display()

@@ -6,8 +6,8 @@
 //! # use pipeline::canary::{judge, report};
 //! # let judgement: judge::Judgement = unimplemented!();
 //! let extras = report::Extras {
-//!     run: Some(serde_json::json!({"baseline": "master", "canary": "broken", "duration_s": 60})),
-//!     deploy: None, // e.g. the Ansible play recap as JSON
+//!     run: Some(report::RunInfo::Other(serde_json::json!({"baseline": "master", "canary": "broken"}))),
+//!     deploy: None, // or Some(pipeline::ansible::DeploySummary::of(&deploy_report, path))
 //! };
 //! report::print_terminal(&mut std::io::stdout(), &judgement, &extras)?;
 //! let files = report::write_all(std::path::Path::new("canary-report"), &judgement, &extras)?;
@@ -22,6 +22,7 @@
 //! - [`write_all`]: writes the three files into a directory (created if missing), each atomically.
 
 mod sequential;
+pub mod summary;
 pub mod svg;
 
 use std::io::{self, Write};
@@ -30,10 +31,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::ansible::DeploySummary;
 use crate::canary::judge::{
     fmt_p, num, pct, quantile_label, Classification, Judgement, MetricKind, MetricResult,
     MultipleTesting, Side, Summary, Verdict,
 };
+pub use summary::RunSummary;
 
 /// Identifies the `report.json` format; bumped on incompatible changes.
 pub const SCHEMA: &str = "pipeline-canary-report/1";
@@ -44,10 +47,28 @@ pub const JSON_SCHEMA: &str = include_str!("report.schema.json");
 /// What the caller adds to a report beyond the judgement.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Extras {
-    /// Run metadata (branches, URLs, duration, seed …); an object is shown as a key/value table.
-    pub run: Option<Value>,
-    /// A deploy summary (e.g. the Ansible play recap per host); an object is shown as a key/value table.
-    pub deploy: Option<Value>,
+    /// Run metadata, shown as a key/value table.
+    pub run: Option<RunInfo>,
+    /// The deploy's summary (per host, role and failure, counts as numbers), shown as a key/value table.
+    pub deploy: Option<DeploySummary>,
+}
+
+/// The `run` section: the canary's typed [`RunSummary`], or another caller's object of values (e.g.
+/// `pipeline analyze --prometheus`: the source, the window and the queries).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RunInfo {
+    Canary(Box<RunSummary>),
+    Other(Value),
+}
+
+impl RunInfo {
+    fn rows(&self) -> Vec<(String, String)> {
+        match self {
+            RunInfo::Canary(s) => s.rows(),
+            RunInfo::Other(v) => rows_of(v),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +95,9 @@ struct Document<'a> {
     #[serde(flatten)]
     judgement: &'a Judgement,
     #[serde(skip_serializing_if = "Option::is_none")]
-    run: Option<&'a Value>,
+    run: Option<&'a RunInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    deploy: Option<&'a Value>,
+    deploy: Option<&'a DeploySummary>,
 }
 
 /// The `report.json` text (pretty-printed, trailing newline).
@@ -375,8 +396,12 @@ fn view(j: &Judgement, extras: &Extras, with_charts: bool) -> View {
             num(j.config.marginal_score)
         ),
         ci_label: format!("{}% CI", num(j.config.confidence * 100.0)),
-        run: extras.run.as_ref().map(rows_of).unwrap_or_default(),
-        deploy: extras.deploy.as_ref().map(rows_of).unwrap_or_default(),
+        run: extras.run.as_ref().map(RunInfo::rows).unwrap_or_default(),
+        deploy: extras
+            .deploy
+            .as_ref()
+            .map(DeploySummary::rows)
+            .unwrap_or_default(),
         metrics: j.metrics.iter().map(|m| metric_view(m, with_charts)).collect(),
         sequential: sequential::summary(j),
         looks: j
@@ -560,7 +585,9 @@ mod tests {
         let j = sample();
         let mut out = Vec::new();
         let extras = Extras {
-            run: Some(serde_json::json!({"baseline": "master", "canary": "broken"})),
+            run: Some(RunInfo::Other(
+                serde_json::json!({"baseline": "master", "canary": "broken"}),
+            )),
             deploy: None,
         };
         print_terminal(&mut out, &j, &extras).unwrap();

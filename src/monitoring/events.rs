@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::commands::monitor::MONITOR_GROUP;
-use crate::commands::monitor_access::{DASHBOARD_SECRET, DASHBOARD_USER};
 use crate::inventory::Inventory;
+use crate::monitoring::access::{DASHBOARD_SECRET, DASHBOARD_USER};
+use crate::monitoring::MONITOR_GROUP;
 use crate::ui::Ui;
 
 /// One event to record.
@@ -156,10 +156,11 @@ pub async fn record(inventory_path: &Path, state_dir: &Path, ui: &Ui, event: &Ev
     } else {
         address
     };
-    let password = std::fs::read_to_string(state_dir.join("secrets").join(DASHBOARD_SECRET))
-        .ok()
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty());
+    let password =
+        std::fs::read_to_string(crate::deploy::secrets::path(state_dir, DASHBOARD_SECRET))
+            .ok()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty());
     let login = password.as_deref().map(|p| (DASHBOARD_USER, p));
     match push(&format!("http://{host}"), login, event).await {
         Ok(()) => ui.info(format!(

@@ -1,0 +1,261 @@
+//! Deploying an app: [`DeploySettings`] (what the user asked for, resolved by the command layer) become one
+//! [`PlaybookRun`] of the app's entry playbook, with the variables the tool computes ([`tool_vars`]: the
+//! source, the artifact, generated secrets, mail settings from the environment) below `[deploy.vars]`,
+//! below `-e`. [`Deployment::urls`] says where the app answers, from the run's final variables.
+//!
+//! - [`source`]: where the code comes from, and local checkouts shipped as git bundles.
+//! - [`secrets`]: passwords generated once into `<state_dir>/secrets/`.
+//! - [`vars`]: `-e` parsing and `[deploy.vars]` TOML → JSON.
+
+pub mod secrets;
+pub mod source;
+pub mod vars;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::ansible::PlaybookRun;
+use crate::apps::{App, AppError};
+use crate::inventory::InventoryHost;
+pub use secrets::{secret, SecretError};
+pub use source::{BundleError, Source};
+pub use vars::parse_extra_var;
+
+/// `[deploy]` in pipeline.toml.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    /// Hosts Ansible configures in parallel (default 10).
+    pub forks: Option<u32>,
+    /// SSH connection timeout in seconds (default 30).
+    pub ssh_timeout: Option<u32>,
+    /// Role variables for every deploy; -e overrides them.
+    pub vars: Option<toml::Table>,
+}
+
+impl DeploySection {
+    /// `[deploy.vars]` as JSON (empty when absent).
+    pub fn vars_json(&self) -> Map<String, Value> {
+        self.vars
+            .clone()
+            .map(vars::table_to_json)
+            .unwrap_or_default()
+    }
+}
+
+/// One deploy, as the user asked for it.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    pub app: App,
+    pub inventory: PathBuf,
+    /// `--source` as given (classified by [`Source::classify`]).
+    pub source: Option<String>,
+    pub git_ref: Option<String>,
+    pub artifact: Option<PathBuf>,
+    pub forks: Option<u32>,
+    pub ssh_timeout: Option<u32>,
+    /// `[deploy.vars]`.
+    pub config_vars: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0}")]
+    BadSource(String),
+    #[error("--artifact is for iTrust only (checkbox.io is deployed from --source)")]
+    ArtifactNotItrust,
+    #[error("--artifact {0}: no such file")]
+    NoArtifact(PathBuf),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl DeployError {
+    /// Whether the user fixes it by changing what they passed (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            DeployError::BadSource(_)
+                | DeployError::ArtifactNotItrust
+                | DeployError::NoArtifact(_)
+                | DeployError::App(_)
+        )
+    }
+}
+
+/// The variables the tool computes for the app (sources, artifact, generated secrets, mail settings).
+pub fn tool_vars(s: &DeploySettings, state_dir: &Path) -> Result<Map<String, Value>, DeployError> {
+    let app = s.app;
+    let key = app.key();
+    let mut vars = Map::new();
+    let version_var = format!("{key}_source_version");
+    match Source::classify(s.source.as_deref(), Path::is_dir).map_err(DeployError::BadSource)? {
+        Source::Default => {}
+        Source::Url(url) => {
+            vars.insert(format!("{key}_source_repo"), url.into());
+        }
+        Source::Local(path) => {
+            let (bundle, commit) =
+                source::bundle_local_source(&path, s.git_ref.as_deref(), app, state_dir)?;
+            vars.insert(
+                format!("{key}_source_bundle"),
+                bundle.display().to_string().into(),
+            );
+            vars.insert(version_var.clone(), commit.into());
+        }
+    }
+    if let Some(r) = &s.git_ref {
+        vars.entry(version_var).or_insert_with(|| r.clone().into());
+    }
+    if let Some(war) = &s.artifact {
+        if app != App::Itrust {
+            return Err(DeployError::ArtifactNotItrust);
+        }
+        let abs = std::fs::canonicalize(war)
+            .ok()
+            .filter(|p| p.is_file())
+            .ok_or_else(|| DeployError::NoArtifact(war.clone()))?;
+        vars.insert("itrust_artifact".into(), abs.display().to_string().into());
+    }
+    for (var, name) in app.secrets() {
+        vars.insert((*var).into(), secret(state_dir, name)?.into());
+    }
+    for (var, env) in app.env_vars() {
+        if let Ok(v) = std::env::var(env) {
+            vars.insert((*var).into(), v.into());
+        }
+    }
+    Ok(vars)
+}
+
+/// A deploy ready to run: the playbook run (apply `-e`, check mode and roles to it, then call
+/// [`Deployment::finalize`]) and what the report and the dashboard event say about it.
+#[derive(Debug)]
+pub struct Deployment {
+    pub app: App,
+    pub run: PlaybookRun,
+    /// What is deployed: the WAR's file name, the commit or ref, or `default`.
+    pub version: String,
+}
+
+/// Builds the run for `s`: tool-computed variables < `[deploy.vars]`; forks and SSH timeout.
+pub fn prepare(s: &DeploySettings, state_dir: &Path) -> Result<Deployment, DeployError> {
+    let app = s.app;
+    let mut vars = tool_vars(s, state_dir)?;
+    vars.extend(s.config_vars.clone());
+    let version = match (
+        &s.artifact,
+        vars.get(&format!("{}_source_version", app.key())),
+    ) {
+        (Some(war), _) => war
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, Some(Value::String(v))) => v.clone(),
+        _ => "default".to_string(),
+    };
+    let mut run = PlaybookRun::new(app.run_name(), app.playbook(), &s.inventory, state_dir);
+    run.extra_vars = vars;
+    if let Some(f) = s.forks {
+        run.forks = f;
+    }
+    if let Some(t) = s.ssh_timeout {
+        run.ssh_timeout_secs = t;
+    }
+    Ok(Deployment { app, run, version })
+}
+
+impl Deployment {
+    /// Sets what the static entry playbook reads, after `-e` (the tool owns these), and checks the
+    /// variables the printed URLs come from.
+    pub fn finalize(&mut self) -> Result<(), DeployError> {
+        let vars = &mut self.run.extra_vars;
+        vars.insert("pipeline_hosts".into(), self.app.key().into());
+        vars.insert("pipeline_app".into(), self.app.display().into());
+        self.app.endpoint(vars)?;
+        Ok(())
+    }
+
+    /// Where the app answers on each host: the host's inventory variables (host, group and `group_vars/`
+    /// values, as Ansible resolves them) overridden by the run's variables, as in Ansible's precedence.
+    pub fn urls(&self, hosts: &[InventoryHost]) -> Result<Vec<(String, String)>, AppError> {
+        hosts
+            .iter()
+            .map(|h| {
+                let mut vars: Map<String, Value> = h
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                vars.extend(self.run.extra_vars.clone());
+                let endpoint = self.app.endpoint(&vars)?;
+                Ok((h.name.clone(), endpoint.url(h.address(), false)))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, app: App) -> DeploySettings {
+        DeploySettings {
+            app,
+            inventory: dir.join("inventory.ini"),
+            source: None,
+            git_ref: Some("v2".into()),
+            artifact: None,
+            forks: Some(3),
+            ssh_timeout: None,
+            config_vars: Map::from_iter([("itrust_port".to_string(), Value::from(9000))]),
+        }
+    }
+
+    #[test]
+    fn config_vars_win_over_tool_vars_and_urls_follow_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = prepare(&settings(dir.path(), App::Itrust), dir.path()).unwrap();
+        assert_eq!(d.version, "v2");
+        assert_eq!(d.run.forks, 3);
+        assert_eq!(d.run.playbook, "deploy-itrust.yml");
+        assert_eq!(
+            d.run.extra_vars["itrust_db_password"]
+                .as_str()
+                .unwrap()
+                .len(),
+            24
+        );
+        d.finalize().unwrap();
+        assert_eq!(d.run.extra_vars["pipeline_hosts"], "itrust");
+        let host = InventoryHost {
+            name: "web".into(),
+            vars: [("ansible_host".to_string(), "10.0.0.1".to_string())].into(),
+        };
+        assert_eq!(
+            d.urls(std::slice::from_ref(&host)).unwrap(),
+            vec![(
+                "web".to_string(),
+                "http://10.0.0.1:9000/iTrust2".to_string()
+            )]
+        );
+        d.run.extra_vars.insert("itrust_port".into(), "x".into());
+        assert!(d.finalize().unwrap_err().is_usage());
+    }
+
+    #[test]
+    fn artifact_is_for_itrust_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), App::Checkbox);
+        s.artifact = Some(dir.path().join("x.war"));
+        assert!(matches!(
+            prepare(&s, dir.path()),
+            Err(DeployError::ArtifactNotItrust)
+        ));
+    }
+}
