@@ -1,13 +1,11 @@
-//! `pipeline prod` on DigitalOcean under faults, against the fake API (tests/support/fake_do.rs): two `up`s
+//! `pipeline prod` on DigitalOcean under faults, against the fake API (tests/it/support/fake_do.rs): two `up`s
 //! at once, a duplicate made by a concurrent create elsewhere, an API outage during the waits, and a closed
 //! stdout/stderr.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
-use support::fake_do::{FakeDo, Fault};
-use support::{Work, TOKEN};
+use crate::support::fake_do::{FakeDo, Fault};
+use crate::support::{Work, TOKEN};
 
 #[test]
 fn two_concurrent_ups_make_exactly_three_droplets() {

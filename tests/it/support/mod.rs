@@ -1,8 +1,6 @@
 //! Shared harness for CLI tests: a scratch working directory with its own HOME and SSH key, and a way to run
 //! the real `pipeline` binary in it with a clean environment.
 
-#![allow(dead_code)]
-
 pub mod fake_do;
 
 use std::path::{Path, PathBuf};
