@@ -3,15 +3,13 @@
 //! re-judging, report files, and the `[judge]` config section.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
 fn pipeline(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    crate::support::pipeline(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
         .output()
         .expect("run pipeline")
 }
@@ -197,9 +195,8 @@ fn missing_file_is_a_runtime_error_exit_1() {
 fn stdin_input_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_input(dir.path(), "s.json", &healthy(100));
-    let o = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let o = crate::support::pipeline(dir.path())
         .args(["analyze", "--json", "-"])
-        .current_dir(dir.path())
         .stdin(std::fs::File::open(&f).unwrap())
         .output()
         .unwrap();

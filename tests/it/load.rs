@@ -463,7 +463,8 @@ fn cli_json_has_the_documented_shape() {
         };
         response(status, "tea")
     }));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args([
             "load",
             &format!("http://{addr}/"),
@@ -497,13 +498,15 @@ fn cli_json_has_the_documented_shape() {
 
 #[test]
 fn cli_rejects_bad_arguments_with_usage_exit_code() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "https://127.0.0.1/", "-n", "1"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("https is not supported"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "http://127.0.0.1:1/", "-c", "0", "-n", "1"])
         .output()
         .unwrap();
@@ -530,7 +533,8 @@ fn an_invalid_port_is_a_usage_error_not_port_80() {
     ] {
         LoadPlan::new(url).unwrap_or_else(|e| panic!("{url}: {e}"));
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "http://127.0.0.1:99999/", "-n", "1"])
         .output()
         .unwrap();
@@ -542,7 +546,8 @@ fn an_invalid_port_is_a_usage_error_not_port_80() {
 
 #[test]
 fn a_missing_body_file_is_a_usage_error() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args([
             "load",
             "http://127.0.0.1:9/",
@@ -563,7 +568,8 @@ fn a_missing_body_file_is_a_usage_error() {
 
 #[test]
 fn an_error_cause_is_printed_once() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "http://no-such-host.invalid/", "-n", "1"])
         .output()
         .unwrap();

@@ -2,7 +2,7 @@
 //! at once, a duplicate made by a concurrent create elsewhere, an API outage during the waits, and a closed
 //! stdout/stderr.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::support::fake_do::{FakeDo, Fault};
 use crate::support::{Work, TOKEN};
@@ -123,12 +123,9 @@ fn an_api_outage_while_down_waits_for_the_deletes_is_waited_out() {
 fn prod_up_with_stdout_and_stderr_a_closed_pipe_does_not_panic_and_writes_the_inventory() {
     let fake = FakeDo::start(TOKEN);
     let work = Work::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let mut child = work
+        .command()
         .args(["prod", "up", "--wait", "active"])
-        .current_dir(work.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &work.home)
         .env("DIGITALOCEAN_API_URL", &fake.url)
         .env("DIGITALOCEAN_TOKEN", TOKEN)
         .stdout(Stdio::piped())
