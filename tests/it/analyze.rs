@@ -7,6 +7,8 @@ use std::process::Output;
 
 use serde_json::{json, Value};
 
+use crate::shared::report_schema::{assert_valid, violations};
+
 fn pipeline(args: &[&str], dir: &Path) -> Output {
     crate::support::pipeline(dir)
         .args(args)
@@ -230,6 +232,7 @@ fn rejudging_writes_byte_identical_reports() {
         a, b,
         "report files differ between two judgements of the same input"
     );
+    assert_valid(&serde_json::from_slice(&a[0]).unwrap());
     // --json prints the same document that report.json holds.
     let o = pipeline(&["analyze", "--json", f.to_str().unwrap()], dir.path());
     assert_eq!(o.stdout, a[0]);
@@ -237,89 +240,15 @@ fn rejudging_writes_byte_identical_reports() {
 
 // ---- report.json against its JSON Schema ----
 
-/// Validates `v` against the subset of JSON Schema the report schema uses: `type` (string or list),
-/// `enum`, `required`, `properties`, `additionalProperties: false`, `items`, local `$ref`.
-fn validate(schema: &Value, root: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let name = r.strip_prefix("#/$defs/").expect("local $ref");
-        return validate(&root["$defs"][name], root, v, path, errors);
-    }
-    if let Some(t) = schema.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => panic!("bad type in schema at {path}"),
-        };
-        let ok = types.iter().any(|t| match *t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "number" => v.is_number(),
-            "integer" => v.is_u64() || v.is_i64(),
-            "boolean" => v.is_boolean(),
-            "null" => v.is_null(),
-            other => panic!("unknown type {other}"),
-        });
-        if !ok {
-            errors.push(format!("{path}: {v} is not of type {types:?}"));
-            return;
-        }
-    }
-    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        if !e.contains(v) {
-            errors.push(format!("{path}: {v} not in {e:?}"));
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        for req in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if !obj.contains_key(req.as_str().unwrap()) {
-                errors.push(format!("{path}: missing required field {req}"));
-            }
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        for (k, val) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => validate(s, root, val, &format!("{path}.{k}"), errors),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{path}: field `{k}` is not in the schema"))
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
-        for (i, item) in arr.iter().enumerate() {
-            validate(items, root, item, &format!("{path}[{i}]"), errors);
-        }
-    }
-}
-
-fn schema() -> Value {
-    serde_json::from_str(pipeline::canary::report::JSON_SCHEMA).unwrap()
-}
-
 #[test]
 fn schema_validator_rejects_wrong_types_and_unknown_fields() {
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(
-        &s,
-        &s,
-        &json!({"verdict": "MAYBE", "score": "high", "extra": 1}),
-        "$",
-        &mut errors,
-    );
+    let errors = violations(&json!({"verdict": "MAYBE", "score": "high", "extra": 1}));
     let all = errors.join("\n");
     for needle in [
         "MAYBE",
         "\"high\"",
         "extra",
-        "missing required field \"metrics\"",
+        "\"metrics\" is a required property",
     ] {
         assert!(all.contains(needle), "{needle} not reported in:\n{all}");
     }
@@ -338,14 +267,7 @@ fn report_json_follows_its_schema_for_every_classification() {
     let o = pipeline(&["analyze", "--json", f.to_str().unwrap()], dir.path());
     assert_eq!(code(&o), 4, "{}", text(&o.stderr));
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(&s, &s, &report, "$", &mut errors);
-    assert!(
-        errors.is_empty(),
-        "schema violations:\n{}",
-        errors.join("\n")
-    );
+    assert_valid(&report);
     let classes: Vec<&str> = report["metrics"]
         .as_array()
         .unwrap()
@@ -387,14 +309,7 @@ fn samples_near_the_f64_limits_give_a_schema_valid_report_without_inf_or_nan() {
     let out = text(&o.stdout);
     assert!(!out.contains("inf") && !out.contains("NaN"), "{out}");
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(&s, &s, &report, "$", &mut errors);
-    assert!(
-        errors.is_empty(),
-        "schema violations:\n{}",
-        errors.join("\n")
-    );
+    assert_valid(&report);
     for m in report["metrics"].as_array().unwrap() {
         for arm in ["baseline", "canary"] {
             for k in ["mean", "min", "p50", "max"] {

@@ -97,6 +97,9 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
         deploy: Some(serde_json::json!({"blue": {"ok": 12, "changed": 3, "failed": 0}})),
     };
     let files = report::write_all(&dir, &j, &extras).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
+    crate::shared::report_schema::assert_valid(&json);
 
     // 1. The report itself: no console output at all, and the DOM holds the charts.
     let mut browser = Browser::launch();

@@ -1,8 +1,9 @@
 //! Helpers shared by the monitoring tests (`tests/it/monitor_dashboard.rs` on loopback and `tests/e2e/monitor.rs`
-//! on sandbox hosts): a headless-Chromium driver, a plain HTTP GET, the page's card state, and where
+//! on sandbox hosts): a headless-Chromium driver, the report schema check, a plain HTTP GET, the page's card state, and where
 //! screenshots go.
 
 pub mod browser;
+pub mod report_schema;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
