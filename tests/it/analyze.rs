@@ -326,3 +326,42 @@ fn samples_near_the_f64_limits_give_a_schema_valid_report_without_inf_or_nan() {
     let t = text(&text_out.stdout);
     assert!(!t.contains("inf") && !t.contains("NaN"), "{t}");
 }
+
+// ---- what people read: the terminal judge table and report.md, as insta snapshots ----
+
+/// A judgement with a High, a Pass and a Low metric (deterministic input, so the numbers are exact).
+fn mixed(dir: &Path) -> PathBuf {
+    let mut v = healthy(400);
+    v["metrics"][0]["canary"] = json!(spread(400, 30.0, 3)); // High
+    v["metrics"][2]["canary"] = json!(vec![100.0; 400]); // Low
+    write_input(dir, "s.json", &v)
+}
+
+#[test]
+fn the_terminal_judge_table_keeps_its_wording_and_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = mixed(dir.path());
+    let o = pipeline(&["--quiet", "analyze", f.to_str().unwrap()], dir.path());
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    crate::support::snapshot_settings(dir.path())
+        .bind(|| insta::assert_snapshot!("judge_table", text(&o.stdout)));
+}
+
+#[test]
+fn report_md_keeps_its_wording_and_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = mixed(dir.path());
+    let o = pipeline(
+        &[
+            "--quiet",
+            "analyze",
+            "--report-dir",
+            "out",
+            f.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    crate::support::snapshot_settings(dir.path()).bind(|| insta::assert_snapshot!("report_md", md));
+}

@@ -587,3 +587,33 @@ fn an_error_cause_is_printed_once() {
         .unwrap();
     assert_eq!(stderr.matches(reason).count(), 1, "{stderr}");
 }
+
+#[test]
+fn the_load_summary_keeps_its_wording_and_layout() {
+    // 50 requests on one connection to a server that always answers 200 "tea": the counts are exact, the
+    // timings vary and are scrubbed to placeholders.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(serve(true, |_req: Request<Incoming>| async move {
+        response(200, "tea")
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
+        .args(["load", &format!("http://{addr}/"), "-c", "1", "-n", "50"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut settings = crate::support::snapshot_settings(dir.path());
+    // Measured numbers: the run's duration and rate (with thousands separators) and the latencies.
+    settings.add_filter(r"\d[\d,]*(\.\d+)? ?(s|req/s)\b", "[N $2]");
+    settings.add_filter(r"\b(min|p50|p90|p99|p99\.9|max|mean) \d+(\.\d+)?", "$1 [N]");
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            "load_summary",
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        )
+    });
+}

@@ -11,6 +11,7 @@ mod support;
 mod analyze;
 mod analyze_prometheus;
 mod canary_cgroup;
+mod cli_help;
 mod deploy;
 mod load;
 mod monitor_dashboard;

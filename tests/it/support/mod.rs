@@ -145,3 +145,27 @@ impl Work {
         out
     }
 }
+
+/// Snapshot settings for what people read (insta): temporary paths, loopback ports, durations, rates,
+/// timestamps and the crate version are replaced by placeholders so only wording and layout are pinned.
+pub fn snapshot_settings(temp: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    let temp = temp.display().to_string();
+    settings.add_filter(&regex_escape(&temp), "[TMP]");
+    settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]");
+    settings.add_filter(&regex_escape(env!("CARGO_PKG_VERSION")), "[VERSION]");
+    settings.add_filter(r"\b(127\.0\.0\.1|localhost):\d+", "$1:[PORT]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?", "[TIMESTAMP]");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
