@@ -17,6 +17,7 @@ packages=(
   ca-certificates curl git openssh-client iproute2 nftables
   systemd-container debootstrap          # the local sandbox: nspawn hosts built from a Debian base
   nginx wrk                              # loopback load-test target and the wrk comparison
+  nodejs npm                             # runs the preview-service stand-in in its loopback test
   chromium                               # headless checks of the HTML report and the dashboard
   prometheus prometheus-node-exporter prometheus-blackbox-exporter  # real Prometheus for the dashboard test
   prometheus-alertmanager prometheus-pushgateway  # alerts and deploy events in the dashboard test

@@ -7,12 +7,18 @@
 //! (0/1, 1 %), response size (normal around 5 kB, decrease fails). Every run draws from a SplitMix64/xoshiro
 //! generator seeded by the scenario and run number, so results never change between machines or runs.
 //!
-//! Sizes: `cargo test` (debug) runs 200 A/A runs at 2,000 per arm and 40 runs per fault at 10,000 per arm;
-//! the release run in scripts/test.sh (`cargo test --release --test judge_simulation`) runs 1,000 A/A runs
-//! and 200 runs per fault, all at 10,000 per arm.
+//! Sequential (20 looks over a 60 s window, samples spread evenly): A/A ≤ 2 % not PASS; each standard
+//! fault detected in ≥ 99 % of runs with the median stop at most half the window; a canary answering only
+//! 5xx FAILs at the first look with min_samples per arm. Shape: a bimodal change with the same median and
+//! p99 detected in ≥ 95 % of runs. Power: the MDE shrinks like 1/√n.
+//!
+//! Sizes: `cargo test` (debug) runs 200 A/A runs at 2,000 per arm and 40 runs per fault at 10,000 per arm
+//! (sequential: 40 A/A runs at 1,000 per arm, 20 per fault); the release run in scripts/test.sh
+//! (`cargo test --release --test judge_simulation`) runs 1,000 A/A runs and 200 runs per fault, all at
+//! 10,000 per arm (sequential: 500 A/A runs, 200 per fault; shape: 200 runs).
 
 use pipeline::canary::judge::{
-    judge, Classification, FailOn, JudgeConfig, JudgeInput, MetricInput, Verdict,
+    judge, sequential, Classification, FailOn, JudgeConfig, JudgeInput, MetricInput, Verdict,
 };
 
 /// xoshiro256** seeded through SplitMix64.
@@ -60,6 +66,10 @@ impl Rng {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Fault {
     None,
+    /// Every canary request answers 5xx.
+    AllErrors,
+    /// Same median and p99, bimodal shape: half ×e^−0.4, half ×e^0.4 of a log-normal with σ_log 0.372.
+    Bimodal,
     MedianPlus10,
     Errors3Percent,
     SlowTail,
@@ -69,6 +79,10 @@ fn arm(rng: &mut Rng, n: usize, fault: Fault) -> (Vec<f64>, Vec<f64>, Vec<f64>) 
     let latency = (0..n)
         .map(|_| {
             let mut v = 20.0 * (0.5 * rng.normal()).exp();
+            if fault == Fault::Bimodal {
+                let mode = if rng.uniform() < 0.5 { -0.4 } else { 0.4 };
+                v = 20.0 * (mode + BIMODAL_SIGMA * rng.normal()).exp();
+            }
             match fault {
                 Fault::MedianPlus10 => v *= 1.10,
                 Fault::SlowTail if rng.uniform() < 0.02 => v *= 10.0,
@@ -77,10 +91,10 @@ fn arm(rng: &mut Rng, n: usize, fault: Fault) -> (Vec<f64>, Vec<f64>, Vec<f64>) 
             v
         })
         .collect();
-    let p_error = if fault == Fault::Errors3Percent {
-        0.03
-    } else {
-        0.01
+    let p_error = match fault {
+        Fault::Errors3Percent => 0.03,
+        Fault::AllErrors => 1.0,
+        _ => 0.01,
     };
     let errors = (0..n)
         .map(|_| (rng.uniform() < p_error) as u8 as f64)
@@ -91,20 +105,55 @@ fn arm(rng: &mut Rng, n: usize, fault: Fault) -> (Vec<f64>, Vec<f64>, Vec<f64>) 
     (latency, errors, size)
 }
 
-fn run(seed: u64, n: usize, fault: Fault) -> pipeline::canary::judge::Judgement {
+/// σ_log of the bimodal fault's components: 0.5·Φ((z99·0.5 + 0.4)/σ) + 0.5·Φ((z99·0.5 − 0.4)/σ) = 0.99,
+/// so the p99 (and, by symmetry, the median) stays where the baseline's is.
+const BIMODAL_SIGMA: f64 = 0.372;
+
+fn input(seed: u64, n: usize, fault: Fault) -> JudgeInput {
     let mut rng = Rng::new(seed);
     let (bl, be, bs) = arm(&mut rng, n, Fault::None);
     let (cl, ce, cs) = arm(&mut rng, n, fault);
     let mut errors = MetricInput::new("error_rate", FailOn::Increase, be, ce);
     errors.critical = true;
-    let input = JudgeInput {
+    JudgeInput {
         metrics: vec![
             MetricInput::new("latency_ms", FailOn::Increase, bl, cl),
             errors,
             MetricInput::new("response_bytes", FailOn::Decrease, bs, cs),
         ],
-    };
-    judge(&input, &JudgeConfig::default()).expect("valid input")
+        unanswered: None,
+    }
+}
+
+fn run(seed: u64, n: usize, fault: Fault) -> pipeline::canary::judge::Judgement {
+    judge(&input(seed, n, fault), &JudgeConfig::default()).expect("valid input")
+}
+
+/// The window of the sequential simulations and the time between looks: 20 looks.
+const WINDOW_S: f64 = 60.0;
+const LOOK_EVERY_S: f64 = 3.0;
+
+/// `input` with the samples of each arm spread evenly over the window (sample i at (i + 1)·W/n).
+fn timed(seed: u64, n: usize, fault: Fault) -> JudgeInput {
+    let mut input = input(seed, n, fault);
+    let times: Vec<f64> = (0..n)
+        .map(|i| (i + 1) as f64 * WINDOW_S / n as f64)
+        .collect();
+    for m in &mut input.metrics {
+        m.baseline_time_s = Some(times.clone());
+        m.canary_time_s = Some(times.clone());
+    }
+    input
+}
+
+fn sequential_run(seed: u64, n: usize, fault: Fault) -> pipeline::canary::judge::Judgement {
+    sequential::replay(
+        &timed(seed, n, fault),
+        &JudgeConfig::default(),
+        LOOK_EVERY_S,
+        true,
+    )
+    .expect("valid input")
 }
 
 fn release() -> bool {
@@ -162,4 +211,134 @@ fn error_rate_1_to_3_percent_is_detected_in_99_percent_of_runs() {
 #[test]
 fn two_percent_of_requests_10x_slower_is_detected_in_99_percent_of_runs() {
     detection(Fault::SlowTail, "latency_ms", 4_000_000);
+}
+
+#[test]
+fn sequential_a_a_over_20_looks_ends_in_pass_in_at_least_98_percent_of_runs() {
+    let (runs, n) = if release() {
+        (500, 10_000)
+    } else {
+        (40, 1_000)
+    };
+    let mut flagged = Vec::new();
+    for r in 0..runs {
+        let j = sequential_run(5_000_000 + r, n, Fault::None);
+        let s = j.sequential.as_ref().unwrap();
+        if !s.stopped_early {
+            assert_eq!(s.looks.len(), 20, "20 looks over the window");
+        }
+        if j.verdict != Verdict::Pass {
+            flagged.push((r, j.verdict, s.stopped_at_s));
+        }
+    }
+    let rate = flagged.len() as f64 / runs as f64;
+    eprintln!(
+        "sequential A/A: {} of {runs} runs at {n} per arm, 20 looks, not PASS ({:.2}%): {flagged:?}",
+        flagged.len(),
+        rate * 100.0
+    );
+    assert!(
+        rate <= 0.02,
+        "sequential A/A false-positive rate {rate} > 2%"
+    );
+}
+
+fn sequential_detection(fault: Fault, metric: &str, seed: u64) {
+    let runs = if release() { 200 } else { 20 };
+    let n = 10_000;
+    let mut missed = Vec::new();
+    let mut stops = Vec::new();
+    for r in 0..runs {
+        let j = sequential_run(seed + r, n, fault);
+        let m = j.metrics.iter().find(|m| m.name == metric).unwrap();
+        if m.classification != Classification::High || j.verdict == Verdict::Pass {
+            missed.push(r);
+        }
+        stops.push(j.sequential.unwrap().stopped_at_s);
+    }
+    stops.sort_by(f64::total_cmp);
+    let median = stops[stops.len() / 2];
+    let rate = 1.0 - missed.len() as f64 / runs as f64;
+    eprintln!(
+        "sequential {fault:?}: detected in {:.1}% of {runs} runs at {n} per arm (missed {missed:?}); stopped at median {median} s of {WINDOW_S} s (min {}, max {})",
+        rate * 100.0,
+        stops[0],
+        stops[stops.len() - 1]
+    );
+    assert!(rate >= 0.99, "{fault:?} detected in only {rate} of runs");
+    assert!(median <= WINDOW_S / 2.0, "median stop {median} s");
+}
+
+#[test]
+fn sequential_median_plus_10_percent_stops_early_and_is_detected() {
+    sequential_detection(Fault::MedianPlus10, "latency_ms", 6_000_000);
+}
+
+#[test]
+fn sequential_error_rate_1_to_3_percent_stops_early_and_is_detected() {
+    sequential_detection(Fault::Errors3Percent, "error_rate", 7_000_000);
+}
+
+#[test]
+fn sequential_slow_tail_stops_early_and_is_detected() {
+    sequential_detection(Fault::SlowTail, "latency_ms", 8_000_000);
+}
+
+#[test]
+fn a_canary_answering_only_5xx_fails_at_the_first_look_with_min_samples() {
+    // 600 per arm over 60 s: 50 per arm at the first look (5 s).
+    for r in 0..20 {
+        let mut input = input(9_000_000 + r, 600, Fault::AllErrors);
+        let times: Vec<f64> = (0..600).map(|i| (i + 1) as f64 * 0.1).collect();
+        for m in &mut input.metrics {
+            m.baseline_time_s = Some(times.clone());
+            m.canary_time_s = Some(times.clone());
+        }
+        let j = sequential::replay(&input, &JudgeConfig::default(), 5.0, true).unwrap();
+        let s = j.sequential.as_ref().unwrap();
+        assert_eq!(j.verdict, Verdict::Fail, "{}", j.reason);
+        assert_eq!(s.looks.len(), 1);
+        assert_eq!((s.looks[0].n.baseline, s.looks[0].n.canary), (50, 50));
+        assert_eq!(s.stopped_at_s, 5.0);
+        assert!(s.stopped_early);
+    }
+}
+
+#[test]
+fn bimodal_shape_change_with_same_median_and_p99_is_detected_in_95_percent_of_runs() {
+    let runs = if release() { 200 } else { 20 };
+    let n = 10_000;
+    let missed: Vec<u64> = (0..runs)
+        .filter(|r| {
+            let j = run(10_000_000 + r, n, Fault::Bimodal);
+            let m = j.metrics.iter().find(|m| m.name == "latency_ms").unwrap();
+            m.classification != Classification::High
+                || j.verdict == Verdict::Pass
+                || !m.shapes.iter().any(|s| s.flagged)
+        })
+        .collect();
+    let rate = 1.0 - missed.len() as f64 / runs as f64;
+    eprintln!(
+        "bimodal shape: detected in {:.1}% of {runs} runs at {n} per arm (missed {missed:?})",
+        rate * 100.0
+    );
+    assert!(rate >= 0.95, "shape change detected in only {rate} of runs");
+    // And it really is invisible to the location and tail tests.
+    let j = run(10_000_000, n, Fault::Bimodal);
+    let m = j.metrics.iter().find(|m| m.name == "latency_ms").unwrap();
+    assert!(!m.tails.iter().any(|t| t.flagged));
+}
+
+#[test]
+fn minimum_detectable_effect_shrinks_like_one_over_root_n() {
+    let mde = |n: usize| {
+        let j = run(11_000_000, n, Fault::None);
+        let m = j.metrics.iter().find(|m| m.name == "latency_ms").unwrap();
+        m.power.as_ref().unwrap().mde.unwrap()
+    };
+    let (a, b) = (mde(2_500), mde(10_000));
+    // Relative MDE on the log scale: ln(1 + mde) ∝ 1/√n, so 4× the samples halve it.
+    let ratio = (1.0 + a).ln() / (1.0 + b).ln();
+    eprintln!("MDE at 2,500 per arm {a:.4}, at 10,000 {b:.4}, ratio of log effects {ratio:.3}");
+    assert!((ratio - 2.0).abs() < 0.1, "{ratio}");
 }

@@ -1,6 +1,6 @@
 //! The bundled example apps, embedded in the binary so `pipeline demo` (and anyone without GitHub) runs from
 //! any directory: the preview service (`examples/preview-service`), made into a git repository with branches
-//! `master`, `broken` and `slow` by its own `make-repo.sh`; and the iTrust and checkbox.io stand-ins
+//! `master`, `broken`, `slow` and `hang` by its own `make-repo.sh`; and the iTrust and checkbox.io stand-ins
 //! (`examples/itrust-standin`, built into a WAR by its `build.sh`; `examples/checkbox-standin`, committed
 //! into a git repository).
 
@@ -14,11 +14,13 @@ static PREVIEW: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/preview-ser
 static ITRUST: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/itrust-standin");
 static CHECKBOX: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/checkbox-standin");
 
-/// The survey document the canary posts to `/preview` by default (`{"markdown": …}`, about 1.3 KB).
+/// The survey the canary posts to `/preview` by default, in checkbox.io's format: `{"markdown": …}` whose
+/// text starts with a JSON5 header (`{NumberQuestions:true}`) and a line of dashes, then the questions
+/// (about 1.3 KB, like the original service's `test/resources/survey.json`).
 pub const SURVEY_JSON: &str = include_str!("../../examples/preview-service/survey.json");
 
 /// Branches [`make_repo`] creates.
-pub const BRANCHES: [&str; 3] = ["master", "broken", "slow"];
+pub const BRANCHES: [&str; 4] = ["master", "broken", "slow", "hang"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExampleError {
@@ -117,7 +119,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn example_repository_has_the_three_branches_and_broken_renders_the_whole_body() {
+    fn example_repository_has_its_branches_and_broken_renders_the_whole_body() {
         let dir = tempfile::tempdir().unwrap();
         let repo = make_repo(&dir.path().join("preview")).unwrap();
         let git = |args: &[&str]| {
@@ -132,11 +134,12 @@ mod tests {
         let branches = git(&["for-each-ref", "--format=%(refname:short)", "refs/heads"]);
         assert_eq!(
             branches.lines().collect::<Vec<_>>(),
-            vec!["broken", "master", "slow"]
+            vec!["broken", "hang", "master", "slow"]
         );
         assert!(git(&["show", "master:index.js"]).contains("render(req.body.markdown)"));
         assert!(git(&["show", "broken:index.js"]).contains("render(req.body)"));
         assert!(git(&["show", "slow:index.js"]).contains("setTimeout"));
+        assert!(git(&["show", "hang:index.js"]).contains("app.post('/preview', () => {});"));
         // Re-creating gives the same commits.
         let first = git(&["rev-parse", "broken"]);
         make_repo(&repo).unwrap();
@@ -160,10 +163,14 @@ mod tests {
     }
 
     #[test]
-    fn survey_payload_is_a_markdown_document_of_about_1_3_kb() {
+    fn survey_payload_is_a_checkbox_survey_with_its_json5_header_of_about_1_3_kb() {
         let v: serde_json::Value = serde_json::from_str(SURVEY_JSON).unwrap();
         let md = v["markdown"].as_str().unwrap();
-        assert!(md.starts_with("# "));
+        let mut lines = md.lines();
+        assert_eq!(lines.next(), Some(""));
+        assert_eq!(lines.next(), Some("{NumberQuestions:true}"));
+        assert!(lines.next().unwrap().starts_with("---"));
+        assert!(md.contains("\n### "), "questions are level-3 headings");
         assert!((1000..2000).contains(&SURVEY_JSON.len()));
     }
 }

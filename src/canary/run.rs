@@ -24,6 +24,13 @@ pub const SERVICE_PORT: u16 = 3000;
 pub const NODE_EXPORTER_PORT: u16 = 9100;
 pub const PROXY_PORT: u16 = 80;
 
+/// Per-request timeout of the health checks and the load. The split proxy's timeouts towards an arm
+/// (`canary_proxy_*_timeout` in roles/canary_proxy, [`PROXY_TIMEOUT`]) are shorter, so a hung arm is
+/// answered by the proxy (504, tagged with the arm) before the client gives up: every request is attributed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The proxy's connect/send/read timeouts towards an arm (the role's defaults).
+pub const PROXY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The static entry playbook of a run (`playbooks/canary.yml`).
 pub const PLAYBOOK: &str = "canary.yml";
 
@@ -188,6 +195,14 @@ pub enum HealthError {
         branch: String,
         reason: String,
     },
+    #[error("the {arm} arm ({host}, branch {branch}) answered the load's request with HTTP {status} before the load started, so there is nothing to compare the canary with (the baseline must answer 2xx); its answer began: {body_start:?}\n(check the request body (--body-file, --content-type) against the service, or the service on {host} with `pm2 logs`; `--keep` keeps the hosts)")]
+    BaselineUnhealthy {
+        arm: String,
+        host: String,
+        branch: String,
+        status: u16,
+        body_start: String,
+    },
     #[error("the split proxy at {url} does not route to both arms after {attempts} requests (saw: {seen}): {reason}")]
     Proxy {
         url: String,
@@ -197,11 +212,12 @@ pub enum HealthError {
     },
 }
 
+/// Sends `probe` to `url`; on failure, whether it was the connection that failed, and why.
 async fn send(
     client: &reqwest::Client,
     url: &str,
     probe: &Probe,
-) -> Result<reqwest::Response, String> {
+) -> Result<reqwest::Response, (bool, String)> {
     let mut req = client
         .request(probe.method.clone(), url)
         .body(probe.body.clone());
@@ -215,35 +231,73 @@ async fn send(
             msg = format!("{msg}: {s}");
             src = s.source();
         }
-        msg
+        (e.is_connect(), msg)
     })
 }
 
-/// Sends `probe` to `url` until any HTTP status comes back (a 500 is the canary's business, judged later;
-/// no answer at all is not), retrying every half second until `patience` runs out.
+/// How many bytes of an answer's body a health message quotes.
+pub const BODY_START_BYTES: usize = 120;
+
+/// An answer to the probe: its status and the first [`BODY_START_BYTES`] of its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body_start: String,
+}
+
+impl Answer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// The first `max` bytes of `body` as text (cut at a character boundary, `…` when cut).
+pub fn body_start(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(max)]).into_owned();
+    let text = text.trim_end_matches('\u{fffd}').to_string();
+    if body.len() > max {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+/// Sends `probe` to `url` until an HTTP answer comes back. Only a refused or failed connection (the
+/// service is not listening yet) is retried, every half second until `patience` runs out; a service that
+/// accepts the request and never answers (the client's timeout) is reported at once.
 pub async fn wait_for_answer(
     client: &reqwest::Client,
     url: &str,
     probe: &Probe,
     patience: Duration,
-) -> Result<u16, String> {
+) -> Result<Answer, String> {
     let deadline = Instant::now() + patience;
     loop {
         match send(client, url, probe).await {
-            Ok(resp) => return Ok(resp.status().as_u16()),
-            Err(reason) if Instant::now() >= deadline => return Err(format!("{url}: {reason}")),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp.bytes().await.unwrap_or_default();
+                return Ok(Answer {
+                    status,
+                    body_start: body_start(&body, BODY_START_BYTES),
+                });
+            }
+            Err((connect, reason)) if !connect || Instant::now() >= deadline => {
+                return Err(format!("{url}: {reason}"))
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
 }
 
-/// Checks that `arm` answers `probe` directly (bypassing the proxy); see [`wait_for_answer`].
+/// Checks that `arm` answers `probe` directly (bypassing the proxy); see [`wait_for_answer`]. Any status
+/// will do (the canary's 500 is data for the judge); use [`check_baseline`] for the baseline.
 pub async fn check_arm(
     client: &reqwest::Client,
     arm: &ArmDeploy,
     probe: &Probe,
     patience: Duration,
-) -> Result<u16, HealthError> {
+) -> Result<Answer, HealthError> {
     wait_for_answer(client, &arm.url(&probe.path), probe, patience)
         .await
         .map_err(|reason| HealthError::ArmDown {
@@ -252,6 +306,33 @@ pub async fn check_arm(
             branch: arm.branch.clone(),
             reason,
         })
+}
+
+/// Checks that the baseline answers `probe` directly with a 2xx: a baseline that fails the load's own
+/// request is no reference to judge a canary against.
+pub async fn check_baseline(
+    client: &reqwest::Client,
+    arm: &ArmDeploy,
+    probe: &Probe,
+    patience: Duration,
+) -> Result<Answer, HealthError> {
+    let answer = check_arm(client, arm, probe, patience).await?;
+    require_success(arm, answer)
+}
+
+/// The baseline's health rule: its answer must be a 2xx.
+pub fn require_success(arm: &ArmDeploy, answer: Answer) -> Result<Answer, HealthError> {
+    if answer.is_success() {
+        Ok(answer)
+    } else {
+        Err(HealthError::BaselineUnhealthy {
+            arm: arm.label.clone(),
+            host: arm.host.clone(),
+            branch: arm.branch.clone(),
+            status: answer.status,
+            body_start: answer.body_start,
+        })
+    }
 }
 
 /// Sends `probe` through the proxy until responses from both arms have been seen (tagged with
@@ -286,7 +367,7 @@ pub async fn check_proxy(
                     return Ok(());
                 }
             }
-            Err(e) => reason = e,
+            Err((_, e)) => reason = e,
         }
     }
     Err(HealthError::Proxy {
@@ -443,7 +524,9 @@ mod tests {
         let client = reqwest::Client::new();
         let url = server(vec![(500, None)]).await;
         assert_eq!(
-            wait_for_answer(&client, &url, &probe(), Duration::from_secs(1)).await,
+            wait_for_answer(&client, &url, &probe(), Duration::from_secs(1))
+                .await
+                .map(|a| a.status),
             Ok(500)
         );
         let closed = {
@@ -459,5 +542,107 @@ mod tests {
         .await
         .unwrap_err();
         assert!(err.contains(&closed.to_string()), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_baseline_answering_500_stops_the_run_naming_the_arm_status_and_body() {
+        let url = server(vec![(500, None)]).await;
+        let answer = wait_for_answer(
+            &reqwest::Client::new(),
+            &url,
+            &probe(),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.body_start, "ok");
+        let err = require_success(&arm("baseline", "blue", [10, 0, 0, 2]), answer).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "baseline arm",
+            "blue",
+            "branch master",
+            "HTTP 500",
+            "\"ok\"",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_baseline_must_answer_2xx() {
+        let blue = arm("baseline", "blue", [10, 0, 0, 2]);
+        for (status, ok) in [
+            (200, true),
+            (204, true),
+            (302, false),
+            (404, false),
+            (500, false),
+        ] {
+            let a = Answer {
+                status,
+                body_start: String::new(),
+            };
+            assert_eq!(require_success(&blue, a).is_ok(), ok, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_accepts_but_never_answers_is_reported_without_waiting_out_the_patience()
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (sock, _) = listener.accept().await.unwrap();
+                held.push(sock);
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let err = wait_for_answer(
+            &client,
+            &format!("http://{addr}/preview"),
+            &probe(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        assert!(err.contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn body_start_is_cut_at_a_character_boundary() {
+        assert_eq!(body_start(b"short", 120), "short");
+        assert_eq!(body_start("ééé".as_bytes(), 3), "é…");
+        assert_eq!(body_start(&[b'x'; 200], 120).chars().count(), 121);
+    }
+
+    #[test]
+    fn the_proxy_times_out_before_the_client_and_tags_its_own_errors_with_the_arm() {
+        let defaults = include_str!("../../roles/canary_proxy/defaults/main.yml");
+        for key in ["connect", "send", "read"] {
+            let line = defaults
+                .lines()
+                .find(|l| l.starts_with(&format!("canary_proxy_{key}_timeout:")))
+                .unwrap_or_else(|| panic!("canary_proxy_{key}_timeout missing"));
+            let value = humantime::parse_duration(line.split(':').nth(1).unwrap().trim()).unwrap();
+            assert_eq!(value, PROXY_TIMEOUT, "{line}");
+        }
+        assert!(PROXY_TIMEOUT < CLIENT_TIMEOUT);
+        let template = include_str!("../../roles/canary_proxy/templates/canary.conf.j2");
+        for directive in [
+            "proxy_connect_timeout {{ canary_proxy_connect_timeout }};",
+            "proxy_send_timeout {{ canary_proxy_send_timeout }};",
+            "proxy_read_timeout {{ canary_proxy_read_timeout }};",
+            "add_header {{ canary_proxy_backend_header }} $canary_arm_label always;",
+        ] {
+            assert!(template.contains(directive), "{directive}");
+        }
     }
 }

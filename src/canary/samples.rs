@@ -12,12 +12,16 @@
 //! - `cpu_percent`, `memory_percent`: one value per second per host (the arm's cgroup on the local sandbox,
 //!   node_exporter on droplets); fail on +25 %; weight ½ each, as host figures are noisy.
 //!
-//! Requests without the backend header (the proxy itself failed, or the connection did) belong to neither
-//! arm: they are counted and reported, not judged.
+//! The proxy answers a hung or dead arm itself (504/502, its timeouts are below the client's) with the arm's
+//! header, so those count against that arm. A request of a known arm whose response never completed counts
+//! as that arm's error. Requests that got no response at all carry no header and belong to neither arm: they
+//! are reported, and passed to the judge as `unanswered`, which makes a PASS or MARGINAL INCONCLUSIVE above
+//! `[judge] max_unanswered_share`. The baseline's own error rate is checked too (`baseline_health`): above
+//! `[judge] max_baseline_error_rate` there is no healthy reference and the verdict is INCONCLUSIVE.
 
 use serde::Serialize;
 
-use crate::canary::judge::{FailOn, JudgeInput, MetricInput, MetricKind};
+use crate::canary::judge::{FailOn, JudgeInput, MetricInput, MetricKind, Unanswered};
 use crate::canary::metrics::HostSeries;
 
 /// One request as the canary sees it.
@@ -36,13 +40,19 @@ pub struct RequestObs<'a> {
 /// The requests of one arm, as parallel columns (value, offset).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArmRequests {
+    /// All requests of the arm (answered or not).
     pub requests: u64,
+    /// 5xx answers plus requests without a complete response.
     pub errors: u64,
+    /// Requests of this arm whose response never completed.
+    pub no_response: u64,
+    /// Answered requests: offset, latency and body size.
     pub offset_s: Vec<f64>,
     pub latency_ms: Vec<f64>,
     pub bytes: Vec<f64>,
-    /// 1.0 for a 5xx answer, else 0.0.
+    /// Every request: 1.0 for a 5xx answer or no complete response, else 0.0, at `error_offset_s`.
     pub error: Vec<f64>,
+    pub error_offset_s: Vec<f64>,
 }
 
 /// Requests split by arm.
@@ -76,6 +86,7 @@ pub fn split_requests<'a>(
     baseline_label: &str,
     canary_label: &str,
 ) -> RequestSplit {
+    // (offset, latency, bytes, error); latency and bytes are NaN for a request without a response.
     let mut rows: [Vec<(f64, f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
     let mut unattributed = Unattributed::default();
     for r in records {
@@ -95,10 +106,16 @@ pub fn split_requests<'a>(
                 continue;
             }
         };
-        // A response without a status cannot carry the header, so attributed requests always have one.
-        let Some(status) = r.status else { continue };
-        let error = if is_error_status(status) { 1.0 } else { 0.0 };
-        rows[arm].push((r.offset_s, r.latency_ms, r.bytes as f64, error));
+        rows[arm].push(match r.status {
+            Some(status) => (
+                r.offset_s,
+                r.latency_ms,
+                r.bytes as f64,
+                if is_error_status(status) { 1.0 } else { 0.0 },
+            ),
+            // The arm is known but its response never completed: an error of that arm, no latency.
+            None => (r.offset_s, f64::NAN, f64::NAN, 1.0),
+        });
     }
     let [baseline, canary] = rows.map(|mut rows| {
         rows.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -107,11 +124,16 @@ pub fn split_requests<'a>(
             ..ArmRequests::default()
         };
         for (t, latency, bytes, error) in rows {
+            arm.error_offset_s.push(t);
+            arm.error.push(error);
+            arm.errors += error as u64;
+            if latency.is_nan() {
+                arm.no_response += 1;
+                continue;
+            }
             arm.offset_s.push(t);
             arm.latency_ms.push(latency);
             arm.bytes.push(bytes);
-            arm.error.push(error);
-            arm.errors += error as u64;
         }
         arm
     });
@@ -152,15 +174,17 @@ pub fn judge_input(
     let (b, c) = (&split.baseline, &split.canary);
     let col = |arm: &ArmRequests, values: &Vec<f64>| (values.clone(), arm.offset_s.clone());
 
+    let errors = |arm: &ArmRequests| (arm.error.clone(), arm.error_offset_s.clone());
     let mut error_rate = metric(
         "error_rate",
         "ratio",
         FailOn::Increase,
-        col(b, &b.error),
-        col(c, &c.error),
+        errors(b),
+        errors(c),
     );
     error_rate.kind = Some(MetricKind::Proportion);
     error_rate.critical = true;
+    error_rate.baseline_health = true;
     error_rate.allowed_increase = Some(0.005);
 
     let mut latency = metric(
@@ -208,6 +232,10 @@ pub fn judge_input(
             host_metric("cpu_percent", |s| s.cpu_percent),
             host_metric("memory_percent", |s| s.memory_percent),
         ],
+        unanswered: Some(Unanswered {
+            requests: split.unattributed.no_response,
+            total: b.requests + c.requests + split.unattributed.requests,
+        }),
     }
 }
 
@@ -272,6 +300,54 @@ mod tests {
                 unknown_backends: vec!["other".into()],
             }
         );
+    }
+
+    #[test]
+    fn a_request_of_a_known_arm_without_a_complete_response_is_that_arm_s_error() {
+        let split = split_requests(
+            vec![
+                req(0.1, Some(200), Some("canary")),
+                req(0.2, None, Some("canary")),
+                req(0.3, Some(504), Some("canary")),
+                req(0.4, Some(200), Some("baseline")),
+            ],
+            "baseline",
+            "canary",
+        );
+        let c = &split.canary;
+        assert_eq!((c.requests, c.errors, c.no_response), (3, 2, 1));
+        assert_eq!(c.error, vec![0.0, 1.0, 1.0]);
+        assert_eq!(c.error_offset_s, vec![0.1, 0.2, 0.3]);
+        assert_eq!(
+            c.offset_s,
+            vec![0.1, 0.3],
+            "no latency for the unanswered one"
+        );
+        assert_eq!(c.latency_ms.len(), 2);
+    }
+
+    #[test]
+    fn unattributed_no_responses_reach_the_judge_and_the_baseline_gates_its_error_rate() {
+        let split = split_requests(
+            vec![
+                req(0.1, Some(200), Some("baseline")),
+                req(0.2, Some(200), Some("canary")),
+                req(0.3, None, None),
+                req(0.4, Some(502), None),
+            ],
+            "baseline",
+            "canary",
+        );
+        let input = judge_input(&split, &host(1.0), &host(1.0));
+        assert_eq!(
+            input.unanswered,
+            Some(Unanswered {
+                requests: 1,
+                total: 4
+            })
+        );
+        assert!(input.metrics[0].baseline_health);
+        assert!(input.metrics[1..].iter().all(|m| !m.baseline_health));
     }
 
     fn host(cpu: f64) -> HostSeries {

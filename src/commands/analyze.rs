@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use crate::canary::judge::{judge, JudgeConfig, JudgeError, JudgeInput};
+use crate::canary::judge::{judge, sequential, JudgeConfig, JudgeError, JudgeInput};
 use crate::canary::prometheus::{self, Auth, Client, MetricsFile, PromError, Window};
 use crate::canary::report;
 use crate::exit::UsageError;
@@ -63,6 +63,13 @@ pub struct AnalyzeArgs {
     /// Also write report.json, report.md and report.html into DIR (created if missing).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Replay the run's interim looks over the samples' time offsets (always-valid sequential test) and
+    /// say at which look the verdict became final.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Time between looks of --sequential.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", value_name = "TIME", requires = "sequential")]
+    pub look_every: std::time::Duration,
 }
 
 pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -89,18 +96,18 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
             return Err(UsageError("give a samples FILE or --prometheus URL".into()).into())
         }
     };
-    let judgement = judge(&input, &config).map_err(|e| match e {
-        JudgeError::Config { .. } => UsageError(format!(
-            "{e} (in the [judge] section of {})",
-            global
-                .config
-                .path()
-                .map_or("the config file".into(), |p| p.display().to_string())
-        )),
-        JudgeError::Metric { .. } => UsageError(format!(
-            "invalid samples from {source}: {e}; fix the file and run again"
-        )),
-    })?;
+    let judgement = if args.sequential {
+        sequential::replay(&input, &config, args.look_every.as_secs_f64(), true).map_err(|e| {
+            match e {
+                sequential::ReplayError::Judge(e) => judge_error(e, &source, global),
+                other => anyhow::Error::from(UsageError(format!(
+                    "cannot replay the looks of {source}: {other}"
+                ))),
+            }
+        })?
+    } else {
+        judge(&input, &config).map_err(|e| judge_error(e, &source, global))?
+    };
     let mut stdout = std::io::stdout().lock();
     if args.json {
         stdout
@@ -192,6 +199,23 @@ async fn from_prometheus(
         ));
     }
     Ok((collected.input, run))
+}
+
+fn judge_error(e: JudgeError, source: &str, global: &Global) -> anyhow::Error {
+    match e {
+        JudgeError::Config { .. } => UsageError(format!(
+            "{e} (in the [judge] section of {})",
+            global
+                .config
+                .path()
+                .map_or("the config file".into(), |p| p.display().to_string())
+        ))
+        .into(),
+        JudgeError::Metric { .. } | JudgeError::Input(_) => UsageError(format!(
+            "invalid samples from {source}: {e}; fix the file and run again"
+        ))
+        .into(),
+    }
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -509,17 +509,25 @@ async fn stages(
         );
     }
 
-    // 4. Health: both arms answer directly, and the proxy routes to both.
+    // 4. Health: the baseline answers the load's request with a 2xx (else there is no reference), the
+    // canary's answer is logged (failing is data), and the proxy routes to both.
     ui.info("canary: [4/6] checking both arms answer, directly and through the proxy");
     let proxy_url = format!("http://{proxy_ip}:{}{}", run::PROXY_PORT, plan.probe.path);
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(run::CLIENT_TIMEOUT)
         .build()
         .context("failed to build an HTTP client")?;
     times
         .time("health", async {
-            for a in [&baseline, &canary] {
-                run::check_arm(&client, a, &plan.probe, Duration::from_secs(30)).await?;
+            let patience = Duration::from_secs(30);
+            run::check_baseline(&client, &baseline, &plan.probe, patience).await?;
+            match run::check_arm(&client, &canary, &plan.probe, patience).await {
+                Ok(a) if a.is_success() => {}
+                Ok(a) => ui.warn(format!(
+                    "canary: the canary ({}) answered the probe with HTTP {} ({:?}); going on, the load will show it",
+                    canary.branch, a.status, a.body_start
+                )),
+                Err(e) => ui.warn(format!("canary: {e}; going on, the load will show it")),
             }
             run::check_proxy(&client, &proxy_url, &plan.probe, 50).await
         })
@@ -627,6 +635,8 @@ fn load_plan(plan: &CanaryPlan, proxy_url: &str, window: Duration) -> anyhow::Re
                 .with_context(|| format!("invalid content type {ct:?}"))?,
         );
     }
+    // Longer than the proxy's own timeouts: a hung arm is answered 504 by the proxy, tagged with its arm.
+    load_plan.timeout = run::CLIENT_TIMEOUT;
     load_plan.concurrency = plan.concurrency;
     load_plan.rate = plan.rate;
     load_plan.stop = Stop::Duration(window);

@@ -1,7 +1,9 @@
 //! e2e: `pipeline canary` on local sandbox hosts (environment `e2e-canary`: blue, green, proxy) with the
-//! bundled preview service turned into a git repository (branches master, broken, slow).
+//! bundled preview service turned into a git repository (branches master, broken, slow, hang). The stand-in
+//! enforces the real service's contract (a survey without its JSON5 header is a 500), so the default body
+//! is checked against it too.
 //!
-//! The hosts are built by the first test and kept (`--keep`) for the next ones; the fourth (green's
+//! The hosts are built by the first test and kept (`--keep`) for the next ones; the sixth (green's
 //! service stopped in the middle of the load) runs without `--keep`, so the canary itself destroys them,
 //! and the last makes sure nothing is left whatever failed before. libtest runs tests in name order, hence
 //! the numbers. Load windows are short (15 s) to keep CI fast.
@@ -52,6 +54,18 @@ fn pipeline(
     duration: &str,
     keep: bool,
 ) -> Command {
+    pipeline_with(f, baseline, canary, report, duration, keep, "8")
+}
+
+fn pipeline_with(
+    f: &Fixture,
+    baseline: &str,
+    canary: &str,
+    report: &str,
+    duration: &str,
+    keep: bool,
+    concurrency: &str,
+) -> Command {
     let mut cmd = Command::new(common::pipeline());
     cmd.arg("--state-dir")
         .arg(&f.state_dir)
@@ -74,7 +88,7 @@ fn pipeline(
             "--rate",
             "100",
             "--concurrency",
-            "8",
+            concurrency,
             "--report-dir",
         ])
         .arg(f.reports.join(report));
@@ -177,6 +191,58 @@ fn canary_3_master_against_slow_fails_on_latency() {
     assert_eq!(classification(&report, "error_rate"), "Pass");
 }
 
+#[test]
+#[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
+fn canary_4_a_hung_canary_fails_on_the_proxy_s_timeouts_attributed_to_it() {
+    let f = fixture();
+    let dir = f.reports.join("hang");
+    // Every canary request holds its connection for the proxy's 5 s: enough connections that the
+    // baseline still gets more than min_samples requests in the window.
+    let (code, report) = run(
+        pipeline_with(f, "master", "hang", "hang", "15s", true, "64"),
+        &dir,
+    );
+    assert_eq!(report["verdict"], "FAIL", "{report:#}");
+    assert_eq!(code, 4);
+    assert_eq!(classification(&report, "error_rate"), "High");
+    let requests = report["run"]["requests"].as_str().unwrap();
+    assert!(requests.contains("0 without a response"), "{requests}");
+    let errors = report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "error_rate")
+        .unwrap();
+    assert_eq!(
+        errors["canary"]["mean"], 1.0,
+        "every canary request is a 504: {errors:#}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
+fn canary_5_a_broken_baseline_stops_before_the_load_with_exit_1() {
+    let f = fixture();
+    let dir = f.reports.join("broken-baseline");
+    let out = pipeline(f, "broken", "master", "broken-baseline", "15s", true)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "baseline arm",
+        "blue",
+        "HTTP 500",
+        "data.split is not a function",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    assert!(
+        !dir.join("report.json").exists(),
+        "no verdict without a healthy baseline"
+    );
+}
+
 /// Runs `command` on a sandbox host over SSH, with the address and key from the canary's inventory.
 fn on_host(f: &Fixture, host: &str, command: &str) {
     let inventory_path = f
@@ -204,7 +270,7 @@ fn on_host(f: &Fixture, host: &str, command: &str) {
 
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
-fn canary_4_green_stopped_during_the_load_fails_with_the_report_intact_and_exit_4() {
+fn canary_6_green_stopped_during_the_load_fails_with_the_report_intact_and_exit_4() {
     let f = fixture();
     let dir = f.reports.join("stopped");
     // No --keep: this run also destroys the hosts at its end.

@@ -223,6 +223,19 @@ fn checkbox_standin_from_a_local_git_checkout_serves_site_and_api_with_mongo_env
     let enabled = sandbox.ssh("checkbox", "systemctl is-enabled pm2-checkbox");
     assert_eq!(enabled.stdout.trim(), "enabled", "{}", enabled.stderr);
 
+    // The stand-in tracks a lockfile v1 as checkbox.io does: npm must leave it (and the checkout) alone.
+    let status = sandbox.ssh(
+        "checkbox",
+        "git -c safe.directory='*' -C /opt/checkbox/app status --porcelain && head -c 200 /opt/checkbox/app/server-side/site/package-lock.json",
+    );
+    assert!(
+        status.stdout.trim_start().starts_with('{')
+            && status.stdout.contains("\"lockfileVersion\": 1"),
+        "the checkout is dirty or the lockfile was rewritten: {}{}",
+        status.stdout,
+        status.stderr
+    );
+
     let second = deploy_ok(sandbox, "checkbox-2.json", &args);
     assert_eq!(
         changed(&second),

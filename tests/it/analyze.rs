@@ -327,6 +327,101 @@ fn samples_near_the_f64_limits_give_a_schema_valid_report_without_inf_or_nan() {
     assert!(!t.contains("inf") && !t.contains("NaN"), "{t}");
 }
 
+fn with_times(mut v: Value, n: usize) -> Value {
+    let t: Vec<f64> = (0..n).map(|i| (i + 1) as f64 * 60.0 / n as f64).collect();
+    for m in v["metrics"].as_array_mut().unwrap() {
+        m["baseline_time_s"] = json!(t);
+        m["canary_time_s"] = json!(t);
+    }
+    v
+}
+
+#[test]
+fn sequential_replay_stops_at_the_first_final_fail_and_follows_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = with_times(healthy(1200), 1200);
+    v["metrics"][1]["canary"] = json!(vec![1.0; 1200]); // every canary request fails
+    let f = write_input(dir.path(), "s.json", &v);
+    let args = [
+        "analyze",
+        "--sequential",
+        "--look-every",
+        "5s",
+        "--json",
+        f.to_str().unwrap(),
+    ];
+    let o = pipeline(&args, dir.path());
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_valid(&report);
+    let seq = &report["sequential"];
+    assert_eq!(seq["stopped_at_s"], json!(5.0));
+    assert_eq!(seq["stopped_early"], json!(true));
+    assert_eq!(seq["looks"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        seq["looks"][0]["n"],
+        json!({"baseline": 100, "canary": 100})
+    );
+    assert!(report["metrics"][0]["power"]["mde"].is_number());
+    // Deterministic: byte-identical on a second run.
+    assert_eq!(pipeline(&args, dir.path()).stdout, o.stdout);
+    // The terminal shows the looks.
+    let o = pipeline(
+        &["analyze", "--sequential", f.to_str().unwrap()],
+        dir.path(),
+    );
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("FAIL (final)") && out.contains("stopped early"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sequential_replay_of_equal_arms_passes_at_the_last_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_input(dir.path(), "s.json", &with_times(healthy(1200), 1200));
+    let o = pipeline(
+        &[
+            "analyze",
+            "--sequential",
+            "--look-every",
+            "10s",
+            "--json",
+            f.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let looks = report["sequential"]["looks"].as_array().unwrap();
+    assert_eq!(looks.len(), 6);
+    assert!(looks[..5].iter().all(|l| l["final"] == json!(false)));
+    assert_eq!(report["sequential"]["stopped_early"], json!(false));
+    assert_eq!(report["sequential"]["stopped_at_s"], json!(60.0));
+}
+
+#[test]
+fn sequential_replay_without_time_offsets_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = healthy(100);
+    v["metrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("baseline_time_s");
+    let f = write_input(dir.path(), "s.json", &v);
+    let o = pipeline(
+        &["analyze", "--sequential", f.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("baseline_time_s"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 // ---- what people read: the terminal judge table and report.md, as insta snapshots ----
 
 /// A judgement with a High, a Pass and a Low metric (deterministic input, so the numbers are exact).

@@ -360,7 +360,7 @@ fn an_empty_result_is_nodata_and_never_a_pass() {
         dir.path(),
         "m.toml",
         "[arms]\nbaseline = 'blue'\ncanary = 'green'\n\
-         [[metric]]\nname = 'latency_ms'\nmin_samples = 10\nquery = 'lat{arm=\"$arm\"}'\n\
+         [[metric]]\nname = 'latency_ms'\nquery = 'lat{arm=\"$arm\"}'\n\
          [[metric]]\nname = 'missing'\nquery = 'no_such_metric{arm=\"$arm\"}'\n",
     );
     let o = analyze_prometheus(
@@ -503,8 +503,7 @@ fn fake_api(expected: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-const AB_METRICS: &str =
-    "[[metric]]\nname = 'x'\nmin_samples = 10\nbaseline_query = 'a'\ncanary_query = 'b'\n";
+const AB_METRICS: &str = "[[metric]]\nname = 'x'\nbaseline_query = 'a'\ncanary_query = 'b'\n";
 
 fn analyze_fake(url: &str, metrics: &Path, dir: &Path, env: &[(&str, &str)]) -> Output {
     pipeline(

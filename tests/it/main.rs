@@ -16,6 +16,7 @@ mod deploy;
 mod load;
 mod monitor_dashboard;
 mod monitor_playbook;
+mod preview_service;
 mod prod_digitalocean;
 mod prod_digitalocean_errors;
 mod prod_digitalocean_faults;

@@ -63,6 +63,7 @@ fn judgement() -> pipeline::canary::judge::Judgement {
     judge(
         &JudgeInput {
             metrics: vec![latency, errors, size],
+            unanswered: None,
         },
         &JudgeConfig::default(),
     )

@@ -68,6 +68,10 @@ pub struct MetricInput {
     /// Minimum samples per arm for this metric (default: the config's `min_samples`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_samples: Option<usize>,
+    /// A 0/1 error metric that also checks the baseline itself: when the baseline's rate is above
+    /// `[judge] max_baseline_error_rate`, the baseline is unhealthy and the verdict is INCONCLUSIVE.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline_health: bool,
 }
 
 impl MetricInput {
@@ -92,6 +96,7 @@ impl MetricInput {
             weight: None,
             critical: false,
             min_samples: None,
+            baseline_health: false,
         }
     }
 }
@@ -101,6 +106,20 @@ impl MetricInput {
 #[serde(deny_unknown_fields)]
 pub struct JudgeInput {
     pub metrics: Vec<MetricInput>,
+    /// Requests of the run that got no response at all and so belong to no arm (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered: Option<Unanswered>,
+}
+
+/// Requests without any response (refused, reset, timed out before the proxy answered): no arm header,
+/// so no arm's sample. Above `[judge] max_unanswered_share` of all requests, the comparison is incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unanswered {
+    /// Requests that got no response and carried no arm.
+    pub requests: u64,
+    /// All requests of the run.
+    pub total: u64,
 }
 
 /// How p-values of one judgement are adjusted for the number of tests.
@@ -128,6 +147,12 @@ pub struct JudgeConfig {
     /// Quantile beyond which the tail test counts samples (upper tail; 1 − q for the lower one).
     pub tail_quantile: f64,
     pub multiple_testing: MultipleTesting,
+    /// Highest baseline rate of a `baseline_health` metric (the canary's `error_rate`) for a comparison:
+    /// above it the baseline is unhealthy and the verdict INCONCLUSIVE.
+    pub max_baseline_error_rate: f64,
+    /// Highest share of all requests that may end without any response (attributable to no arm) before
+    /// a PASS or MARGINAL turns INCONCLUSIVE.
+    pub max_unanswered_share: f64,
 }
 
 impl Default for JudgeConfig {
@@ -139,6 +164,8 @@ impl Default for JudgeConfig {
             min_samples: 50,
             tail_quantile: 0.99,
             multiple_testing: MultipleTesting::Holm,
+            max_baseline_error_rate: 0.05,
+            max_unanswered_share: 0.01,
         }
     }
 }
@@ -151,6 +178,8 @@ pub enum JudgeError {
         value: String,
         expected: &'static str,
     },
+    #[error("invalid input: {0}")]
+    Input(String),
     #[error("metric #{index} `{name}`: {problem}")]
     Metric {
         index: usize,
@@ -199,6 +228,14 @@ impl JudgeConfig {
                 self.tail_quantile,
                 "expected a quantile between 0.5 and 1 (exclusive), e.g. 0.99",
             );
+        }
+        for (key, v) in [
+            ("max_baseline_error_rate", self.max_baseline_error_rate),
+            ("max_unanswered_share", self.max_unanswered_share),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, v, "expected a share from 0 to 1, e.g. 0.05");
+            }
         }
         Ok(())
     }
@@ -285,6 +322,14 @@ impl JudgeInput {
                         config.min_samples
                     )));
                 }
+            }
+        }
+        if let Some(u) = self.unanswered {
+            if u.requests > u.total {
+                return Err(JudgeError::Input(format!(
+                    "unanswered.requests = {} is more than unanswered.total = {}",
+                    u.requests, u.total
+                )));
             }
         }
         Ok(())

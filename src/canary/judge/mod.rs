@@ -38,8 +38,12 @@
 //! 95), MARGINAL (≥ `marginal_score`, 75) or FAIL; but any metric without data turns a PASS or MARGINAL
 //! into **INCONCLUSIVE** (never a PASS without data), as does having no metric with data at all.
 
+pub mod boundary;
 mod input;
+pub mod power;
+pub mod sequential;
 pub mod series;
+pub mod shape;
 pub mod stats;
 
 pub use input::*;
@@ -49,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::Outcome;
 
 use series::{Cdf, Timeline};
+use shape::{shape_findings, shape_tests};
 use stats::{hodges_lehmann, mann_whitney, pooled_quantile, quantile_sorted, two_proportions};
 
 /// A metric's label.
@@ -233,6 +238,12 @@ pub struct MetricResult {
     pub relative_change: Option<f64>,
     pub effect: Option<Effect>,
     pub tails: Vec<TailTest>,
+    /// One-sided Kolmogorov–Smirnov tests, one per failing direction (continuous metrics).
+    #[serde(default)]
+    pub shapes: Vec<shape::ShapeTest>,
+    /// Minimum detectable effect and the samples still needed ([`power`]).
+    #[serde(default)]
+    pub power: Option<power::Power>,
     pub baseline: Summary,
     pub canary: Summary,
     pub series: Series,
@@ -251,40 +262,70 @@ pub struct Judgement {
     pub tests: usize,
     pub config: JudgeConfig,
     pub metrics: Vec<MetricResult>,
+    /// The looks of a sequential judgement ([`sequential`]); absent for a single look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<sequential::SequentialReport>,
 }
 
 /// Judges every metric of `input` and scores the run. Errors only on invalid input or config.
 pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, JudgeError> {
     config.validate()?;
     input.validate_with(Some(config))?;
-    let alpha = config.alpha();
-    let mut prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
-
-    // One family of tests across all metrics; adjust, then classify.
+    let prepared: Vec<Prepared> = input.metrics.iter().map(|m| prepare(m, config)).collect();
     let raw: Vec<f64> = prepared.iter().flat_map(|p| p.raw_p()).collect();
+    let family = raw.len();
+    Ok(conclude(input, prepared, raw, family, config, false))
+}
+
+/// Adjusts the family's p-values `raw` (one per test of `prepared`, in order; padded with 1s up to
+/// `family` tests), classifies, scores, and adds the power figures.
+fn conclude(
+    input: &JudgeInput,
+    mut prepared: Vec<Prepared>,
+    raw: Vec<f64>,
+    family: usize,
+    config: &JudgeConfig,
+    sequential: bool,
+) -> Judgement {
+    let alpha = config.alpha();
+    let tests = family.max(raw.len());
+    let mut padded = raw.clone();
+    padded.resize(tests, 1.0);
+    // One family of tests across all metrics; adjust, then classify.
     let adjusted = match config.multiple_testing {
-        MultipleTesting::Holm => stats::holm(&raw),
-        MultipleTesting::Bonferroni => stats::bonferroni(&raw),
-        MultipleTesting::None => raw.clone(),
+        MultipleTesting::Holm => stats::holm(&padded),
+        MultipleTesting::Bonferroni => stats::bonferroni(&padded),
+        MultipleTesting::None => padded,
     };
     let mut next = adjusted.into_iter();
     for p in &mut prepared {
         p.set_adjusted(&mut next);
     }
-    let metrics: Vec<MetricResult> = prepared
+    let mut metrics: Vec<MetricResult> = prepared
         .into_iter()
         .map(|p| finite_only(classify(p, alpha)))
         .collect();
+    for m in &mut metrics {
+        m.power = Some(power::power(m, alpha, tests, sequential));
+    }
     let (verdict, score, reason) = score(&metrics, config);
-    Ok(Judgement {
+    let (verdict, score, mut reason) =
+        comparability(input, &metrics, config, (verdict, score, reason));
+    if verdict == Verdict::Inconclusive {
+        if let Some(more) = power::more_data_text(&metrics) {
+            reason.push_str(&format!("; {more}"));
+        }
+    }
+    Judgement {
         verdict,
         score,
         reason,
         alpha,
-        tests: raw.len(),
+        tests,
         config: config.clone(),
         metrics,
-    })
+        sequential: None,
+    }
 }
 
 /// A metric with its tests run but not yet classified (p-values still unadjusted).
@@ -300,6 +341,7 @@ impl Prepared {
         r.p_value
             .into_iter()
             .chain(r.tails.iter().map(|t| t.p_value))
+            .chain(r.shapes.iter().map(|t| t.p_value))
             .collect()
     }
 
@@ -309,6 +351,9 @@ impl Prepared {
             r.p_adjusted = next.next();
         }
         for t in &mut r.tails {
+            t.p_adjusted = next.next().expect("one adjusted p per test");
+        }
+        for t in &mut r.shapes {
             t.p_adjusted = next.next().expect("one adjusted p per test");
         }
     }
@@ -350,6 +395,8 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
         relative_change: None,
         effect: None,
         tails: Vec::new(),
+        shapes: Vec::new(),
+        power: None,
         baseline: summarize(&b),
         canary: summarize(&c),
         series: Series {
@@ -403,6 +450,7 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
                     .tails
                     .push(tail_test(&b, &c, Side::Lower, 1.0 - q, config));
             }
+            result.shapes = shape_tests(&b, &c, &result);
             mw.z.signum() * (mw.z != 0.0) as u8 as f64 + 0.0
         }
         MetricKind::Proportion => {
@@ -582,6 +630,7 @@ fn classify(p: Prepared, alpha: f64) -> MetricResult {
             ));
         }
     }
+    findings.extend(shape_findings(&mut result, alpha));
     findings.sort_by(|a, b| a.0.total_cmp(&b.0));
     match findings.first() {
         Some((_, class, _)) => {
@@ -704,6 +753,55 @@ fn score(metrics: &[MetricResult], config: &JudgeConfig) -> (Verdict, f64, Strin
     (verdict, score, reason)
 }
 
+/// The rules that make a comparison meaningless or incomplete, applied after scoring: a baseline whose own
+/// error rate (a `baseline_health` metric) is above `max_baseline_error_rate` is no reference, so the verdict
+/// is INCONCLUSIVE whatever the canary did; more requests without any response (no arm to blame) than
+/// `max_unanswered_share` of all turn a PASS or MARGINAL into INCONCLUSIVE (a FAIL shown by the attributed
+/// requests stands).
+fn comparability(
+    input: &JudgeInput,
+    metrics: &[MetricResult],
+    config: &JudgeConfig,
+    (verdict, score, reason): (Verdict, f64, String),
+) -> (Verdict, f64, String) {
+    for (m, r) in input.metrics.iter().zip(metrics) {
+        let rate = r.baseline.mean.unwrap_or(0.0);
+        if m.baseline_health && r.baseline.n > 0 && rate > config.max_baseline_error_rate {
+            return (
+                Verdict::Inconclusive,
+                score,
+                format!(
+                    "the baseline is unhealthy: its own `{}` is {} (above max_baseline_error_rate {}), so there is no healthy reference to judge the canary against (the scoring said: {reason})",
+                    r.name,
+                    pct_plain(rate),
+                    pct_plain(config.max_baseline_error_rate)
+                ),
+            );
+        }
+    }
+    if let Some(u) = input.unanswered {
+        let share = if u.total > 0 {
+            u.requests as f64 / u.total as f64
+        } else {
+            0.0
+        };
+        if share > config.max_unanswered_share && verdict != Verdict::Fail {
+            return (
+                Verdict::Inconclusive,
+                score,
+                format!(
+                    "{} of {} requests ({}) got no response at all and belong to no arm (above max_unanswered_share {}): the proxy or the network failed, so the comparison is incomplete (the metrics with data: {reason})",
+                    u.requests,
+                    u.total,
+                    pct_plain(share),
+                    pct_plain(config.max_unanswered_share)
+                ),
+            );
+        }
+    }
+    (verdict, score, reason)
+}
+
 /// A number with up to 4 significant digits, for messages and tables.
 pub fn num(v: f64) -> String {
     if v == 0.0 {
@@ -753,5 +851,7 @@ pub fn quantile_label(q: f64) -> String {
     num(q * 100.0)
 }
 
+#[cfg(test)]
+mod comparability_tests;
 #[cfg(test)]
 mod tests;

@@ -377,7 +377,10 @@ fn latencies(n: usize, base: f64, seed: u64) -> Vec<f64> {
 }
 
 fn input(metrics: Vec<MetricInput>) -> JudgeInput {
-    JudgeInput { metrics }
+    JudgeInput {
+        metrics,
+        unanswered: None,
+    }
 }
 
 #[test]

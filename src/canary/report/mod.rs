@@ -21,6 +21,7 @@
 //!   `templates/report.html.tera` (HTML autoescaped; charts from [`svg`]).
 //! - [`write_all`]: writes the three files into a directory (created if missing), each atomically.
 
+mod sequential;
 pub mod svg;
 
 use std::io::{self, Write};
@@ -181,6 +182,7 @@ struct MetricView {
     p_value: String,
     p_adjusted: String,
     effect: String,
+    mde: String,
     details: Vec<(String, String)>,
     charts: Vec<String>,
 }
@@ -280,7 +282,22 @@ fn metric_view(m: &MetricResult, with_charts: bool) -> MetricView {
             ),
         ));
     }
+    for t in &m.shapes {
+        details.push((
+            format!("shape test ({:?}, Kolmogorov–Smirnov)", t.side).to_lowercase(),
+            format!(
+                "D = {}, baseline shifted by {}; p = {}, p_adj = {}{}",
+                num(t.statistic),
+                num(t.baseline_shift),
+                fmt_p(t.p_value),
+                fmt_p(t.p_adjusted),
+                if t.flagged { " — flagged" } else { "" }
+            ),
+        ));
+    }
+    details.extend(sequential::power_row(m));
     MetricView {
+        mde: sequential::mde_text(m),
         name: m.name.clone(),
         kind: match m.kind {
             MetricKind::Continuous => "continuous",
@@ -328,6 +345,8 @@ struct View {
     run: Vec<(String, String)>,
     deploy: Vec<(String, String)>,
     metrics: Vec<MetricView>,
+    sequential: Option<String>,
+    looks: Vec<Vec<String>>,
 }
 
 fn view(j: &Judgement, extras: &Extras, with_charts: bool) -> View {
@@ -359,6 +378,12 @@ fn view(j: &Judgement, extras: &Extras, with_charts: bool) -> View {
         run: extras.run.as_ref().map(rows_of).unwrap_or_default(),
         deploy: extras.deploy.as_ref().map(rows_of).unwrap_or_default(),
         metrics: j.metrics.iter().map(|m| metric_view(m, with_charts)).collect(),
+        sequential: sequential::summary(j),
+        looks: j
+            .sequential
+            .as_ref()
+            .map(|s| sequential::look_rows(s).split_off(1))
+            .unwrap_or_default(),
     }
 }
 
@@ -459,6 +484,7 @@ pub fn print_terminal(
         "p".into(),
         "p_adj".into(),
         "EFFECT".into(),
+        "MDE (80%)".into(),
     ]];
     for m in &v.metrics {
         rows.push(vec![
@@ -470,6 +496,7 @@ pub fn print_terminal(
             m.p_value.clone(),
             m.p_adjusted.clone(),
             m.effect.clone(),
+            m.mde.clone(),
         ]);
     }
     for line in table(&rows) {
@@ -481,6 +508,13 @@ pub fn print_terminal(
     }
     writeln!(w, "  {}", v.method)?;
     writeln!(w)?;
+    if let (Some(text), Some(s)) = (&v.sequential, &judgement.sequential) {
+        writeln!(w, "{text}")?;
+        for line in table(&sequential::look_rows(s)) {
+            writeln!(w, "  {line}")?;
+        }
+        writeln!(w)?;
+    }
     writeln!(
         w,
         "Score {} / 100 → {}: {}",
@@ -514,6 +548,7 @@ mod tests {
         judge(
             &JudgeInput {
                 metrics: vec![lat, errors, cpu],
+                unanswered: None,
             },
             &JudgeConfig::default(),
         )
