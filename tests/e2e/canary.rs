@@ -110,10 +110,9 @@ fn run(mut cmd: Command, report: &Path) -> (i32, Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    (
-        code,
-        serde_json::from_str(&text).expect("report.json is JSON"),
-    )
+    let report: Value = serde_json::from_str(&text).expect("report.json is JSON");
+    crate::shared::report_schema::assert_valid(&report);
+    (code, report)
 }
 
 fn classification<'a>(report: &'a Value, metric: &str) -> &'a str {
@@ -302,6 +301,7 @@ fn canary_6_green_stopped_during_the_load_fails_with_the_report_intact_and_exit_
     assert_eq!(status.code(), Some(4), "{log}");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    crate::shared::report_schema::assert_valid(&report);
     assert_eq!(report["verdict"], "FAIL");
     assert_eq!(classification(&report, "error_rate"), "High");
     assert_report_files(&dir);

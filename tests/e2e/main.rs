@@ -4,6 +4,11 @@
 //! (`cargo test --release --test e2e -- --ignored --test-threads=1`). Hosts are built once per suite
 //! and shared between tests through `common`.
 
+// The helpers shared with the loopback crate (tests/it): this crate uses only the browser and HTTP parts.
+#[allow(dead_code)]
+#[path = "../shared/mod.rs"]
+mod shared;
+
 mod canary;
 mod common;
 mod deploy;

@@ -4,9 +4,6 @@
 //! reachable only through nginx, the exporters only from the monitor host (where the host can keep a
 //! firewall), and a second run changes nothing.
 
-#[path = "../monitor_support/mod.rs"]
-mod support;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,8 +11,8 @@ use std::time::{Duration, Instant};
 use pipeline::process::{Cmd, Output};
 
 use super::common::{self, Sandbox};
-use support::browser::Browser;
-use support::{
+use crate::shared::browser::Browser;
+use crate::shared::{
     all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, http_get, CARDS_JS,
 };
 
@@ -119,9 +116,9 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
         "monitor-setup prints the dashboard's address:\n{}",
         out.stdout
     );
-    let password = support::printed_password(&out.stdout)
+    let password = printed_password(&out.stdout)
         .unwrap_or_else(|| panic!("monitor-setup prints the login:\n{}", out.stdout));
-    let auth = support::basic_auth("pipeline", &password);
+    let auth = crate::shared::basic_auth("pipeline", &password);
 
     // Idempotent: the second run changes nothing on any host.
     let report = sb.work.join("monitor-setup-rerun.json");
@@ -148,11 +145,12 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
     let nginx = SocketAddr::from((monitor, 80));
     let (status, _) = http_get(nginx, "/api/v1/query?query=up").expect("query through nginx");
     assert_eq!(status, 401, "queries need the login");
-    let (status, body) = support::http_get_as(nginx, "/api/v1/query?query=up", Some(&auth))
+    let (status, body) = crate::shared::http_get_as(nginx, "/api/v1/query?query=up", Some(&auth))
         .expect("query through nginx");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"success\""), "{body}");
-    let (status, _) = support::http_get_as(nginx, "/api/v1/status/config", Some(&auth)).unwrap();
+    let (status, _) =
+        crate::shared::http_get_as(nginx, "/api/v1/status/config", Some(&auth)).unwrap();
     assert_eq!(
         status, 404,
         "nginx must not expose Prometheus' configuration"
@@ -256,4 +254,13 @@ fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30
         errors.is_empty(),
         "the dashboard logged errors: {errors:#?}"
     );
+}
+
+/// The dashboard password `monitor-setup` printed (`Login: user pipeline, password X (kept in …)`).
+pub fn printed_password(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Login: user pipeline, password "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
 }

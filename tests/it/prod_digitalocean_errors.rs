@@ -1,10 +1,8 @@
 //! `pipeline prod` against the fake DigitalOcean API: the error cases. Each is a clear message and a
 //! non-zero exit, reported before anything is created or written, and the token never leaks.
 
-mod support;
-
-use support::fake_do::{FakeDo, Fault};
-use support::{Work, TOKEN};
+use crate::support::fake_do::{FakeDo, Fault};
+use crate::support::{Work, TOKEN};
 
 #[test]
 fn missing_token_is_a_clear_error_naming_the_variables_before_any_request() {

@@ -12,11 +12,8 @@ use pipeline::canary::run::{self, ArmDeploy};
 use pipeline::canary::source::Source;
 
 fn pipeline(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pipeline"));
-    c.current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
-        .env_remove("PIPELINE_STATE_DIR")
-        .arg("--quiet");
+    let mut c = crate::support::pipeline(dir);
+    c.arg("--quiet");
     c
 }
 

@@ -1,4 +1,4 @@
-//! A small headless-Chromium driver for the dashboard tests: the DevTools protocol over
+//! The one headless-Chromium driver (the dashboard and report tests, loopback and end to end): the DevTools protocol over
 //! `--remote-debugging-pipe` (NUL-separated JSON on file descriptors 3 and 4), so no WebSocket client
 //! and no npm package is needed. It opens a page, evaluates JavaScript, takes screenshots and collects
 //! console errors, uncaught exceptions and failed loads.
@@ -224,6 +224,29 @@ impl Browser {
             self.events.push(event);
         }
         self.events.iter().filter_map(describe_error).collect()
+    }
+
+    /// Every console message (any level, `console.log` included) plus [`Browser::console_errors`]: for pages
+    /// that must be silent.
+    pub fn console_messages(&mut self) -> Vec<String> {
+        let mut all = self.console_errors();
+        all.extend(self.events.iter().filter_map(|event| {
+            let params = &event["params"];
+            (event["method"] == "Runtime.consoleAPICalled"
+                && !matches!(params["type"].as_str(), Some("error" | "assert")))
+            .then(|| format!("console.{}: {}", params["type"], params["args"]))
+        }));
+        all
+    }
+
+    /// Opens `url` and waits (up to 30 s) until the document and its resources have loaded.
+    pub fn open(&mut self, url: &str) {
+        self.navigate(url);
+        assert!(
+            self.wait_for("document.readyState === 'complete'", CALL_TIMEOUT)
+                .is_some(),
+            "{url} did not finish loading within {CALL_TIMEOUT:?}"
+        );
     }
 }
 

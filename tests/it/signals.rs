@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const FAKE_ANSIBLE: &str = "#!/bin/sh\n\
@@ -82,11 +82,8 @@ fn interrupt(scratch: &Scratch, args: &[&str], signal: i32) -> (Option<i32>, Str
         scratch.path().join("bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let child = crate::support::pipeline(scratch.path())
         .args(args)
-        .current_dir(scratch.path())
-        .env_remove("PIPELINE_CONFIG")
-        .env_remove("PIPELINE_STATE_DIR")
         .env("PATH", path)
         .env("FAKE_ANSIBLE_PIDS", scratch.path().join("pids"))
         .stdout(Stdio::piped())
@@ -183,11 +180,8 @@ fn run_with_closed_output(args: &[&str], dir: &Path) -> std::process::ExitStatus
             std::fs::File::from_raw_fd(fds[1]),
         )
     };
-    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    crate::support::pipeline(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
-        .env_remove("PIPELINE_STATE_DIR")
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .status()

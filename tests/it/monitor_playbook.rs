@@ -127,9 +127,7 @@ fn node_exporter_firewall_table_is_valid_nftables_and_admits_only_listed_scraper
 
 /// Runs `pipeline monitor-setup -i <inventory>` in `dir`.
 fn monitor_setup(dir: &Path, inventory: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
+    crate::support::pipeline(dir)
         .args(["--state-dir", "state", "monitor-setup", "-i", inventory])
         .output()
         .expect("run pipeline")

@@ -12,8 +12,6 @@
 //! prometheus-alertmanager, prometheus-pushgateway, nginx and chromium, and ansible-playbook (all installed
 //! by scripts/setup.sh).
 
-mod monitor_support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -22,10 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use monitor_support::browser::Browser;
-use monitor_support::{
-    all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, CARDS_JS,
+use crate::shared::browser::Browser;
+use crate::shared::{
+    all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, basic_auth, CARDS_JS,
 };
 use pipeline::monitoring::access::{htpasswd_hash, DASHBOARD_USER};
 use pipeline::monitoring::events::{self, Event};
@@ -54,34 +51,16 @@ fn require(program: &str, package: &str) {
 const PASSWORD: &str = "test-Login-3xample";
 
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    monitor_support::http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
-}
-
-fn basic(user: &str, password: &str) -> String {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {token}")
+    crate::shared::http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
 }
 
 /// GET with an Authorization header: (status, body).
 fn http_get_as(port: u16, path: &str, authorization: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {authorization}\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    crate::shared::http_get_as(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        path,
+        Some(authorization),
+    )
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
@@ -317,7 +296,7 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
         ],
     );
 
-    let auth = basic(DASHBOARD_USER, PASSWORD);
+    let auth = basic_auth(DASHBOARD_USER, PASSWORD);
     let d = dir.display();
     check("promtool", &["check", "rules", &format!("{d}/alerts.yml")]);
     check(
@@ -410,7 +389,8 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
     for path in ["/dashboard/", "/api/v1/query?query=up", "/api/v1/alerts"] {
         let (status, _) = http_get(ports.nginx, path).unwrap();
         assert_eq!(status, 401, "{path} without credentials");
-        let (status, _) = http_get_as(ports.nginx, path, &basic(DASHBOARD_USER, "wrong")).unwrap();
+        let (status, _) =
+            http_get_as(ports.nginx, path, &basic_auth(DASHBOARD_USER, "wrong")).unwrap();
         assert_eq!(status, 401, "{path} with a wrong password");
     }
     let (status, body) = http_get_as(ports.nginx, "/dashboard/", &auth).unwrap();

@@ -1,13 +1,11 @@
-//! `pipeline prod` on DigitalOcean under faults, against the fake API (tests/support/fake_do.rs): two `up`s
+//! `pipeline prod` on DigitalOcean under faults, against the fake API (tests/it/support/fake_do.rs): two `up`s
 //! at once, a duplicate made by a concurrent create elsewhere, an API outage during the waits, and a closed
 //! stdout/stderr.
 
-mod support;
+use std::process::Stdio;
 
-use std::process::{Command, Stdio};
-
-use support::fake_do::{FakeDo, Fault};
-use support::{Work, TOKEN};
+use crate::support::fake_do::{FakeDo, Fault};
+use crate::support::{Work, TOKEN};
 
 #[test]
 fn two_concurrent_ups_make_exactly_three_droplets() {
@@ -125,12 +123,9 @@ fn an_api_outage_while_down_waits_for_the_deletes_is_waited_out() {
 fn prod_up_with_stdout_and_stderr_a_closed_pipe_does_not_panic_and_writes_the_inventory() {
     let fake = FakeDo::start(TOKEN);
     let work = Work::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let mut child = work
+        .command()
         .args(["prod", "up", "--wait", "active"])
-        .current_dir(work.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &work.home)
         .env("DIGITALOCEAN_API_URL", &fake.url)
         .env("DIGITALOCEAN_TOKEN", TOKEN)
         .stdout(Stdio::piped())

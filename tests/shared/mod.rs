@@ -1,10 +1,9 @@
-//! Helpers shared by the monitoring tests (`tests/monitor_dashboard.rs` on loopback and `tests/e2e/monitor.rs`
-//! on sandbox hosts): a headless-Chromium driver, a plain HTTP GET, the page's card state, and where
+//! Helpers shared by the monitoring tests (`tests/it/monitor_dashboard.rs` on loopback and `tests/e2e/monitor.rs`
+//! on sandbox hosts): a headless-Chromium driver, the report schema check, a plain HTTP GET, the page's card state, and where
 //! screenshots go.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 pub mod browser;
+pub mod report_schema;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -51,15 +50,6 @@ pub fn basic_auth(user: &str, password: &str) -> String {
     use base64::Engine as _;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {token}")
-}
-
-/// The dashboard password `monitor-setup` printed (`Login: user pipeline, password X (kept in …)`).
-pub fn printed_password(stdout: &str) -> Option<String> {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Login: user pipeline, password "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(str::to_string)
 }
 
 /// Where tests keep screenshots: `target/test-artifacts/`.

@@ -7,11 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn pipeline(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pipeline"));
-    c.current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
-        .env_remove("PIPELINE_STATE_DIR")
-        .arg("--quiet");
+    let mut c = crate::support::pipeline(dir);
+    c.arg("--quiet");
     c
 }
 

@@ -1,7 +1,5 @@
-//! Shared harness for CLI tests: a scratch working directory with its own HOME and SSH key, and a way to run
-//! the real `pipeline` binary in it with a clean environment.
-
-#![allow(dead_code)]
+//! The one harness for starting the real `pipeline` binary ([`pipeline`]: a clean environment, its own HOME
+//! and state directory), plus a scratch working directory with an SSH key for the `prod` tests ([`Work`]).
 
 pub mod fake_do;
 
@@ -18,6 +16,28 @@ pub const FINGERPRINT: &str = "d3:2c:91:84:35:47:53:dc:07:5e:bd:af:07:3b:9c:8e";
 /// Poll and retry fast: the fake counts listings, not seconds, so nothing depends on timing.
 pub const FAST_CONFIG: &str =
     "[digitalocean]\npoll_interval = \"10ms\"\nretry_base_delay = \"10ms\"\n";
+
+/// Environment variables passed through to the binary: the search path and the locale (Ansible refuses to
+/// run without a UTF-8 one). Everything else — PIPELINE_*, DIGITALOCEAN_*, ANSIBLE_*, HOME — is dropped.
+const KEPT_ENV: &[&str] = &["PATH", "LANG", "LC_ALL"];
+
+/// The `pipeline` binary ready to run in `dir` with a clean environment: only [`KEPT_ENV`] is inherited,
+/// HOME is `dir/home` (created when missing), and no PIPELINE_STATE_DIR/PIPELINE_CONFIG is set, so the
+/// state directory is the default `dir/.pipeline` and the config is `dir/pipeline.toml` if the test wrote
+/// one. Add arguments, variables (`.env(..)` overrides the kept ones, e.g. a PATH with stubs first) and
+/// stdio with the usual [`Command`] methods.
+pub fn pipeline(dir: &Path) -> Command {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("create the test's HOME");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+    command.current_dir(dir).env_clear().env("HOME", home);
+    for name in KEPT_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+}
 
 pub struct Work {
     pub dir: tempfile::TempDir,
@@ -87,14 +107,11 @@ impl Work {
         )
     }
 
-    /// Runs `pipeline ARGS` with exactly `envs` (plus PATH and HOME).
+    /// Runs `pipeline ARGS` with exactly `envs` (plus what [`pipeline`] keeps).
     pub fn run_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        let out = self
+            .command()
             .args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
             .envs(envs.iter().copied())
             .output()
             .unwrap();
@@ -103,6 +120,11 @@ impl Work {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// [`pipeline`] in this working directory (its HOME is [`Work::home`], with the SSH key).
+    pub fn command(&self) -> Command {
+        pipeline(self.path())
     }
 
     /// Every file below the working directory, with its contents (lossy UTF-8).
@@ -122,4 +144,28 @@ impl Work {
         walk(self.path(), &mut out);
         out
     }
+}
+
+/// Snapshot settings for what people read (insta): temporary paths, loopback ports, durations, rates,
+/// timestamps and the crate version are replaced by placeholders so only wording and layout are pinned.
+pub fn snapshot_settings(temp: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    let temp = temp.display().to_string();
+    settings.add_filter(&regex_escape(&temp), "[TMP]");
+    settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]");
+    settings.add_filter(&regex_escape(env!("CARGO_PKG_VERSION")), "[VERSION]");
+    settings.add_filter(r"\b(127\.0\.0\.1|localhost):\d+", "$1:[PORT]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?", "[TIMESTAMP]");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }

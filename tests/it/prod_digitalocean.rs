@@ -1,16 +1,14 @@
 //! `pipeline prod` on DigitalOcean, driven through the real binary against a stateful fake API on loopback
-//! (tests/support/fake_do.rs). No network.
-
-mod support;
+//! (tests/it/support/fake_do.rs). No network.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 
+use crate::support::fake_do::{FakeDo, Fault};
+use crate::support::{Work, FINGERPRINT, PUBLIC_KEY, TOKEN};
 use serde_json::{json, Value};
-use support::fake_do::{FakeDo, Fault};
-use support::{Work, FINGERPRINT, PUBLIC_KEY, TOKEN};
 
 /// Parses the inventory into host name → its variables.
 fn inventory_hosts(text: &str) -> BTreeMap<String, (String, BTreeMap<String, String>)> {

@@ -21,13 +21,8 @@ fn free_port() -> u16 {
 }
 
 fn pipeline(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
-        .env_remove("PIPELINE_PROMETHEUS_USER")
-        .env_remove("PIPELINE_PROMETHEUS_PASSWORD")
-        .env_remove("PIPELINE_PROMETHEUS_TOKEN");
+    let mut cmd = crate::support::pipeline(dir);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -3,15 +3,15 @@
 //! re-judging, report files, and the `[judge]` config section.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
+use crate::shared::report_schema::{assert_valid, violations};
+
 fn pipeline(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    crate::support::pipeline(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("PIPELINE_CONFIG")
         .output()
         .expect("run pipeline")
 }
@@ -197,9 +197,8 @@ fn missing_file_is_a_runtime_error_exit_1() {
 fn stdin_input_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_input(dir.path(), "s.json", &healthy(100));
-    let o = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let o = crate::support::pipeline(dir.path())
         .args(["analyze", "--json", "-"])
-        .current_dir(dir.path())
         .stdin(std::fs::File::open(&f).unwrap())
         .output()
         .unwrap();
@@ -233,6 +232,7 @@ fn rejudging_writes_byte_identical_reports() {
         a, b,
         "report files differ between two judgements of the same input"
     );
+    assert_valid(&serde_json::from_slice(&a[0]).unwrap());
     // --json prints the same document that report.json holds.
     let o = pipeline(&["analyze", "--json", f.to_str().unwrap()], dir.path());
     assert_eq!(o.stdout, a[0]);
@@ -240,89 +240,15 @@ fn rejudging_writes_byte_identical_reports() {
 
 // ---- report.json against its JSON Schema ----
 
-/// Validates `v` against the subset of JSON Schema the report schema uses: `type` (string or list),
-/// `enum`, `required`, `properties`, `additionalProperties: false`, `items`, local `$ref`.
-fn validate(schema: &Value, root: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let name = r.strip_prefix("#/$defs/").expect("local $ref");
-        return validate(&root["$defs"][name], root, v, path, errors);
-    }
-    if let Some(t) = schema.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => panic!("bad type in schema at {path}"),
-        };
-        let ok = types.iter().any(|t| match *t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "number" => v.is_number(),
-            "integer" => v.is_u64() || v.is_i64(),
-            "boolean" => v.is_boolean(),
-            "null" => v.is_null(),
-            other => panic!("unknown type {other}"),
-        });
-        if !ok {
-            errors.push(format!("{path}: {v} is not of type {types:?}"));
-            return;
-        }
-    }
-    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        if !e.contains(v) {
-            errors.push(format!("{path}: {v} not in {e:?}"));
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        for req in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if !obj.contains_key(req.as_str().unwrap()) {
-                errors.push(format!("{path}: missing required field {req}"));
-            }
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        for (k, val) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => validate(s, root, val, &format!("{path}.{k}"), errors),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{path}: field `{k}` is not in the schema"))
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
-        for (i, item) in arr.iter().enumerate() {
-            validate(items, root, item, &format!("{path}[{i}]"), errors);
-        }
-    }
-}
-
-fn schema() -> Value {
-    serde_json::from_str(pipeline::canary::report::JSON_SCHEMA).unwrap()
-}
-
 #[test]
 fn schema_validator_rejects_wrong_types_and_unknown_fields() {
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(
-        &s,
-        &s,
-        &json!({"verdict": "MAYBE", "score": "high", "extra": 1}),
-        "$",
-        &mut errors,
-    );
+    let errors = violations(&json!({"verdict": "MAYBE", "score": "high", "extra": 1}));
     let all = errors.join("\n");
     for needle in [
         "MAYBE",
         "\"high\"",
         "extra",
-        "missing required field \"metrics\"",
+        "\"metrics\" is a required property",
     ] {
         assert!(all.contains(needle), "{needle} not reported in:\n{all}");
     }
@@ -341,14 +267,7 @@ fn report_json_follows_its_schema_for_every_classification() {
     let o = pipeline(&["analyze", "--json", f.to_str().unwrap()], dir.path());
     assert_eq!(code(&o), 4, "{}", text(&o.stderr));
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(&s, &s, &report, "$", &mut errors);
-    assert!(
-        errors.is_empty(),
-        "schema violations:\n{}",
-        errors.join("\n")
-    );
+    assert_valid(&report);
     let classes: Vec<&str> = report["metrics"]
         .as_array()
         .unwrap()
@@ -390,14 +309,7 @@ fn samples_near_the_f64_limits_give_a_schema_valid_report_without_inf_or_nan() {
     let out = text(&o.stdout);
     assert!(!out.contains("inf") && !out.contains("NaN"), "{out}");
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(&s, &s, &report, "$", &mut errors);
-    assert!(
-        errors.is_empty(),
-        "schema violations:\n{}",
-        errors.join("\n")
-    );
+    assert_valid(&report);
     for m in report["metrics"].as_array().unwrap() {
         for arm in ["baseline", "canary"] {
             for k in ["mean", "min", "p50", "max"] {
@@ -441,14 +353,7 @@ fn sequential_replay_stops_at_the_first_final_fail_and_follows_the_schema() {
     let o = pipeline(&args, dir.path());
     assert_eq!(code(&o), 4, "{}", text(&o.stderr));
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let s = schema();
-    let mut errors = Vec::new();
-    validate(&s, &s, &report, "$", &mut errors);
-    assert!(
-        errors.is_empty(),
-        "schema violations:\n{}",
-        errors.join("\n")
-    );
+    assert_valid(&report);
     let seq = &report["sequential"];
     assert_eq!(seq["stopped_at_s"], json!(5.0));
     assert_eq!(seq["stopped_early"], json!(true));
@@ -515,4 +420,43 @@ fn sequential_replay_without_time_offsets_is_a_usage_error() {
         "{}",
         text(&o.stderr)
     );
+}
+
+// ---- what people read: the terminal judge table and report.md, as insta snapshots ----
+
+/// A judgement with a High, a Pass and a Low metric (deterministic input, so the numbers are exact).
+fn mixed(dir: &Path) -> PathBuf {
+    let mut v = healthy(400);
+    v["metrics"][0]["canary"] = json!(spread(400, 30.0, 3)); // High
+    v["metrics"][2]["canary"] = json!(vec![100.0; 400]); // Low
+    write_input(dir, "s.json", &v)
+}
+
+#[test]
+fn the_terminal_judge_table_keeps_its_wording_and_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = mixed(dir.path());
+    let o = pipeline(&["--quiet", "analyze", f.to_str().unwrap()], dir.path());
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    crate::support::snapshot_settings(dir.path())
+        .bind(|| insta::assert_snapshot!("judge_table", text(&o.stdout)));
+}
+
+#[test]
+fn report_md_keeps_its_wording_and_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = mixed(dir.path());
+    let o = pipeline(
+        &[
+            "--quiet",
+            "analyze",
+            "--report-dir",
+            "out",
+            f.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    crate::support::snapshot_settings(dir.path()).bind(|| insta::assert_snapshot!("report_md", md));
 }

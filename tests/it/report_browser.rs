@@ -1,6 +1,6 @@
-//! `report.html` in a real browser: Debian's headless Chromium loads the report without console messages
-//! (errors, failed loads) and lays out every chart with visible lines and bars; a screenshot and the
-//! reports are kept in `target/test-artifacts/report-browser/` for a human to look at.
+//! `report.html` in a real browser: Debian's headless Chromium (the shared DevTools driver in
+//! tests/shared/browser.rs) loads the report without console messages (errors, failed loads) and lays out
+//! every chart with visible lines and bars; a screenshot and the reports are kept in `target/test-artifacts/report-browser/` for a human to look at.
 //!
 //! Needs `/usr/bin/chromium` (installed by scripts/setup.sh); the test fails with that hint otherwise.
 
@@ -8,52 +8,19 @@ use std::path::{Path, PathBuf};
 
 use pipeline::canary::judge::{judge, FailOn, JudgeConfig, JudgeInput, MetricInput};
 use pipeline::canary::report::{self, Extras};
-use pipeline::process::Cmd;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::shared::artifacts_dir;
+use crate::shared::browser::Browser;
 
+/// `target/test-artifacts/report-browser/`, created.
 fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("test-artifacts/report-browser");
+    let dir = artifacts_dir().join("report-browser");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// Runs headless Chromium on `page` with `extra` flags and a fresh profile; returns (stdout, stderr).
-fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install it with scripts/setup.sh (apt-get install chromium)"
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", page.display());
-    let out = Cmd::new("render the report in headless Chromium", "timeout")
-        .args(["90", CHROMIUM])
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .run()
-        .expect("chromium ran");
-    (out.stdout, out.stderr)
-}
-
-/// Console messages Chromium logged for the page (JS errors, failed resource loads, console.* calls).
-fn console_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains(":CONSOLE")).collect()
+fn file_url(page: &Path) -> String {
+    format!("file://{}", page.display())
 }
 
 /// A judgement with every chart kind: latency (CDF + over time), error rate (bars + over time), size (CDF).
@@ -113,11 +80,12 @@ fn console_check_detects_errors_on_a_broken_page() {
         r#"<!DOCTYPE html><html><body><img src="missing.png"><script>console.error("marker"); nope();</script></body></html>"#,
     )
     .unwrap();
-    let (_, stderr) = chromium(&page, &["--dump-dom"]);
-    let lines = console_lines(&stderr).join("\n");
+    let mut browser = Browser::launch();
+    browser.open(&file_url(&page));
+    let lines = browser.console_messages().join("\n");
     assert!(
         lines.contains("marker") && lines.contains("nope is not defined"),
-        "{stderr}"
+        "{lines}"
     );
 }
 
@@ -141,14 +109,21 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
         ),
     };
     let files = report::write_all(&dir, &j, &extras).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
+    crate::shared::report_schema::assert_valid(&json);
 
     // 1. The report itself: no console output at all, and the DOM holds the charts.
-    let (dom, stderr) = chromium(&files.html, &["--dump-dom"]);
+    let mut browser = Browser::launch();
+    browser.open(&file_url(&files.html));
+    let messages = browser.console_messages();
     assert!(
-        console_lines(&stderr).is_empty(),
+        messages.is_empty(),
         "console messages:\n{}",
-        console_lines(&stderr).join("\n")
+        messages.join("\n")
     );
+    let dom = browser.eval("document.documentElement.outerHTML");
+    let dom = dom.as_str().expect("the DOM as text");
     assert!(
         dom.contains(r#"id="verdict">FAIL<"#),
         "verdict badge missing"
@@ -162,27 +137,15 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
         "latency CDF + timeline, error-rate bars + timeline, size CDF"
     );
 
-    // 2. A copy with a measuring script: the browser's own layout of every chart (the report has no scripts).
-    let html = std::fs::read_to_string(&files.html).unwrap();
-    let probe = r#"<script>
-      const out = [...document.querySelectorAll('svg.chart')].map(svg => {
+    // 2. The browser's own layout of every chart, measured in the page (the report has no scripts).
+    let probe = r#"[...document.querySelectorAll('svg.chart')].map(svg => {
         const marks = [...svg.querySelectorAll('path.line, rect.bar')];
         const drawn = marks.filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
         const r = svg.getBoundingClientRect();
         return `${Math.round(r.width)}x${Math.round(r.height)}:${drawn.length}/${marks.length}`;
-      });
-      const pre = document.createElement('pre'); pre.id = 'render-check'; pre.textContent = out.join(' ');
-      document.body.appendChild(pre);
-    </script></body>"#;
-    let probe_page = dir.join("report-probe.html");
-    std::fs::write(&probe_page, html.replace("</body>", probe)).unwrap();
-    let (dom, stderr) = chromium(&probe_page, &["--dump-dom"]);
-    assert!(console_lines(&stderr).is_empty(), "{stderr}");
-    let check = dom
-        .split(r#"<pre id="render-check">"#)
-        .nth(1)
-        .and_then(|s| s.split("</pre>").next())
-        .expect("probe output in the DOM");
+      }).join(' ')"#;
+    let check = browser.eval(probe);
+    let check = check.as_str().expect("probe output");
     let entries: Vec<&str> = check.split_whitespace().collect();
     assert_eq!(entries.len(), 5, "{check}");
     for e in &entries {
@@ -195,18 +158,13 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
         let (drawn, total) = marks.split_once('/').unwrap();
         assert!(total != "0" && drawn == total, "undrawn marks: {e}");
     }
+    let messages = browser.console_messages();
+    assert!(messages.is_empty(), "{}", messages.join("\n"));
 
-    // 3. A screenshot for people (kept in target/test-artifacts/report-browser/report.png).
+    // 3. A screenshot of the whole page for people (kept in target/test-artifacts/report-browser/report.png).
     let shot = dir.join("report.png");
     let _ = std::fs::remove_file(&shot);
-    chromium(
-        &files.html,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1200,3200",
-            "--hide-scrollbars",
-        ],
-    );
+    browser.screenshot(&shot);
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(

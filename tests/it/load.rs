@@ -463,7 +463,8 @@ fn cli_json_has_the_documented_shape() {
         };
         response(status, "tea")
     }));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args([
             "load",
             &format!("http://{addr}/"),
@@ -497,13 +498,15 @@ fn cli_json_has_the_documented_shape() {
 
 #[test]
 fn cli_rejects_bad_arguments_with_usage_exit_code() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "https://127.0.0.1/", "-n", "1"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("https is not supported"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "http://127.0.0.1:1/", "-c", "0", "-n", "1"])
         .output()
         .unwrap();
@@ -530,7 +533,8 @@ fn an_invalid_port_is_a_usage_error_not_port_80() {
     ] {
         LoadPlan::new(url).unwrap_or_else(|e| panic!("{url}: {e}"));
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "http://127.0.0.1:99999/", "-n", "1"])
         .output()
         .unwrap();
@@ -542,7 +546,8 @@ fn an_invalid_port_is_a_usage_error_not_port_80() {
 
 #[test]
 fn a_missing_body_file_is_a_usage_error() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args([
             "load",
             "http://127.0.0.1:9/",
@@ -563,7 +568,8 @@ fn a_missing_body_file_is_a_usage_error() {
 
 #[test]
 fn an_error_cause_is_printed_once() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
         .args(["load", "http://no-such-host.invalid/", "-n", "1"])
         .output()
         .unwrap();
@@ -580,4 +586,34 @@ fn an_error_cause_is_printed_once() {
         .and_then(|r| r.split(" (check").next())
         .unwrap();
     assert_eq!(stderr.matches(reason).count(), 1, "{stderr}");
+}
+
+#[test]
+fn the_load_summary_keeps_its_wording_and_layout() {
+    // 50 requests on one connection to a server that always answers 200 "tea": the counts are exact, the
+    // timings vary and are scrubbed to placeholders.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(serve(true, |_req: Request<Incoming>| async move {
+        response(200, "tea")
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::pipeline(dir.path())
+        .args(["load", &format!("http://{addr}/"), "-c", "1", "-n", "50"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut settings = crate::support::snapshot_settings(dir.path());
+    // Measured numbers: the run's duration and rate (with thousands separators) and the latencies.
+    settings.add_filter(r"\d[\d,]*(\.\d+)? ?(s|req/s)\b", "[N $2]");
+    settings.add_filter(r"\b(min|p50|p90|p99|p99\.9|max|mean) \d+(\.\d+)?", "$1 [N]");
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            "load_summary",
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        )
+    });
 }
