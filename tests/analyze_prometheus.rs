@@ -508,7 +508,8 @@ fn fake_api(expected: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-const AB_METRICS: &str = "[[metric]]\nname = 'x'\nbaseline_query = 'a'\ncanary_query = 'b'\n";
+const AB_METRICS: &str =
+    "[[metric]]\nname = 'x'\nbaseline_query = 'a'\ncanary_query = 'b'\n";
 
 fn analyze_fake(url: &str, metrics: &Path, dir: &Path, env: &[(&str, &str)]) -> Output {
     pipeline(
