@@ -3,11 +3,15 @@
 
 pub mod cgroup;
 pub mod example;
+pub mod exec;
 pub mod judge;
 pub mod load;
 pub mod metrics;
+pub mod plan;
 pub mod prometheus;
 pub mod report;
 pub mod run;
 pub mod samples;
+pub mod settings;
 pub mod source;
+pub mod world;

@@ -220,8 +220,9 @@ pub fn judge_input(
         m.kind = Some(MetricKind::Continuous);
         m.allowed_increase = Some(0.25);
         m.weight = Some(0.5);
-        // One sample a second: a 15 s window still gives a judgement.
-        m.min_samples = Some(10);
+        // One sample a second, judged with the config's min_samples like every metric (a metric's own
+        // may not go below it): windows shorter than that many seconds leave CPU and memory without a
+        // judgement unless `[judge] min_samples` is lowered.
         m
     };
     JudgeInput {

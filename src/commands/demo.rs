@@ -11,7 +11,8 @@ use clap::Args;
 
 use crate::canary::example;
 use crate::canary::judge::Verdict;
-use crate::commands::canary::{self as canary_cmd, CanaryArgs};
+use crate::canary::settings::{CanaryOptions, CanarySettings};
+use crate::commands::canary as canary_cmd;
 use crate::commands::deploy::{self, App, DeployArgs};
 use crate::commands::playbook::RunOptions;
 use crate::providers::ProviderKind;
@@ -177,31 +178,21 @@ pub async fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Outcome> {
     )?;
     let repo = example::make_repo(&global.state_dir.join("demo").join("preview-service"))
         .context("demo: failed to build the example repository")?;
-    let plan = canary_cmd::resolve(
-        CanaryArgs {
-            baseline: "master".into(),
-            canary: "broken".into(),
+    let settings = CanarySettings::resolve(
+        "master",
+        "broken",
+        CanaryOptions {
             provider: Some(ProviderKind::Local),
             repo: Some(repo.display().to_string()),
             duration: Some(args.duration),
-            warmup: None,
-            rate: None,
-            concurrency: None,
-            split: None,
-            endpoint: None,
-            method: None,
-            body_file: None,
-            content_type: None,
             report_dir: Some(report_dir.join("canary")),
             keep: args.keep,
-            roles: None,
-            env: args.canary_env.clone(),
-            prometheus: None,
-            monitor_inventory: "inventory.ini".into(),
+            env: Some(args.canary_env.clone()),
+            ..CanaryOptions::default()
         },
         global,
     )?;
-    let result = canary_cmd::execute(&plan, global)
+    let result = canary_cmd::execute(&settings, global)
         .await
         .context("demo: the canary failed to run")?;
 

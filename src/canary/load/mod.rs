@@ -116,6 +116,42 @@ pub struct LoadPlan {
     pub backend_header: Option<HeaderName>,
     /// OS threads; `None` = one per core, at most one per connection.
     pub threads: Option<usize>,
+    /// Also hands every finished request to this tap while the run goes on (interim looks).
+    pub tap: Option<Tap>,
+}
+
+/// A finished request as a [`Tap`] sees it, while the load runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tapped {
+    /// Start since the run began, in seconds (as [`Record::offset`]).
+    pub offset_s: f64,
+    pub latency_ms: f64,
+    /// HTTP status, `None` when no complete response came back.
+    pub status: Option<u16>,
+    pub bytes: u64,
+    /// The backend header's value.
+    pub backend: Option<String>,
+}
+
+/// Where a running load copies its finished requests, for a reader that looks at the data so far (the
+/// canary's sequential judge). Each load thread appends under a short lock; [`Tap::drain`] takes what
+/// came since the last drain.
+#[derive(Debug, Clone, Default)]
+pub struct Tap(std::sync::Arc<std::sync::Mutex<Vec<Tapped>>>);
+
+impl Tap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn push(&self, r: Tapped) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+    }
+
+    /// The requests finished since the last drain.
+    pub fn drain(&self) -> Vec<Tapped> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl LoadPlan {
@@ -132,6 +168,7 @@ impl LoadPlan {
             timeout: Duration::from_secs(10),
             backend_header: None,
             threads: None,
+            tap: None,
         })
     }
 

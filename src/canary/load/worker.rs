@@ -34,6 +34,7 @@ struct Shared {
     /// Set by the coordinator when the progress sink asks to stop.
     stop: AtomicBool,
     counters: Vec<Counters>,
+    tap: Option<super::Tap>,
 }
 
 /// Progress counters of one thread, written only by it; padded so threads do not share a cache line.
@@ -124,6 +125,7 @@ pub async fn run(plan: LoadPlan, progress: &mut dyn Progress) -> Result<LoadRun,
         },
         stop: AtomicBool::new(false),
         counters: (0..threads).map(|_| Counters::default()).collect(),
+        tap: plan.tap.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -375,6 +377,24 @@ impl Local {
             bytes,
             backend,
         });
+        if let Some(tap) = &self.shared.tap {
+            tap.push(super::Tapped {
+                offset_s: Duration::from_micros(
+                    start
+                        .saturating_duration_since(self.shared.start)
+                        .as_micros() as u64,
+                )
+                .as_secs_f64(),
+                latency_ms: Duration::from_nanos(latency_ns / 100 * 100).as_secs_f64() * 1e3,
+                status: match outcome {
+                    Outcome::Status(s) => Some(s),
+                    Outcome::Error(_) => None,
+                },
+                bytes,
+                backend: (backend > 0)
+                    .then(|| backend_name(&self.backends.borrow()[backend as usize - 1])),
+            });
+        }
         let counters = &self.shared.counters[self.index];
         let n = self.completed.get() + 1;
         self.completed.set(n);
