@@ -369,8 +369,7 @@ fn prepare(m: &MetricInput, config: &JudgeConfig) -> Prepared {
             MetricKind::Continuous
         }
     });
-    let b = stats::sorted(&m.baseline);
-    let c = stats::sorted(&m.canary);
+    let (b, c) = stats::sorted_pair(&m.baseline, &m.canary);
     let min_samples = m.min_samples.unwrap_or(config.min_samples);
     let mut result = MetricResult {
         name: m.name.clone(),

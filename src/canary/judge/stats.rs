@@ -415,12 +415,14 @@ pub struct Shift {
 pub fn hodges_lehmann(x: &[f64], y: &[f64], level: f64) -> Shift {
     let (n, m) = (x.len() as u64, y.len() as u64);
     let nm = n * m;
-    let estimate = if nm % 2 == 1 {
-        kth_pairwise_diff(x, y, nm.div_ceil(2))
-    } else {
-        let (a, b) = select_pairwise(x, y, nm / 2, true);
-        let b = b.unwrap_or_else(|| kth_pairwise_diff(x, y, nm / 2 + 1));
-        a + (b - a) / 2.0
+    let estimate = || {
+        if nm % 2 == 1 {
+            kth_pairwise_diff(x, y, nm.div_ceil(2))
+        } else {
+            let (a, b) = select_pairwise(x, y, nm / 2, true);
+            let b = b.unwrap_or_else(|| kth_pairwise_diff(x, y, nm / 2 + 1));
+            a + (b - a) / 2.0
+        }
     };
     let within_ties = rank_sum(x, &[]).tie_term + rank_sum(y, &[]).tie_term;
     let sigma0 = u_sigma(n as f64, m as f64, within_ties);
@@ -447,11 +449,41 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], level: f64) -> Shift {
         }
         kth_pairwise_diff(x, y, (nm - lo).max(1))
     };
-    Shift {
-        estimate,
-        lower: root(zq),
-        upper: root(-zq),
+    // The three order statistics are independent searches over the same read-only samples: on large
+    // samples they run on their own threads (same functions, so the same values, bit for bit).
+    if x.len() + y.len() < PARALLEL_MIN {
+        return Shift {
+            estimate: estimate(),
+            lower: root(zq),
+            upper: root(-zq),
+        };
     }
+    std::thread::scope(|s| {
+        let est = s.spawn(estimate);
+        let lower = s.spawn(|| root(zq));
+        let upper = root(-zq);
+        Shift {
+            estimate: est.join().expect("HL estimate thread"),
+            lower: lower.join().expect("HL interval thread"),
+            upper,
+        }
+    })
+}
+
+/// Samples (both arms together) from which work is split across threads; below it a thread costs more
+/// than it saves.
+pub const PARALLEL_MIN: usize = 100_000;
+
+/// Both arms sorted ([`sorted`]), on two threads when the samples are large.
+pub fn sorted_pair(a: &[f64], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    if a.len() + b.len() < PARALLEL_MIN {
+        return (sorted(a), sorted(b));
+    }
+    std::thread::scope(|s| {
+        let sa = s.spawn(|| sorted(a));
+        let sb = sorted(b);
+        (sa.join().expect("sort thread"), sb)
+    })
 }
 
 /// Number of pairs with x_i − y_j ≤ v (computed in floating point), and the largest such difference, by two

@@ -780,3 +780,26 @@ fn samples_near_the_f64_limits_give_finite_summaries() {
     assert_eq!(s.std, None, "a standard deviation above f64::MAX is null");
     assert_eq!(s.p50, Some(0.0));
 }
+
+#[test]
+fn threaded_hodges_lehmann_on_large_samples_equals_the_direct_order_statistics() {
+    let x = latencies(60_000, 20.0, 7);
+    let y = latencies(60_000, 20.5, 8);
+    let (xs, ys) = stats::sorted_pair(&x, &y);
+    assert_eq!(
+        (xs.clone(), ys.clone()),
+        (stats::sorted(&x), stats::sorted(&y))
+    );
+    assert!(xs.len() + ys.len() >= stats::PARALLEL_MIN);
+    let s = hodges_lehmann(&xs, &ys, 0.98);
+    let nm = (xs.len() * ys.len()) as u64;
+    let mid = (
+        kth_pairwise_diff(&xs, &ys, nm / 2),
+        kth_pairwise_diff(&xs, &ys, nm / 2 + 1),
+    );
+    assert_eq!(
+        s.estimate.to_bits(),
+        (mid.0 + (mid.1 - mid.0) / 2.0).to_bits()
+    );
+    assert!(s.lower < s.estimate && s.estimate < s.upper);
+}
