@@ -165,6 +165,9 @@ fn host_column(
     series.samples.iter().map(|s| (pick(s), s.offset_s)).unzip()
 }
 
+/// Samples per arm from which the host metrics (one a second) are judged.
+pub const HOST_MIN_SAMPLES: usize = 10;
+
 /// The canary's metrics in the `pipeline analyze` format.
 pub fn judge_input(
     split: &RequestSplit,
@@ -220,9 +223,9 @@ pub fn judge_input(
         m.kind = Some(MetricKind::Continuous);
         m.allowed_increase = Some(0.25);
         m.weight = Some(0.5);
-        // One sample a second, judged with the config's min_samples like every metric (a metric's own
-        // may not go below it): windows shorter than that many seconds leave CPU and memory without a
-        // judgement unless `[judge] min_samples` is lowered.
+        // One sample a second: a 15 s window holds 15, so these judge from 10 on, below the
+        // per-request metrics' default of 50.
+        m.min_samples = Some(HOST_MIN_SAMPLES);
         m
     };
     JudgeInput {

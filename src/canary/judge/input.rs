@@ -102,6 +102,10 @@ impl MetricInput {
 }
 
 /// The `pipeline analyze` input: `{"metrics": [...]}`. The canary command writes its samples in this format.
+/// The fewest samples per arm any metric is judged on: `[judge] min_samples` and a metric's own
+/// `min_samples` may not go below it.
+pub const MIN_SAMPLES_FLOOR: usize = 2;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeInput {
@@ -215,7 +219,7 @@ impl JudgeConfig {
                 "expected 0 up to pass_score",
             );
         }
-        if self.min_samples < 2 {
+        if self.min_samples < MIN_SAMPLES_FLOOR {
             return bad(
                 "min_samples",
                 self.min_samples as f64,
@@ -253,8 +257,10 @@ impl JudgeInput {
         self.validate_with(None)
     }
 
-    /// [`JudgeInput::validate`], and with a config: a per-metric `min_samples` below the config's
-    /// `min_samples` is refused (it would judge a metric on less data than the config demands).
+    /// [`JudgeInput::validate`], and with a config: a per-metric `min_samples` below the least the config
+    /// itself accepts ([`MIN_SAMPLES_FLOOR`]) is refused: no metric is judged on fewer samples than any
+    /// configuration could allow. A metric may set a lower floor than the config's default on purpose (the
+    /// canary's host metrics are sampled once a second, so a 15 s window holds 15 of them).
     pub fn validate_with(&self, config: Option<&JudgeConfig>) -> Result<(), JudgeError> {
         let mut seen = std::collections::BTreeSet::new();
         for (index, m) in self.metrics.iter().enumerate() {
@@ -315,11 +321,10 @@ impl JudgeInput {
             if m.min_samples == Some(0) {
                 return Err(err("min_samples = 0; expected at least 1".into()));
             }
-            if let (Some(own), Some(config)) = (m.min_samples, config) {
-                if own < config.min_samples {
+            if let (Some(own), Some(_)) = (m.min_samples, config) {
+                if own < MIN_SAMPLES_FLOOR {
                     return Err(err(format!(
-                        "min_samples = {own} is below the config's min_samples = {}; raise it or lower the config's",
-                        config.min_samples
+                        "min_samples = {own} is below the judge's minimum of {MIN_SAMPLES_FLOOR} samples per arm; raise it"
                     )));
                 }
             }

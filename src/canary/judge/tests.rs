@@ -734,21 +734,24 @@ fn a_score_is_never_negative_zero() {
 }
 
 #[test]
-fn a_metric_min_samples_below_the_config_minimum_is_refused_naming_the_metric() {
+fn a_metric_min_samples_below_the_judges_floor_is_refused_naming_the_metric() {
     let mut m = metric(
         "latency_ms",
         FailOn::Increase,
         latencies(200, 100.0, 1),
         latencies(200, 100.0, 2),
     );
-    m.min_samples = Some(5);
+    m.min_samples = Some(1);
     let err = judge(&input(vec![m.clone()]), &JudgeConfig::default()).unwrap_err();
     assert!(matches!(err, JudgeError::Metric { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
-        text.contains("latency_ms") && text.contains("min_samples = 5"),
+        text.contains("latency_ms") && text.contains("min_samples = 1"),
         "{text}"
     );
+    // A floor of its own below the config's default is allowed (host metrics sampled once a second).
+    m.min_samples = Some(10);
+    judge(&input(vec![m.clone()]), &JudgeConfig::default()).unwrap();
     m.min_samples = Some(80);
     judge(&input(vec![m]), &JudgeConfig::default()).unwrap();
 }
