@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
-use crate::canary::cgroup::{self, CgroupScraper, HostScraper};
+use crate::canary::cgroup::HostScraper;
 use crate::canary::judge::{Judgement, MetricInput};
 use crate::canary::load::{self, LoadPlan, LoadRun, Progress};
 use crate::canary::metrics::{self, HostSeries, HttpScraper};
@@ -17,7 +17,6 @@ use crate::canary::report::{self, Extras, ReportFiles};
 use crate::canary::run::{self, ArmDeploy};
 use crate::canary::settings::CanarySettings;
 use crate::canary::source::{self, Export, Source};
-use crate::providers::ProviderKind;
 use crate::provision::{self, UpRequest};
 use crate::settings::Global;
 
@@ -180,31 +179,17 @@ impl World for RealWorld<'_> {
         [baseline, canary]: [&ArmDeploy; 2],
         progress: &mut dyn Progress,
     ) -> anyhow::Result<(LoadRun, Vec<HostSeries>)> {
-        let s = self.settings;
-        // On the sandbox each arm's own cgroup; on droplets node_exporter (the droplet is the arm).
-        let (targets, scraper) = match s.provider {
-            ProviderKind::Local => {
-                let arms = [baseline, canary].map(|a| {
-                    (
-                        a.host.clone(),
-                        crate::providers::local::host_cgroup_dirs(&s.environment, &a.host),
-                    )
-                });
-                (
-                    arms.iter()
-                        .map(|(h, _)| (h.clone(), cgroup::target(h)))
-                        .collect::<Vec<_>>(),
-                    HostScraper::Cgroup(CgroupScraper::new(arms)),
-                )
-            }
-            ProviderKind::Digitalocean => (
-                vec![
-                    (baseline.host.clone(), baseline.node_exporter_url()),
-                    (canary.host.clone(), canary.node_exporter_url()),
-                ],
-                HostScraper::Http(HttpScraper::new(Duration::from_millis(900))),
-            ),
-        };
+        // node_exporter on each arm. The per-arm cgroup sampler (canary::cgroup) is not used yet: on a
+        // hybrid cgroup v1 host the sandbox's containers have no memory-controller directory of their
+        // own, so it returned no samples at all and made every sandbox canary INCONCLUSIVE. On the
+        // sandbox node_exporter's CPU and memory are therefore machine-wide.
+        let (targets, scraper) = (
+            vec![
+                (baseline.host.clone(), baseline.node_exporter_url()),
+                (canary.host.clone(), canary.node_exporter_url()),
+            ],
+            HostScraper::Http(HttpScraper::new(Duration::from_millis(900))),
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let load = async {
             let result = load::run(plan, progress).await;
