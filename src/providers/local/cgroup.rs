@@ -18,8 +18,8 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 /// Pause between rounds.
 const ROUND: Duration = Duration::from_millis(100);
 
-/// `dir` and every cgroup below it.
-fn tree(dir: &Path) -> Vec<PathBuf> {
+/// `dir` and every cgroup below it, parents before children.
+pub(super) fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![dir.to_path_buf()];
     let mut i = 0;
     while i < dirs.len() {

@@ -396,18 +396,7 @@ pub fn remove_cgroup(dir: &Path) -> Result<(), Error> {
     }
     let host = dir.file_name().map(|n| n.to_string_lossy().into_owned());
     super::cgroup::end_processes(host.as_deref().unwrap_or("?"), &[dir.to_path_buf()])?;
-    let mut dirs = vec![dir.to_path_buf()];
-    let mut i = 0;
-    while i < dirs.len() {
-        if let Ok(rd) = fs::read_dir(&dirs[i]) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    dirs.push(e.path());
-                }
-            }
-        }
-        i += 1;
-    }
+    let dirs = super::cgroup::tree(dir);
     for d in dirs.iter().rev() {
         match fs::remove_dir(d) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
