@@ -24,10 +24,20 @@ packages=(
   python3 python3-venv
   default-jdk-headless libmariadb-java libtomcat10-java  # builds the iTrust stand-in WAR (examples/itrust-standin)
 )
+# A package counts as present when dpkg has it, or, for the ones below, when its command is already on
+# PATH from elsewhere: a Node.js from NodeSource (or nvm) ships its own npm, and Debian's npm package
+# cannot be installed next to it ("held broken packages").
+declare -A provides_command=([nodejs]=node [npm]=npm [chromium]=chromium [wrk]=wrk)
 missing=()
 for p in "${packages[@]}"; do
+  if [ -n "${provides_command[$p]:-}" ] && command -v "${provides_command[$p]}" >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+if [[ " ${missing[*]} " == *" npm "* ]] && dpkg-query -W -f='${Version}' nodejs 2>/dev/null | grep -q nodesource; then
+  echo "setup.sh: nodejs $(dpkg-query -W -f='${Version}' nodejs) comes from NodeSource but has no npm on PATH;" >&2
+  echo "setup.sh: Debian's npm cannot be installed next to it. Reinstall NodeSource's nodejs (it bundles npm) or remove it and run setup.sh again." >&2
+  exit 1
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
