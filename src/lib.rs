@@ -9,6 +9,7 @@ pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod fleet;
 pub mod fsutil;
 pub mod inventory;
 pub mod process;

@@ -7,6 +7,7 @@
 //! - new droplets can stay out of tag listings for a few listings ([`FakeDo::set_listing_lag`]);
 //! - lists filter by `tag_name`, page by `per_page` (capped at `page_size`) and link `links.pages.next`;
 //! - `DELETE /v2/droplets?tag_name=` removes the tagged droplets (still listed once, as `off`, then gone);
+//!   `DELETE /v2/droplets/{id}` removes one the same way (404 when unknown or already deleted);
 //! - SSH keys by fingerprint (404 when unknown), registered with 201;
 //! - the `power_on` droplet action (droplets can be powered off with [`FakeDo::power_off`]);
 //! - a small catalogue: regions (`nyc2` closed to new droplets), sizes, distribution images;
@@ -441,6 +442,25 @@ fn route(
             for d in s.droplets.iter_mut().filter(|d| d.tags.contains(tag)) {
                 d.deleting.get_or_insert(1);
             }
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        }
+        ("DELETE", p) if p.starts_with("/v2/droplets/") => {
+            let id = &p["/v2/droplets/".len()..];
+            let Some(d) = s
+                .droplets
+                .iter_mut()
+                .find(|d| d.id.to_string() == id && d.deleting.is_none())
+            else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "The resource you were accessing could not be found.",
+                );
+            };
+            d.deleting = Some(1);
             Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .body(Full::new(Bytes::new()))

@@ -265,6 +265,13 @@ impl Client {
         .map(drop)
     }
 
+    /// Deletes one droplet by id.
+    pub async fn delete_droplet(&self, id: u64) -> Result<(), ApiError> {
+        self.send(Method::DELETE, &format!("/v2/droplets/{id}"), None::<&()>)
+            .await
+            .map(drop)
+    }
+
     /// The account's SSH key with this MD5 fingerprint, if registered.
     pub async fn ssh_key(&self, fingerprint: &str) -> Result<Option<SshKey>, ApiError> {
         let path = format!("/v2/account/keys/{fingerprint}");
