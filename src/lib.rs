@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod process;
 pub mod providers;
 pub mod provision;
+pub mod rolling;
 pub mod settings;
 pub mod templates;
 pub mod ui;

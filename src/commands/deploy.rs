@@ -53,6 +53,10 @@ struct DeploySection {
     ssh_timeout: Option<u32>,
     /// Role variables for every deploy; -e overrides them.
     vars: Option<toml::Table>,
+    /// Rolling-deploy batches: a host count, `"30%"`, or a list as Ansible's `serial` (default 1).
+    serial: Option<crate::fleet::Serial>,
+    /// Share of a batch's hosts that may fail before the deploy stops (default 0: any failure stops it).
+    max_fail_percentage: Option<u32>,
 }
 
 /// The apps `pipeline deploy` knows.
@@ -333,6 +337,13 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         .group(app.key())
         .map_err(|e| UsageError(e.to_string()))?
         .to_vec();
+    let lb = inventory
+        .groups
+        .get(crate::fleet::LB)
+        .and_then(|g| g.first())
+        .cloned();
+    let max_fail_percentage = section.max_fail_percentage.unwrap_or(0);
+    crate::fleet::check_max_fail(max_fail_percentage)?;
 
     // Precedence: tool-computed < [deploy.vars] in pipeline.toml < -e.
     let mut vars = tool_vars(&args, app, global)?;
@@ -353,6 +364,25 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         .insert("pipeline_hosts".into(), app.key().into());
     run.extra_vars
         .insert("pipeline_app".into(), app.display().into());
+    let backend_port = match app {
+        App::Itrust => run.extra_vars.get("itrust_port"),
+        App::Checkbox => run.extra_vars.get("checkbox_http_port"),
+    }
+    .and_then(Value::as_u64)
+    .and_then(|p| u16::try_from(p).ok())
+    .unwrap_or(match app {
+        App::Itrust => 8080,
+        App::Checkbox => 80,
+    });
+    let rollout = crate::rolling::Rollout {
+        app: app.key(),
+        hosts: &hosts,
+        lb: lb.as_ref(),
+        serial: section.serial.clone().unwrap_or_default(),
+        max_fail_percentage,
+        backend_port,
+    };
+    run.extra_vars.extend(rollout.vars());
     if let Some(f) = section.forks {
         run.forks = f;
     }
@@ -396,11 +426,17 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         .run
         .finish(&report, &format!("deploying {}", app.display()))?
     {
+        if let Some(summary) = rollout.stopped_summary(&report.failures) {
+            eprintln!("{summary}");
+        }
         return Ok(Outcome::Fail);
     }
     if !args.run.check {
         for h in &hosts {
             println!("{} on {}: {}", app.display(), h.name, app.url(h.address()));
+        }
+        if let Some(url) = rollout.front_door_url() {
+            println!("{} through the front door: {url}", app.display());
         }
     }
     Ok(Outcome::Success)
