@@ -382,7 +382,12 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         max_fail_percentage,
         backend_port,
     };
-    run.extra_vars.extend(rollout.vars());
+    // `-e pipeline_health='{"port": 80, "path": "/api/status", "retries": 10}'` replaces the direct check.
+    for (k, v) in rollout.vars() {
+        if k != "pipeline_health" || !run.extra_vars.contains_key(&k) {
+            run.extra_vars.insert(k, v);
+        }
+    }
     if let Some(f) = section.forks {
         run.forks = f;
     }

@@ -7,5 +7,6 @@
 mod canary;
 mod common;
 mod deploy;
+mod fleet;
 mod monitor;
 mod sandbox;
