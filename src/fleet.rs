@@ -136,6 +136,36 @@ pub fn front_door_urls(lb: &str, groups: &[&str]) -> Vec<(&'static str, String)>
         .collect()
 }
 
+/// The monitored apps probed through the front door: one target per app in `monitored` (host `lb`, the
+/// app's URL on the lb host; no exporter, the lb is probed, not scraped). Empty without an `lb` group.
+pub fn front_door_probes(
+    inventory: &crate::inventory::Inventory,
+    apps: &[crate::commands::monitor::AppSpec],
+    monitored: &[String],
+) -> Vec<crate::commands::monitor::Target> {
+    let Some(lb) = inventory.groups.get(LB).and_then(|g| g.first()) else {
+        return Vec::new();
+    };
+    apps.iter()
+        .filter(|a| monitored.iter().any(|g| g == a.group))
+        .filter_map(|a| {
+            let door = FLEET_APPS.iter().find(|f| f.app == a.group)?;
+            let path = if a.path.starts_with('/') {
+                a.path.clone()
+            } else {
+                format!("/{}", a.path)
+            };
+            Some(crate::commands::monitor::Target {
+                host: lb.name.clone(),
+                group: LB.to_string(),
+                app: a.app.to_string(),
+                exporter: String::new(),
+                url: format!("http://{}:{}{path}", lb.address(), door.port),
+            })
+        })
+        .collect()
+}
+
 /// One element of `serial`: a host count or a percentage of the app's hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]

@@ -115,6 +115,8 @@ pub struct MonitorPlan {
     pub targets: Vec<Target>,
     /// App groups absent from the inventory (set up nothing for them; worth a warning).
     pub missing_groups: Vec<String>,
+    /// Each monitored app probed through the front door (`lb`), when the inventory has one.
+    pub front_door: Vec<Target>,
 }
 
 /// Works out the plan from the inventory's groups. Pure.
@@ -190,11 +192,13 @@ pub fn plan(
             present: present(),
         });
     }
+    let front_door = crate::fleet::front_door_probes(inventory, apps, &monitored_groups);
     Ok(MonitorPlan {
         monitors,
         monitored_groups,
         targets,
         missing_groups,
+        front_door,
     })
 }
 
@@ -205,6 +209,7 @@ impl MonitorPlan {
         let probes: Vec<Value> = self
             .targets
             .iter()
+            .chain(&self.front_door)
             .map(|t| json!({"host": t.host, "app": t.app, "url": t.url}))
             .collect();
         let nodes: Vec<Value> = self
@@ -354,6 +359,27 @@ mod tests {
             json!({"host": "checkbox", "app": "checkbox.io", "url": "http://10.0.0.2:80/"})
         );
         assert_eq!(vars["dashboard_hosts"], vars["prometheus_http_probes"]);
+    }
+
+    #[test]
+    fn a_fleet_is_probed_per_host_and_through_the_front_door() {
+        let p = default_plan(
+            "[checkbox]\ncheckbox-1 ansible_host=10.0.0.11\ncheckbox-2 ansible_host=10.0.0.12\n\
+             [lb]\nlb ansible_host=10.0.0.9\n[monitor]\nm ansible_host=10.0.0.3\n",
+        )
+        .unwrap();
+        let hosts: Vec<&str> = p.targets.iter().map(|t| t.host.as_str()).collect();
+        assert_eq!(hosts, vec!["checkbox-1", "checkbox-2"]);
+        let vars = p.role_vars(9100);
+        assert_eq!(
+            vars["prometheus_http_probes"][2],
+            json!({"host": "lb", "app": "checkbox.io", "url": "http://10.0.0.9:80/"})
+        );
+        assert_eq!(
+            vars["prometheus_node_targets"].as_array().unwrap().len(),
+            2,
+            "the lb is probed, not scraped"
+        );
     }
 
     #[test]
