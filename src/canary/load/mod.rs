@@ -24,8 +24,8 @@ use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::{HeaderMap, Method, Uri};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri};
 
 pub use histogram::{Histogram, PERCENTILE_DEFINITION};
 pub use record::RequestOutcome;
@@ -214,7 +214,7 @@ pub fn parse_url(url: &str) -> Result<Uri, LoadError> {
     };
     let uri: Uri = url
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
+        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hyper::header::{HeaderValue, HOST};
+use http::header::{HeaderValue, HOST};
 use tokio::sync::{mpsc, watch};
 
 use super::http1::{Conn, RequestBytes, Response};
@@ -28,7 +28,7 @@ struct Shared {
     addr: SocketAddr,
     request: RequestBytes,
     timeout: Duration,
-    backend_header: Option<hyper::header::HeaderName>,
+    backend_header: Option<http::header::HeaderName>,
     start: Instant,
     deadline: Option<Instant>,
     /// Set by the coordinator when the progress sink asks to stop.
