@@ -96,6 +96,18 @@ pub fn plan(
         },
     ];
     for (k, w) in s.steps.iter().enumerate() {
+        if *w == 100 {
+            actions.push(PlannedAction {
+                action: "step",
+                weight: Some(100),
+                what: format!(
+                    "step {}/{}: {front_door} sends every request to {canary}; not judged (no stable requests are left to compare with), on to the promotion",
+                    k + 1,
+                    s.steps.len()
+                ),
+            });
+            continue;
+        }
         actions.push(PlannedAction {
             action: "step",
             weight: Some(*w),
@@ -226,6 +238,12 @@ mod tests {
         let text = p.render();
         assert!(text.contains("[4/9] step      step 1/4: lb sends 5 % of the requests to checkbox-canary, 95 % to checkbox-1, checkbox-2"), "{text}");
         assert!(text.contains("20 synthetic req/s"), "{text}");
+        assert!(
+            text.contains(
+                "[7/9] step      step 4/4: lb sends every request to checkbox-canary; not judged"
+            ),
+            "{text}"
+        );
         assert!(text.contains("exit 4"), "{text}");
     }
 }

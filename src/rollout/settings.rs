@@ -29,7 +29,8 @@ pub struct RolloutOptions {
     /// The app's environment (the canary host joins it) [default: prod].
     #[arg(long = "env", env = "PIPELINE_ENV", value_name = "NAME")]
     pub environment: Option<String>,
-    /// Inventory with the app's group and the front door's [lb] group (written by `pipeline prod up`).
+    /// Inventory with the app's group and the front door's [lb] group (written by `pipeline prod up`)
+    /// [config: [rollout] inventory; default: inventory.ini].
     #[arg(short, long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
     /// Where the new version comes from: a git URL the host clones, or a local git checkout (default: the

@@ -21,5 +21,6 @@ mod prod_digitalocean;
 mod prod_digitalocean_errors;
 mod prod_digitalocean_faults;
 mod report_browser;
+mod rollout;
 mod security;
 mod signals;
