@@ -30,6 +30,7 @@ pub mod cli;
 pub mod commands;
 pub mod deploy;
 pub mod exit;
+pub mod fleet;
 pub mod fsutil;
 pub mod inventory;
 pub mod lock;
