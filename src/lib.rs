@@ -38,6 +38,7 @@ pub mod monitoring;
 pub mod process;
 pub mod providers;
 pub mod provision;
+pub mod rollout;
 pub mod settings;
 pub mod signals;
 pub mod templates;

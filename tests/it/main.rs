@@ -23,5 +23,6 @@ mod prod_digitalocean_errors;
 mod prod_digitalocean_faults;
 mod prod_digitalocean_fleet;
 mod report_browser;
+mod rollout;
 mod security;
 mod signals;
