@@ -12,6 +12,7 @@ pub mod client;
 pub mod guard;
 pub mod plan;
 mod progress;
+mod prune;
 pub mod settings;
 pub mod ssh;
 pub mod sshkey;
@@ -582,49 +583,8 @@ impl Provider for DigitalOcean {
     }
 
     async fn remove(&mut self, names: &[String], ui: &Ui) -> Result<Vec<String>, Error> {
-        let tag = self.env_tag();
-        let doomed: Vec<Droplet> = self
-            .client
-            .list_droplets(&tag)
-            .await?
-            .into_iter()
-            .filter(|d| names.contains(&d.name))
-            .collect();
-        for d in &doomed {
-            ui.info(format!("destroying droplet {} (id {})", d.name, d.id));
-            match self.client.delete_droplet(d.id).await {
-                Err(e) if e.status() == Some(404) => {}
-                other => other?,
-            }
-        }
-        let ids: HashSet<u64> = doomed.iter().map(|d| d.id).collect();
-        let deadline = Instant::now() + DOWN_TIMEOUT;
-        while !ids.is_empty() {
-            let left: Vec<String> = self
-                .client
-                .list_droplets(&tag)
-                .await?
-                .into_iter()
-                .filter(|d| ids.contains(&d.id))
-                .map(|d| d.name)
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::DownTimeout {
-                    environment: self.environment.clone(),
-                    timeout: DOWN_TIMEOUT,
-                    left,
-                });
-            }
-            tokio::time::sleep(self.settings.poll_interval).await;
-        }
-        let freed: Vec<Ipv4Addr> = doomed.iter().filter_map(Droplet::public_ipv4).collect();
-        forget_host_keys(&self.settings.state_dir, &freed, ui);
-        let mut gone: Vec<String> = doomed.into_iter().map(|d| d.name).collect();
-        gone.sort();
-        Ok(gone)
+        self.lock_environment(ui).await?;
+        prune::remove(self, names, ui).await
     }
 
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {
