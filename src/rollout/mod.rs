@@ -8,6 +8,7 @@
 //! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default).
 
 pub mod exec;
+pub mod front_door;
 pub mod plan;
 pub mod settings;
 pub mod state;
