@@ -178,6 +178,26 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
         }
     }
 
+    /// `rollout.md` and `rollout.json` from the state on disk (the last one written before any action).
+    fn write_summary(&self) {
+        let (env, app) = (&self.state.settings.environment, &self.state.settings.app);
+        let state = match self.store.load(env, app) {
+            Ok(Some(s)) => s,
+            _ => self.state.clone(),
+        };
+        let dir = &state.settings.report_dir;
+        match super::report::write_summary(dir, &state) {
+            Ok(()) => self.ui.info(format!(
+                "rollout: report in {}",
+                dir.join("rollout.md").display()
+            )),
+            Err(e) => self.ui.warn(format!(
+                "rollout: could not write the report into {}: {e}",
+                dir.display()
+            )),
+        }
+    }
+
     fn save(&mut self) -> anyhow::Result<()> {
         self.store.save(&mut self.state)?;
         Ok(())
@@ -197,6 +217,7 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
             sig = crate::signals::cancelled() => Err(anyhow::Error::from(crate::signals::Interrupted(sig))
                 .context("the rollout was stopped")),
         };
+        self.write_summary();
         match result {
             Ok(ending) => Ok(RunResult {
                 ending,

@@ -8,7 +8,9 @@
 //! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default).
 
 pub mod exec;
+pub mod front_door;
 pub mod plan;
+pub mod report;
 pub mod settings;
 pub mod state;
 pub mod world;

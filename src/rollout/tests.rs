@@ -365,7 +365,32 @@ async fn a_good_version_goes_through_every_step_then_is_promoted_and_the_canary_
         assert_eq!(rec.canary.errors, 0);
     }
     assert_eq!(r.judgements.len(), 3);
-    assert!(s.settings.report_dir.join("step-3.json").is_file());
+    let report = &s.settings.report_dir;
+    for file in ["report.json", "report.md", "report.html"] {
+        assert!(
+            report.join("step-3").join(file).is_file(),
+            "no step-3/{file}"
+        );
+    }
+    assert!(
+        !report.join("step-4").exists(),
+        "the 100 % step is not judged"
+    );
+    let md = std::fs::read_to_string(report.join("rollout.md")).unwrap();
+    assert!(
+        md.contains("Promoted: the canary passed every judged step"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 1/4 | 5 % | 10 s |")
+            && md.contains("[PASS](step-1/report.md)")
+            && md.contains("not judged"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("rollout.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["state"]["phase"], "done");
 }
 
 #[tokio::test]
@@ -406,6 +431,9 @@ async fn a_broken_version_is_rolled_back_within_the_first_step_before_its_end() 
         s.steps[0]
     );
     assert_eq!(t.infra.lock().unwrap().stable_version, "v1");
+    let md = std::fs::read_to_string(s.settings.report_dir.join("rollout.md")).unwrap();
+    assert!(md.contains("Rolled back: FAIL at step 1"), "{md}");
+    assert!(md.contains("[FAIL](step-1/report.md)"), "{md}");
 }
 
 #[tokio::test]

@@ -25,5 +25,6 @@ mod prod_digitalocean_faults;
 mod prod_digitalocean_fleet;
 mod report_browser;
 mod rollout;
+mod rollout_front_door;
 mod security;
 mod signals;

@@ -134,8 +134,9 @@ impl<W: RolloutWorld> Executor<'_, W> {
                     self.judgements.push((index, judgement.clone()));
                     return Ok(match end {
                         StepEnd::Fail(_) => StepEnd::Fail(format!(
-                            "FAIL at step {} ({weight} % to the canary) after {t:.0} s: {}",
+                            "FAIL at step {} ({weight} % to the canary) after {} s: {}",
                             index + 1,
+                            judge::num(t),
                             judgement.reason
                         )),
                         other => other,
@@ -191,16 +192,13 @@ impl<W: RolloutWorld> Executor<'_, W> {
 
     fn write_judgement(&self, index: usize, judgement: &Judgement) {
         let dir = &self.state.settings.report_dir;
-        let path = dir.join(format!("step-{}.json", index + 1));
-        let written = std::fs::create_dir_all(dir).and_then(|()| {
-            let text = serde_json::to_vec_pretty(judgement).map_err(std::io::Error::other)?;
-            std::fs::write(&path, text)
-        });
-        if let Err(e) = written {
+        if let Err(e) =
+            super::super::report::write_step(dir, &self.state, self.current(), judgement)
+        {
             self.ui.warn(format!(
-                "rollout: could not write the judgement of step {} to {}: {e}",
+                "rollout: could not write the report of step {} into {}: {e}",
                 index + 1,
-                path.display()
+                dir.display()
             ));
         }
     }
