@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pipeline::rollout::front_door::{map_conf, split_conf};
 use serde_json::json;
 
 const ROLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles/front_door");
@@ -86,6 +87,14 @@ fn free_port() -> u16 {
 fn render(dir: &Path, listen: u16, backend_port: u16, states: &[(&str, &str, bool)]) {
     let conf_dir = dir.join("front_door");
     std::fs::create_dir_all(conf_dir.join("itrust")).unwrap();
+    // What the role writes once per app for `pipeline rollout`: no canary, every request to the app's hosts.
+    std::fs::create_dir_all(conf_dir.join("itrust-canary")).unwrap();
+    std::fs::write(
+        conf_dir.join("itrust-canary/split.conf"),
+        split_conf("itrust", None, 0),
+    )
+    .unwrap();
+    std::fs::write(conf_dir.join("itrust-canary/map.conf"), map_conf(None)).unwrap();
     let backends: Vec<_> = states
         .iter()
         .map(|(name, address, _)| json!({"name": name, "address": address}))
@@ -96,6 +105,7 @@ fn render(dir: &Path, listen: u16, backend_port: u16, states: &[(&str, &str, boo
         "front_door_backend_port": backend_port,
         "front_door_backends": backends,
         "front_door_conf_dir": conf_dir,
+        "front_door_access_log_dir": dir,
         "front_door_fail_timeout": "30s",
     });
     std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
