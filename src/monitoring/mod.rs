@@ -242,6 +242,13 @@ impl MonitorPlan {
             .chain(&self.front_door)
             .map(|t| json!({"host": t.host, "app": t.app, "url": t.url}))
             .collect();
+        // The dashboard groups its cards by app; `group` `lb` marks the front door's card.
+        let cards: Vec<Value> = self
+            .targets
+            .iter()
+            .chain(&self.front_door)
+            .map(|t| json!({"host": t.host, "app": t.app, "url": t.url, "group": t.group}))
+            .collect();
         let nodes: Vec<Value> = self
             .targets
             .iter()
@@ -252,7 +259,7 @@ impl MonitorPlan {
         vars.insert("node_exporter_allowed_scrapers".into(), json!(scrapers));
         vars.insert("prometheus_node_targets".into(), json!(nodes));
         vars.insert("prometheus_http_probes".into(), json!(probes));
-        vars.insert("dashboard_hosts".into(), json!(probes));
+        vars.insert("dashboard_hosts".into(), json!(cards));
         vars
     }
 

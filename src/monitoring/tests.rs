@@ -55,7 +55,10 @@ fn role_vars_allow_only_the_monitor_to_scrape_and_list_every_target() {
         vars["prometheus_http_probes"][1],
         json!({"host": "checkbox", "app": "checkbox.io", "url": "http://10.0.0.2:80/"})
     );
-    assert_eq!(vars["dashboard_hosts"], vars["prometheus_http_probes"]);
+    assert_eq!(
+        vars["dashboard_hosts"][1],
+        json!({"host": "checkbox", "app": "checkbox.io", "url": "http://10.0.0.2:80/", "group": "checkbox"})
+    );
 }
 
 #[test]
@@ -76,6 +79,10 @@ fn a_fleet_is_probed_per_host_and_through_the_front_door() {
         vars["prometheus_node_targets"].as_array().unwrap().len(),
         2,
         "the lb is probed, not scraped"
+    );
+    assert_eq!(
+        vars["dashboard_hosts"][2]["group"], "lb",
+        "the dashboard shows the front door's card in its app's group"
     );
 }
 

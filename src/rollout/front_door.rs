@@ -51,10 +51,11 @@ pub fn split_conf(app: &str, canary: Option<&str>, weight: u8) -> String {
     }
 }
 
-/// `map.conf`: the canary's address as its host name in the `X-Backend` header (empty without a canary).
+/// `map.conf`: the canary's `address:port` as its host name in the `X-Backend` header, matched like the
+/// role's own entries (the last address of a retried request); empty without a canary.
 pub fn map_conf(canary: Option<(&str, &str)>) -> String {
     match canary {
-        Some((name, addr)) => format!("\"{addr}\" {name};\n"),
+        Some((name, addr)) => format!("\"~(^|, ){}$\" {name};\n", addr.replace('.', "\\.")),
         None => "# no canary\n".into(),
     }
 }
@@ -140,7 +141,7 @@ mod tests {
         }
         assert_eq!(
             map_conf(Some(("checkbox-canary", "10.0.0.9:80"))),
-            "\"10.0.0.9:80\" checkbox-canary;\n"
+            r#""~(^|, )10\.0\.0\.9:80$" checkbox-canary;"#.to_string() + "\n"
         );
     }
 

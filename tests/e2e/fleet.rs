@@ -1,8 +1,10 @@
 //! e2e: a fleet of three checkbox hosts behind the front door (`lb`) on the sandbox, shared by the tests
-//! here (environment `<e2e env>-fleet`, torn down by `fleet_teardown`). Measured, not asserted: a client
-//! thread sends steady requests through the front door during a rolling redeploy and counts every failed
-//! one; X-Backend shows every host serves; a commit that fails its health check on the second host only
-//! stops the deploy with exit 4 naming it while the client still sees no failure.
+//! here (environment `<e2e env>-fleet`, torn down by `fleet_9_teardown`; the numbers order the tests, which
+//! run one at a time in name order). Measured, not asserted: a client thread sends steady requests through
+//! the front door during a rolling redeploy and counts every failed one; X-Backend shows every host
+//! serves; monitor-setup probes every host and the front door, and the dashboard groups them by app; a
+//! commit that fails its health check on the second host only stops the deploy with exit 4 naming it
+//! while the client still sees no failure.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -250,7 +252,7 @@ impl Client {
 
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
-fn fleet_front_door_balances_over_every_host_and_names_it_in_x_backend() {
+fn fleet_1_front_door_balances_over_every_host_and_names_it_in_x_backend() {
     let f = fleet();
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..60 {
@@ -272,7 +274,7 @@ fn fleet_front_door_balances_over_every_host_and_names_it_in_x_backend() {
 
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
-fn fleet_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every_host_on_it() {
+fn fleet_2_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every_host_on_it() {
     let f = fleet();
     commit_version(&f.repo, "v2", None);
     let client = Client::start(f.lb);
@@ -319,7 +321,7 @@ fn fleet_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every_h
 
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
-fn fleet_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_sees_no_failure() {
+fn fleet_4_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_sees_no_failure() {
     let f = fleet();
     // Make sure every host is in rotation and on a known commit first.
     let out = f.deploy("rolling.toml", "before-failure.json", &[]);
@@ -364,8 +366,95 @@ fn fleet_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_se
 }
 
 #[test]
+#[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
+fn fleet_3_monitor_setup_probes_every_host_and_the_front_door_and_groups_them_by_app() {
+    let f = fleet();
+    let inv = f.inventory.display().to_string();
+    let started = Instant::now();
+    let out = pipeline(&f.work, "rolling.toml", &["monitor-setup", "-i", &inv]);
+    assert!(out.status.success(), "monitor-setup: {}", show(&out));
+    eprintln!("fleet: monitor-setup took {:?}", started.elapsed());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let password = crate::monitor::printed_password(&stdout)
+        .unwrap_or_else(|| panic!("monitor-setup prints the login:\n{stdout}"));
+    let auth = crate::shared::basic_auth("pipeline", &password);
+    let inventory = pipeline::inventory::Inventory::load(&f.inventory).unwrap();
+    let monitor: Ipv4Addr = inventory.group("monitor").unwrap()[0]
+        .address()
+        .parse()
+        .unwrap();
+    let nginx = std::net::SocketAddr::from((monitor, 80));
+
+    // Prometheus probes checkbox.io on every host and through the front door, and all answer.
+    let query = "/api/v1/query?query=probe_success%7Bjob%3D%22apps%22%2Capp%3D%22checkbox.io%22%7D";
+    let mut probed = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        let (status, body) = crate::shared::http_get_as(nginx, query, Some(&auth)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        probed = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"]["host"].as_str().unwrap_or("").to_string(),
+                    r["value"][1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        if probed.len() == 4 && probed.values().all(|v| v == "1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let want: std::collections::BTreeMap<String, String> =
+        ["checkbox-1", "checkbox-2", "checkbox-3", "lb"]
+            .iter()
+            .map(|h| (h.to_string(), "1".to_string()))
+            .collect();
+    assert_eq!(
+        probed, want,
+        "checkbox.io probed and up on every host and through the front door"
+    );
+
+    // The dashboard groups the hosts by app, the front door first in its app.
+    let mut browser = crate::shared::browser::Browser::launch();
+    browser.call("Network.enable", serde_json::json!({}));
+    browser.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({"headers": {"Authorization": auth}}),
+    );
+    browser.navigate(&format!("http://{monitor}/dashboard/"));
+    let checkbox_js = "Array.from(document.querySelectorAll('.app-group[data-app=\"checkbox.io\"] .host')).map(c => [c.dataset.host, c.dataset.frontDoor || '', c.dataset.appState])";
+    let all_up = format!(
+        "(() => {{ const c = {checkbox_js}; return c.length === 4 && c.every(x => x[2] === 'up'); }})()"
+    );
+    let shown = browser.wait_for(&all_up, Duration::from_secs(90));
+    let cards = browser.eval(checkbox_js);
+    assert!(
+        shown.is_some(),
+        "the checkbox.io group with its 4 cards up; page shows {cards}"
+    );
+    assert_eq!(
+        cards,
+        serde_json::json!([
+            ["lb", "true", "up"],
+            ["checkbox-1", "", "up"],
+            ["checkbox-2", "", "up"],
+            ["checkbox-3", "", "up"]
+        ])
+    );
+    let hosts = browser
+        .eval("document.querySelector('.app-group[data-app=\"checkbox.io\"]').dataset.hosts");
+    assert_eq!(hosts, serde_json::json!("3"));
+    browser.screenshot(&crate::shared::artifacts_dir().join("dashboard-fleet.png"));
+}
+
+#[test]
 #[ignore = "run after the fleet tests"]
-fn fleet_teardown() {
+fn fleet_9_teardown() {
     let environment = common::test_env("fleet");
     common::down(&environment);
 }

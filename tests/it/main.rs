@@ -14,6 +14,7 @@ mod canary_cgroup;
 mod cli_help;
 mod deploy;
 mod deploy_rolling;
+mod front_door;
 mod load;
 mod monitor_dashboard;
 mod monitor_playbook;

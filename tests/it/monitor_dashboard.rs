@@ -149,7 +149,8 @@ struct Ports {
 }
 
 /// Renders the roles' templates (prometheus.yml, blackbox.yml, the nginx site, config.json) into `dir`
-/// with ansible-playbook, from each role's defaults plus loopback ports.
+/// with ansible-playbook, from each role's defaults plus loopback ports. `apps` are (host, app, port); a
+/// host named `lb` is a fleet's front door, probed but not scraped, as monitor-setup plans it.
 fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) {
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
@@ -157,10 +158,18 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
         .iter()
         .map(|(host, app, port)| json!({"host": host, "app": app, "url": format!("http://127.0.0.1:{port}/")}))
         .collect();
+    let cards: Vec<_> = apps
+        .iter()
+        .map(|(host, app, port)| {
+            let group = if *host == "lb" { "lb" } else { host.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-') };
+            json!({"host": host, "app": app, "url": format!("http://127.0.0.1:{port}/"), "group": group})
+        })
+        .collect();
     let vars = json!({
         "prometheus_listen_address": "127.0.0.1",
         "prometheus_port": ports.prometheus,
         "prometheus_node_targets": apps.iter()
+            .filter(|(host, _, _)| *host != "lb")
             .map(|(host, _, _)| json!({"host": host, "address": format!("127.0.0.1:{}", ports.node)}))
             .collect::<Vec<_>>(),
         "prometheus_http_probes": probes,
@@ -168,7 +177,7 @@ fn render_role_templates(dir: &Path, ports: &Ports, apps: &[(&str, &str, u16)]) 
         "dashboard_listen_port": ports.nginx,
         "dashboard_root": www,
         "dashboard_prometheus_upstream": format!("127.0.0.1:{}", ports.prometheus),
-        "dashboard_hosts": probes,
+        "dashboard_hosts": cards,
         // Short alert timings for the test only (defaults: evaluated every 15s, app down for 1m).
         "prometheus_evaluation_interval": "1s",
         "prometheus_alert_app_down_for": "5s",
@@ -488,6 +497,150 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
     );
     eprintln!("AppDown shown {alerted:?} after the page showed checkbox down; banner: {banner}");
     browser.screenshot(&artifacts_dir().join("dashboard-loopback-down.png"));
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+#[test]
+fn dashboard_groups_a_fleets_hosts_by_app_and_shows_each_app_of_the_front_door_on_its_own() {
+    for (program, package) in [
+        ("prometheus", "prometheus"),
+        (
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter",
+        ),
+        ("nginx", "nginx"),
+        ("ansible-playbook", "ansible (scripts/setup.sh installs it)"),
+    ] {
+        require(program, package);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let ports = Ports {
+        prometheus: free_port(),
+        node: free_port(),
+        blackbox: free_port(),
+        nginx: free_port(),
+        alertmanager: free_port(),
+        pushgateway: free_port(),
+    };
+    let (itrust, cb1, cb2, door_cb, door_it) = (
+        FakeApp::start(),
+        FakeApp::start(),
+        FakeApp::start(),
+        FakeApp::start(),
+        FakeApp::start(),
+    );
+    // The front door's iTrust answers nothing; its checkbox.io answers. One lb host, two cards.
+    door_it.stop();
+    // As monitor-setup lists them: the apps' hosts, then the front door's probes.
+    render_role_templates(
+        dir,
+        &ports,
+        &[
+            ("itrust", "iTrust", itrust.port),
+            ("checkbox-1", "checkbox.io", cb1.port),
+            ("checkbox-2", "checkbox.io", cb2.port),
+            ("lb", "iTrust", door_it.port),
+            ("lb", "checkbox.io", door_cb.port),
+        ],
+    );
+    let d = dir.display();
+    let mut daemons = Daemons(Vec::new());
+    daemons.spawn(
+        "blackbox",
+        dir,
+        "prometheus-blackbox-exporter",
+        &[
+            format!("--config.file={d}/blackbox.yml"),
+            format!("--web.listen-address=127.0.0.1:{}", ports.blackbox),
+        ],
+    );
+    daemons.spawn(
+        "prometheus",
+        dir,
+        "prometheus",
+        &[
+            format!("--config.file={d}/prometheus.yml"),
+            format!("--storage.tsdb.path={d}/data"),
+            format!("--web.listen-address=127.0.0.1:{}", ports.prometheus),
+        ],
+    );
+    daemons.spawn(
+        "nginx",
+        dir,
+        "nginx",
+        &[
+            "-p".into(),
+            format!("{d}"),
+            "-e".into(),
+            format!("{d}/nginx-error.log"),
+            "-c".into(),
+            format!("{d}/nginx.conf"),
+        ],
+    );
+    let auth = basic_auth(DASHBOARD_USER, PASSWORD);
+    wait_until(
+        "Prometheus answers through nginx",
+        Duration::from_secs(30),
+        || {
+            daemons.assert_running(dir);
+            matches!(
+                http_get_as(ports.nginx, "/api/v1/query?query=up", &auth),
+                Ok((200, _))
+            )
+        },
+    );
+    let mut browser = Browser::launch();
+    browser.call("Network.enable", json!({}));
+    browser.call(
+        "Network.setExtraHTTPHeaders",
+        json!({"headers": {"Authorization": auth}}),
+    );
+    browser.navigate(&format!("http://127.0.0.1:{}/dashboard/", ports.nginx));
+    let groups_js = "Array.from(document.querySelectorAll('.app-group')).map(g => [g.dataset.app, g.dataset.hosts, \
+         Array.from(g.querySelectorAll('.host')).map(c => c.dataset.host + (c.dataset.frontDoor ? ' (front door)' : ''))])";
+    let built = browser.wait_for(
+        &format!("{groups_js}.length === 2"),
+        Duration::from_secs(30),
+    );
+    let groups = browser.eval(groups_js);
+    assert!(built.is_some(), "two app groups; page shows {groups}");
+    assert_eq!(
+        groups,
+        json!([
+            ["iTrust", "1", ["lb (front door)", "itrust"]],
+            [
+                "checkbox.io",
+                "2",
+                ["lb (front door)", "checkbox-1", "checkbox-2"]
+            ]
+        ]),
+        "one group per app, the front door first in each"
+    );
+    // Each card shows its own probe: the lb's two apps are not merged into one series.
+    let card = |host: &str, app: &str, state: &str| {
+        format!("document.querySelector('.app-group[data-app=\"{app}\"] .host[data-host=\"{host}\"]')?.dataset.appState === '{state}'")
+    };
+    let states = [
+        card("lb", "checkbox.io", "up"),
+        card("lb", "iTrust", "down"),
+        card("checkbox-1", "checkbox.io", "up"),
+        card("checkbox-2", "checkbox.io", "up"),
+        card("itrust", "iTrust", "up"),
+    ]
+    .join(" && ");
+    let shown = browser.wait_for(&states, Duration::from_secs(60));
+    let cards = browser.eval(
+        "Array.from(document.querySelectorAll('.host')).map(c => [c.dataset.host, c.dataset.app, c.dataset.appState])",
+    );
+    assert!(
+        shown.is_some(),
+        "every card with its own app state within 60 s; page shows {cards}"
+    );
+    browser.screenshot(&artifacts_dir().join("dashboard-fleet-groups.png"));
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }

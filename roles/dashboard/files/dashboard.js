@@ -3,8 +3,12 @@
 // last minutes of CPU, memory, app availability and response time, and redraws one card per host with
 // inline SVG charts. Plain JavaScript without dependencies: nothing is loaded from anywhere else.
 //
-// For tests and scripts, every card carries data attributes: data-host, data-app-state (up, down or
-// unknown), and each metric's data-value (the latest number, empty when there is none). Firing alerts
+// Cards are grouped by app (one .app-group per app, data-app and data-hosts, in config order); a fleet's
+// front door (an entry whose group is "lb": the app probed through the lb host) is the first card of its
+// app's group, marked data-front-door.
+//
+// For tests and scripts, every card carries data attributes: data-host, data-app, data-app-state (up, down
+// or unknown), and each metric's data-value (the latest number, empty when there is none). Firing alerts
 // (Prometheus' /api/v1/alerts) are listed at the top in #alerts (data-count; one .alert per alert with
 // data-alertname and data-host); deploy and canary events (pipeline_event_timestamp_seconds, pushed by
 // `pipeline deploy` and `pipeline canary`) are marked on every chart of the card of their app
@@ -17,7 +21,8 @@
   const CHART_W = 300;
   const CHART_H = 56;
 
-  // One PromQL query per metric, each returning one series per `host` label.
+  // One PromQL query per metric, each returning one series per `host` label (per `host` and `app` for the
+  // probes: the lb host answers for several apps).
   const METRICS = [
     {
       key: "cpu",
@@ -37,12 +42,12 @@
     {
       key: "latency",
       label: "Response time",
-      query: '1000 * max by (host) (probe_duration_seconds{job="apps"})',
+      query: '1000 * max by (host, app) (probe_duration_seconds{job="apps"})',
       format: (v) => (v < 10 ? v.toFixed(1) : v.toFixed(0)) + " ms",
       max: (values) => Math.max(10, ...values) * 1.15,
     },
   ];
-  const APP_UP = { key: "up", query: 'min by (host) (probe_success{job="apps"})' };
+  const APP_UP = { key: "up", query: 'min by (host, app) (probe_success{job="apps"})' };
   const EXPORTER_UP = { key: "exporter", query: 'min by (host) (up{job="node"})' };
 
   // Events the tool pushed: one series per event, whose value is the event's time.
@@ -50,7 +55,7 @@
 
   const state = {
     config: null,
-    cards: new Map(), // host -> { root, badge, values, charts, scales, strip }, keyed by metric
+    cards: new Map(), // cardKey(entry) -> { root, badge, values, charts, scales, strip }, keyed by metric
   };
 
   function $(id) {
@@ -94,23 +99,44 @@
     return Number(data.result[0]);
   }
 
-  // { host: [[t, v], ...] } for one range query.
+  // A card's key, and the key of the series that belong to it: the host, plus the app for probe series.
+  function seriesKey(host, app) {
+    return app === undefined ? host : host + "\u0000" + app;
+  }
+
+  function cardKey(entry) {
+    return seriesKey(entry.host, entry.app);
+  }
+
+  // The series of one card: probes by host and app, host metrics by host.
+  function seriesOf(byKey, entry) {
+    return byKey[cardKey(entry)] || byKey[entry.host];
+  }
+
+  // { seriesKey: [[t, v], ...] } for one range query.
   async function rangeByHost(query, start, end, step) {
     const data = await prometheus("/query_range", { query, start, end, step });
     const out = {};
     for (const series of data.result) {
       const host = series.metric.host;
       if (host === undefined) continue;
-      out[host] = series.values.map(([t, v]) => [Number(t), Number(v)]).filter(([, v]) => Number.isFinite(v));
+      out[seriesKey(host, series.metric.app)] = series.values.map(([t, v]) => [Number(t), Number(v)]).filter(([, v]) => Number.isFinite(v));
     }
     return out;
   }
 
   function buildCard(entry) {
-    const root = el("section", { class: "host", "data-host": entry.host, "data-app-state": "unknown" });
+    const frontDoor = entry.group === "lb";
+    const root = el("section", {
+      class: frontDoor ? "host front-door" : "host",
+      "data-host": entry.host,
+      "data-app": entry.app,
+      "data-app-state": "unknown",
+    });
+    if (frontDoor) root.dataset.frontDoor = "true";
     const head = el("div", { class: "host-head" });
     const titles = el("div");
-    titles.append(el("h2", {}, entry.host));
+    titles.append(el("h3", {}, frontDoor ? entry.host + " · front door" : entry.host));
     titles.append(el("div", { class: "app" }, entry.app + " · " + entry.url));
     const badge = el("span", { class: "badge", "data-role": "app-state" }, "NO DATA");
     head.append(titles, badge);
@@ -287,19 +313,20 @@
     queries.forEach((q, i) => (byKey[q.key] = results[i]));
 
     for (const entry of cfg.hosts) {
-      const card = state.cards.get(entry.host);
-      const up = latest(byKey.up[entry.host], end, freshness);
+      const card = state.cards.get(cardKey(entry));
+      const upPoints = seriesOf(byKey.up, entry);
+      const up = latest(upPoints, end, freshness);
       const appState = up === null ? "unknown" : up >= 1 ? "up" : "down";
       card.root.dataset.appState = appState;
       card.badge.textContent = appState === "up" ? "UP" : appState === "down" ? "DOWN" : "NO DATA";
       showValue(card.values.up, up, (v) => (v >= 1 ? "up" : "down"));
-      drawStrip(card.strip, byKey.up[entry.host], start, end, step);
+      drawStrip(card.strip, upPoints, start, end, step);
 
-      const exporter = latest(byKey.exporter[entry.host], end, freshness);
+      const exporter = latest(seriesOf(byKey.exporter, entry), end, freshness);
       card.root.dataset.exporterState = exporter === null ? "unknown" : exporter >= 1 ? "up" : "down";
 
       for (const metric of METRICS) {
-        const points = byKey[metric.key][entry.host] || [];
+        const points = seriesOf(byKey[metric.key], entry) || [];
         showValue(card.values[metric.key], latest(points, end, freshness), metric.format);
         const max = metric.max(points.map(([, v]) => v));
         card.charts[metric.key].firstChild.setAttribute("d", linePath(points, start, end, max, step));
@@ -332,10 +359,25 @@
     document.title = cfg.title;
     $("title").textContent = cfg.title;
     const main = $("hosts");
+    // One group per app, in the order the apps first appear; the front door first within its app.
+    const groups = new Map();
     for (const entry of cfg.hosts) {
-      const card = buildCard(entry);
-      state.cards.set(entry.host, card);
-      main.append(card.root);
+      if (!groups.has(entry.app)) groups.set(entry.app, []);
+      groups.get(entry.app).push(entry);
+    }
+    for (const [app, entries] of groups) {
+      entries.sort((a, b) => (b.group === "lb") - (a.group === "lb"));
+      const hosts = entries.filter((e) => e.group !== "lb").length;
+      const section = el("section", { class: "app-group", "data-app": app, "data-hosts": String(hosts) });
+      section.append(el("h2", {}, app + " · " + hosts + (hosts === 1 ? " host" : " hosts")));
+      const grid = el("div", { class: "app-hosts" });
+      for (const entry of entries) {
+        const card = buildCard(entry);
+        state.cards.set(cardKey(entry), card);
+        grid.append(card.root);
+      }
+      section.append(grid);
+      main.append(section);
     }
     if (cfg.hosts.length === 0) main.append(el("p", {}, "No hosts configured (dashboard_hosts is empty)."));
     loop();
