@@ -51,10 +51,11 @@ pub fn split_conf(app: &str, canary: Option<&str>, weight: u8) -> String {
     }
 }
 
-/// `map.conf`: the canary's address as its host name in the `X-Backend` header (empty without a canary).
+/// `map.conf`: the canary's `address:port` as its host name in the `X-Backend` header, matched like the
+/// role's own entries (the last address of a retried request); empty without a canary.
 pub fn map_conf(canary: Option<(&str, &str)>) -> String {
     match canary {
-        Some((name, addr)) => format!("\"{addr}\" {name};\n"),
+        Some((name, addr)) => format!("\"~(^|, ){}$\" {name};\n", addr.replace('.', "\\.")),
         None => "# no canary\n".into(),
     }
 }
@@ -108,9 +109,108 @@ pub fn parse_line(line: &str, canary: Option<&str>) -> Option<Observed> {
     })
 }
 
+/// Reads the access log's new complete lines from where the last read stopped: a line still being
+/// written waits for its newline, and a log that became shorter (rotated or truncated) is read again from
+/// its start.
+#[derive(Debug, Default)]
+pub struct LogTail {
+    offset: u64,
+    pending: Vec<u8>,
+    canary: Option<String>,
+}
+
+impl LogTail {
+    /// A tail telling the canary's requests by its `address:port`.
+    pub fn new(canary: Option<String>) -> Self {
+        LogTail {
+            canary,
+            ..Default::default()
+        }
+    }
+
+    /// Skips what the log holds now (those requests are not this rollout's).
+    pub fn skip_existing(&mut self, path: &std::path::Path) -> std::io::Result<()> {
+        self.offset = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The requests of the lines completed since the last read (a missing log has none yet).
+    pub fn read(&mut self, path: &std::path::Path) -> std::io::Result<Vec<Observed>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        if file.metadata()?.len() < self.offset {
+            self.offset = 0;
+            self.pending.clear();
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut chunk = Vec::new();
+        file.read_to_end(&mut chunk)?;
+        self.offset += chunk.len() as u64;
+        self.pending.extend_from_slice(&chunk);
+        let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        let rest = self.pending.split_off(end + 1);
+        let complete = std::mem::replace(&mut self.pending, rest);
+        Ok(String::from_utf8_lossy(&complete)
+            .lines()
+            .filter_map(|l| parse_line(l, self.canary.as_deref()))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tail_waits_for_a_line_to_end_and_starts_over_on_a_rotated_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("front_door_checkbox.json");
+        let line = |status: u16| {
+            format!(
+                r#"{{"msec":"1.0","upstream_addr":"10.0.0.9:80","status":"{status}","request_time":"0.1","upstream_response_time":"0.1","bytes":"5","synthetic":""}}"#
+            )
+        };
+        std::fs::write(&log, format!("{}\n", line(200))).unwrap();
+        let mut tail = LogTail::new(Some("10.0.0.9:80".into()));
+        tail.skip_existing(&log).unwrap();
+        assert!(tail.read(&log).unwrap().is_empty(), "an old line was read");
+        let half = line(500);
+        let (a, b) = half.split_at(40);
+        let append = |text: &str| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        };
+        append(a);
+        assert!(tail.read(&log).unwrap().is_empty(), "half a line was read");
+        append(&format!("{b}\n{}\n", line(503)));
+        let got: Vec<_> = tail
+            .read(&log)
+            .unwrap()
+            .iter()
+            .map(|o| (o.arm, o.status))
+            .collect();
+        assert_eq!(got, [(Arm::Canary, Some(500)), (Arm::Canary, Some(503))]);
+        // Rotated: a new, shorter file is read from its start.
+        std::fs::write(&log, format!("{}\n", line(201))).unwrap();
+        let got: Vec<_> = tail.read(&log).unwrap().iter().map(|o| o.status).collect();
+        assert_eq!(got, [Some(201)]);
+        assert!(LogTail::new(None)
+            .read(&dir.path().join("missing"))
+            .unwrap()
+            .is_empty());
+    }
 
     #[test]
     fn the_split_sends_the_weight_to_the_canary_and_the_rest_to_stable() {
@@ -140,7 +240,7 @@ mod tests {
         }
         assert_eq!(
             map_conf(Some(("checkbox-canary", "10.0.0.9:80"))),
-            "\"10.0.0.9:80\" checkbox-canary;\n"
+            r#""~(^|, )10\.0\.0\.9:80$" checkbox-canary;"#.to_string() + "\n"
         );
     }
 

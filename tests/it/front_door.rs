@@ -107,7 +107,20 @@ fn render(dir: &Path, listen: u16, backend_port: u16, states: &[(&str, &str, boo
         "front_door_conf_dir": conf_dir,
         "front_door_access_log_dir": dir,
         "front_door_fail_timeout": "30s",
+        "front_door_access_log_dir": dir,
     });
+    // What the role's tasks create next to the template: no rollout, every request to the app's hosts.
+    std::fs::create_dir_all(conf_dir.join("itrust-canary")).unwrap();
+    std::fs::write(
+        conf_dir.join("itrust-canary/split.conf"),
+        pipeline::rollout::front_door::split_conf("itrust", None, 0),
+    )
+    .unwrap();
+    std::fs::write(
+        conf_dir.join("itrust-canary/map.conf"),
+        pipeline::rollout::front_door::map_conf(None),
+    )
+    .unwrap();
     std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
     let mut tasks = format!(
         "    - name: Load the role's defaults\n      ansible.builtin.include_vars: {ROLE}/defaults/main.yml\n    - name: Load the run's variables\n      ansible.builtin.include_vars: {}/vars.json\n    - name: Render the server block\n      ansible.builtin.template:\n        src: {ROLE}/templates/front_door.conf.j2\n        dest: {}/site.conf\n        mode: \"0644\"\n",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use pipeline::rollout::front_door::{map_conf, parse_line, split_conf};
+use pipeline::rollout::front_door::{map_conf, split_conf, LogTail};
 use pipeline::rollout::world::Arm;
 
 const ROLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles/front_door");
@@ -182,26 +182,19 @@ fn the_front_door_splits_requests_by_the_canary_weight_and_logs_each_arm_as_json
     let log = dir.join("logs/front_door_checkbox.json");
     std::thread::sleep(Duration::from_millis(300));
 
-    let mut offset = 0usize;
+    let mut tail = LogTail::new(Some(canary.clone()));
     let mut round = |weight: u8, n: usize| {
         write_canary(weight);
         nginx.signal("reload");
         // The new workers take over; old ones finish what they hold.
         std::thread::sleep(Duration::from_millis(500));
-        let skip = std::fs::read_to_string(&log).map(|t| t.len()).unwrap_or(0);
-        offset = offset.max(skip);
+        tail.skip_existing(&log).unwrap();
         let mut seen = Vec::new();
         for k in 0..n {
             seen.push(get(front, k % 4 == 0));
         }
         std::thread::sleep(Duration::from_millis(200));
-        let text = std::fs::read_to_string(&log).unwrap();
-        let logged: Vec<_> = text[offset..]
-            .lines()
-            .filter_map(|l| parse_line(l, Some(&canary)))
-            .collect();
-        offset = text.len();
-        (seen, logged)
+        (seen, tail.read(&log).unwrap())
     };
 
     // Weight 0: everything to stable, named by its host.

@@ -1,0 +1,187 @@
+//! The fake world of the rollout's tests: virtual time, a front door splitting generated requests by the
+//! weight it was last given, a canary that answers well or with 5xx from some weight on, and crashes
+//! injected into any action (it never returns, as under `kill -9`).
+
+use std::sync::{Arc, Mutex};
+
+use super::super::state::{Phase, StateStore};
+use super::super::world::{Arm, DeploySummary, Observed, RolloutWorld};
+
+/// What exists outside the process: it survives a crash of the tool.
+#[derive(Debug, Default)]
+pub(super) struct Infra {
+    pub(super) clock: f64,
+    pub(super) weight: u8,
+    pub(super) canary_host: bool,
+    pub(super) canary_version: Option<&'static str>,
+    pub(super) stable_version: &'static str,
+    pub(super) log: Vec<Observed>,
+    pub(super) cursor: usize,
+    pub(super) synthetic_rate: Option<f64>,
+    /// Every action and the phase the state file held when it began.
+    pub(super) calls: Vec<(String, Option<Phase>)>,
+    pub(super) seq: u64,
+}
+
+pub(super) struct Fake {
+    pub(super) infra: Arc<Mutex<Infra>>,
+    pub(super) store: StateStore,
+    /// Real requests per second through the front door.
+    pub(super) rate: f64,
+    /// The canary answers 500 from this weight on (`None`: never).
+    pub(super) broken_from: Option<u8>,
+    /// The action (name, and which occurrence from 1) that never returns.
+    pub(super) crash_at: Option<(&'static str, usize)>,
+    pub(super) count: std::collections::HashMap<&'static str, usize>,
+    pub(super) crashed: Arc<tokio::sync::Notify>,
+}
+
+/// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
+fn unit(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Fake {
+    pub(super) fn new(infra: &Arc<Mutex<Infra>>, store: &StateStore) -> Self {
+        Fake {
+            infra: infra.clone(),
+            store: store.clone(),
+            rate: 40.0,
+            broken_from: None,
+            crash_at: None,
+            count: Default::default(),
+            crashed: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Records the call with the state on disk; an injected crash never returns.
+    async fn call(&mut self, name: &'static str) {
+        let phase = self
+            .store
+            .load("prod", "checkbox")
+            .unwrap()
+            .map(|s| s.phase);
+        self.infra.lock().unwrap().calls.push((name.into(), phase));
+        let n = self.count.entry(name).or_default();
+        *n += 1;
+        if self.crash_at == Some((name, *n)) {
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn request(&self, infra: &mut Infra, at: f64, synthetic: bool) -> Observed {
+        infra.seq += 1;
+        let k = infra.seq;
+        let canary = infra.canary_host && unit(k * 7 + 1) * 100.0 < infra.weight as f64;
+        let broken = canary && self.broken_from.is_some_and(|w| infra.weight >= w);
+        let latency = 20.0 + 10.0 * unit(k * 7 + 2) + 5.0 * unit(k * 7 + 3);
+        Observed {
+            at,
+            arm: if canary { Arm::Canary } else { Arm::Stable },
+            status: Some(if broken { 500 } else { 200 }),
+            latency_ms: if broken { 2.0 } else { latency },
+            bytes: if broken {
+                21
+            } else {
+                1000 + (unit(k * 7 + 4) * 50.0) as u64
+            },
+            synthetic,
+        }
+    }
+}
+
+impl RolloutWorld for Fake {
+    fn now(&self) -> f64 {
+        self.infra.lock().unwrap().clock
+    }
+
+    async fn wait(&mut self, seconds: f64) {
+        let mut infra = self.infra.lock().unwrap();
+        let from = infra.clock;
+        let push = |rate: f64, synthetic: bool, infra: &mut Infra| {
+            let n = (rate * seconds).round() as usize;
+            for i in 0..n {
+                let at = from + seconds * (i as f64 + 0.5) / n as f64;
+                let r = self.request(infra, at, synthetic);
+                infra.log.push(r);
+            }
+        };
+        push(self.rate, false, &mut infra);
+        if let Some(rate) = infra.synthetic_rate {
+            push(rate, true, &mut infra);
+        }
+        infra.clock = from + seconds;
+    }
+
+    async fn provision_canary(&mut self) -> anyhow::Result<()> {
+        self.call("provision").await;
+        self.infra.lock().unwrap().canary_host = true;
+        Ok(())
+    }
+
+    async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary> {
+        self.call("deploy").await;
+        let mut infra = self.infra.lock().unwrap();
+        anyhow::ensure!(
+            infra.canary_host,
+            "deploy on a canary host that does not exist"
+        );
+        infra.canary_version = Some("v2");
+        Ok(DeploySummary {
+            what: "canary".into(),
+            success: true,
+            text: "ok".into(),
+            duration_s: 1.0,
+        })
+    }
+
+    async fn check_canary(&mut self) -> anyhow::Result<()> {
+        self.call("check").await;
+        anyhow::ensure!(self.infra.lock().unwrap().canary_version.is_some());
+        Ok(())
+    }
+
+    async fn set_weight(&mut self, weight: u8) -> anyhow::Result<()> {
+        let name: &'static str = if weight == 0 { "weight 0" } else { "weight" };
+        self.call(name).await;
+        let mut infra = self.infra.lock().unwrap();
+        infra.calls.last_mut().unwrap().0 = format!("weight {weight}");
+        infra.weight = weight;
+        Ok(())
+    }
+
+    async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
+        self.infra.lock().unwrap().synthetic_rate = rate;
+        Ok(())
+    }
+
+    async fn observe(&mut self) -> anyhow::Result<Vec<Observed>> {
+        let mut infra = self.infra.lock().unwrap();
+        let new = infra.log[infra.cursor..].to_vec();
+        infra.cursor = infra.log.len();
+        Ok(new)
+    }
+
+    async fn promote(&mut self) -> anyhow::Result<DeploySummary> {
+        self.call("promote").await;
+        self.infra.lock().unwrap().stable_version = "v2";
+        Ok(DeploySummary {
+            what: "promotion".into(),
+            success: true,
+            text: "2 hosts".into(),
+            duration_s: 2.0,
+        })
+    }
+
+    async fn retire_canary(&mut self) -> anyhow::Result<()> {
+        self.call("retire").await;
+        let mut infra = self.infra.lock().unwrap();
+        infra.canary_host = false;
+        infra.canary_version = None;
+        Ok(())
+    }
+}
