@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline::rollout::front_door::{map_conf, split_conf};
 use serde_json::json;
 
 const ROLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles/front_door");
 
-/// A stand-in app host on `ip:port`: answers 200 at /iTrust2/ until stopped, then refuses connections.
+/// A stand-in app host on `ip:port`: answers 200 at /iTrust2/ until stopped, then refuses connections. It
+/// closes each connection after one answer and says so (`Connection: close`), or nginx would reuse a
+/// keep-alive connection the stand-in already closed and count that host as failed.
 struct Backend {
     stopped: Arc<AtomicBool>,
 }
@@ -48,7 +49,7 @@ impl Backend {
                         };
                         let _ = write!(
                             conn,
-                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
                         );
                     }
@@ -87,14 +88,6 @@ fn free_port() -> u16 {
 fn render(dir: &Path, listen: u16, backend_port: u16, states: &[(&str, &str, bool)]) {
     let conf_dir = dir.join("front_door");
     std::fs::create_dir_all(conf_dir.join("itrust")).unwrap();
-    // What the role writes once per app for `pipeline rollout`: no canary, every request to the app's hosts.
-    std::fs::create_dir_all(conf_dir.join("itrust-canary")).unwrap();
-    std::fs::write(
-        conf_dir.join("itrust-canary/split.conf"),
-        split_conf("itrust", None, 0),
-    )
-    .unwrap();
-    std::fs::write(conf_dir.join("itrust-canary/map.conf"), map_conf(None)).unwrap();
     let backends: Vec<_> = states
         .iter()
         .map(|(name, address, _)| json!({"name": name, "address": address}))
@@ -105,7 +98,6 @@ fn render(dir: &Path, listen: u16, backend_port: u16, states: &[(&str, &str, boo
         "front_door_backend_port": backend_port,
         "front_door_backends": backends,
         "front_door_conf_dir": conf_dir,
-        "front_door_access_log_dir": dir,
         "front_door_fail_timeout": "30s",
         "front_door_access_log_dir": dir,
     });
