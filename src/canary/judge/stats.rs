@@ -486,25 +486,37 @@ pub fn sorted_pair(a: &[f64], b: &[f64]) -> (Vec<f64>, Vec<f64>) {
     })
 }
 
-/// Number of pairs with x_i − y_j ≤ v (computed in floating point), and the largest such difference, by two
-/// pointers: O(n + m).
-fn count_le(x: &[f64], y: &[f64], v: f64) -> (u64, f64) {
+/// Number of pairs with x_i − y_j ≤ v (computed in floating point), the largest such difference and the
+/// smallest difference above v, by two pointers: O(n + m).
+fn count_le(x: &[f64], y: &[f64], v: f64) -> (u64, f64, f64) {
+    #[cfg(test)]
+    COUNT_PASSES.with(|c| c.set(c.get() + 1));
     let m = y.len();
     let mut j = 0usize;
     let mut count = 0u64;
     let mut largest = f64::NEG_INFINITY;
+    let mut smallest_above = f64::INFINITY;
     for &xi in x {
         // x_i − y_j decreases in j; the pairs with difference ≤ v are a suffix starting at j, whose first
-        // element is the row's largest difference ≤ v.
+        // element is the row's largest difference ≤ v (and the element before it the smallest above v).
         while j < m && xi - y[j] > v {
             j += 1;
         }
         if j < m {
             largest = largest.max(xi - y[j]);
         }
+        if j > 0 {
+            smallest_above = smallest_above.min(xi - y[j - 1]);
+        }
         count += (m - j) as u64;
     }
-    (count, largest)
+    (count, largest, smallest_above)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Passes of [`count_le`] on this thread (tests check how many a search needs).
+    pub(super) static COUNT_PASSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Maps a finite f64 to an integer with the same order, for bisection on representable values.
@@ -542,7 +554,7 @@ pub(super) fn select_pairwise(x: &[f64], y: &[f64], k: u64, want_next: bool) -> 
     let dmin = x[0] - y[m - 1];
     let dmax = x[n - 1] - y[0];
     let mut lo = dmin;
-    let (mut c_lo, _) = count_le(x, y, lo);
+    let (mut c_lo, _, _) = count_le(x, y, lo);
     if c_lo >= k {
         return (dmin, None);
     }
@@ -568,7 +580,7 @@ pub(super) fn select_pairwise(x: &[f64], y: &[f64], k: u64, want_next: bool) -> 
                 return (hi, None); // adjacent floats: every candidate equals hi
             }
         }
-        let (c, largest) = count_le(x, y, v);
+        let (c, largest, smallest_above) = count_le(x, y, v);
         if c >= k {
             // No difference lies in (largest, v]: the bracket can end at an actual difference.
             let same_end = largest == hi;
@@ -586,6 +598,11 @@ pub(super) fn select_pairwise(x: &[f64], y: &[f64], k: u64, want_next: bool) -> 
                 return (hi, None);
             }
         } else {
+            // No difference lies in (v, smallest_above): when that reaches hi, every candidate equals hi
+            // (a tied answer approached from below, which halving alone would take ~60 more passes to see).
+            if smallest_above >= hi {
+                return (hi, None);
+            }
             lo = v;
             c_lo = c;
             f_lo = c as f64 - target;
