@@ -353,3 +353,67 @@ fn minimum_detectable_effect_shrinks_like_one_over_root_n() {
     eprintln!("MDE at 2,500 per arm {a:.4}, at 10,000 {b:.4}, ratio of log effects {ratio:.3}");
     assert!((ratio - 2.0).abs() < 0.1, "{ratio}");
 }
+
+/// CPU time of this process so far (all threads, user + system), seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Benchmark, not a timed assertion (run by `scripts/bench-judge.sh`): the cost of one interim look of a
+/// live canary with 100,000 samples per arm of the default metrics (latency, error rate, response size),
+/// i.e. the 20th look of a 20-look window: cutting the samples at the look's time
+/// ([`sequential::truncate`], as the canary does) plus [`sequential::SequentialJudge::look`] after 19 earlier
+/// looks. Prints the median and range of wall and CPU time (all threads) over `JUDGE_BENCH_ROUNDS` rounds
+/// (default 11); on a shared machine the CPU time is the comparable figure.
+#[test]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+fn benchmark_one_sequential_look_on_100k_samples_per_arm() {
+    let n = 100_000;
+    let rounds: usize = std::env::var("JUDGE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(11);
+    let full = timed(12_000_000, n, Fault::None);
+    let config = JudgeConfig::default();
+    let (mut first, mut last) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut judge = sequential::SequentialJudge::new(&full, &config, LOOK_EVERY_S).unwrap();
+        for k in 1..=20 {
+            let t = k as f64 * LOOK_EVERY_S;
+            let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
+            let upto = sequential::truncate(&full, t);
+            let j = judge.look(t, &upto, false).unwrap();
+            let took = (
+                started.elapsed().as_secs_f64() * 1e3,
+                (cpu_seconds() - cpu) * 1e3,
+            );
+            assert_eq!(j.metrics[0].baseline.n, k * n / 20);
+            match k {
+                1 => first.push(took),
+                20 => last.push(took),
+                _ => {}
+            }
+        }
+    }
+    let show = |name: &str, v: &[(f64, f64)]| {
+        let mut wall: Vec<f64> = v.iter().map(|t| t.0).collect();
+        let mut cpu: Vec<f64> = v.iter().map(|t| t.1).collect();
+        wall.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
+        eprintln!(
+            "{name}: wall median {:.1} ms (min {:.1}, max {:.1}); CPU median {:.1} ms (min {:.1}, max {:.1}); {rounds} rounds",
+            wall[rounds / 2],
+            wall[0],
+            wall[rounds - 1],
+            cpu[rounds / 2],
+            cpu[0],
+            cpu[rounds - 1]
+        );
+    };
+    show("look 1 of 20 (5,000 per arm)", &first);
+    show("look 20 of 20 (100,000 per arm)", &last);
+}

@@ -10,6 +10,7 @@
 mod shared;
 
 mod canary;
+mod canary_signals;
 mod common;
 mod deploy;
 mod fleet;

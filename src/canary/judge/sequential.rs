@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{boundary, JudgeConfig, JudgeError, JudgeInput, Judgement, MetricKind, Verdict};
+use super::{
+    boundary, Detail, JudgeConfig, JudgeError, JudgeInput, Judgement, MetricKind, Verdict,
+};
 
 /// The name of the method, as in the report.
 pub const METHOD: &str = "mixture SPRT (normal mixture, τ = 0.2 per unit of information), always-valid p-values with the running minimum over looks, Holm within each look; Kolmogorov–Smirnov at the last look";
@@ -127,7 +129,9 @@ impl SequentialJudge {
     }
 
     /// Judges the samples so far at time `t_s`; `last` marks the last look. Returns the look's judgement;
-    /// its verdict is final when it is FAIL or `last`.
+    /// its verdict is final when it is FAIL or `last`. A judgement that is not final carries only what
+    /// the verdict depends on (no confidence interval of the shift, timeline or CDF: that is most of a
+    /// look's cost on large samples, and it is never reported); a final one carries everything.
     pub fn look(
         &mut self,
         t_s: f64,
@@ -135,10 +139,56 @@ impl SequentialJudge {
         last: bool,
     ) -> Result<Judgement, JudgeError> {
         input.validate_with(Some(&self.config))?;
+        let detail = if last { Detail::Full } else { Detail::Verdict };
+        let (mut judgement, mut info_max) = self.judge_now(input, last, detail);
+        if detail == Detail::Verdict && judgement.verdict == Verdict::Fail {
+            // A final FAIL is reported: judged again with every figure. The running minima already hold
+            // this look's values, so the p-values, and with them the verdict, are the same.
+            (judgement, info_max) = self.judge_now(input, last, Detail::Full);
+        }
+        let n = ArmCounts {
+            baseline: judgement
+                .metrics
+                .iter()
+                .map(|m| m.baseline.n)
+                .max()
+                .unwrap_or(0),
+            canary: judgement
+                .metrics
+                .iter()
+                .map(|m| m.canary.n)
+                .max()
+                .unwrap_or(0),
+        };
+        self.infos.push(info_max);
+        self.last_flags.push(last);
+        let bounds: Vec<f64> = self
+            .infos
+            .iter()
+            .map(|&i| boundary::z_boundary(self.config.alpha(), i, boundary::TAU))
+            .collect();
+        let is_final = last || judgement.verdict == Verdict::Fail;
+        self.looks.push(Look {
+            t_s,
+            n,
+            verdict: judgement.verdict,
+            is_final,
+            score: judgement.score,
+            alpha_spent: boundary::crossing_probability(&self.infos, &bounds),
+        });
+        if is_final && self.decided.is_none() {
+            self.decided = Some(judgement.clone());
+        }
+        Ok(judgement)
+    }
+
+    /// The judgement of `input` with each sequential test's running-minimum always-valid p-value (updated
+    /// by this look) and the KS tests at the last look only; also the look's largest information.
+    fn judge_now(&mut self, input: &JudgeInput, last: bool, detail: Detail) -> (Judgement, f64) {
         let prepared: Vec<super::Prepared> = input
             .metrics
             .iter()
-            .map(|m| super::prepare(m, &self.config))
+            .map(|m| super::prepare(m, &self.config, detail))
             .collect();
         let mut raw = Vec::new();
         let mut info_max = 0.0f64;
@@ -178,40 +228,7 @@ impl SequentialJudge {
             }
         }
         let judgement = super::conclude(input, prepared, raw, self.family, &self.config, true);
-        let n = ArmCounts {
-            baseline: judgement
-                .metrics
-                .iter()
-                .map(|m| m.baseline.n)
-                .max()
-                .unwrap_or(0),
-            canary: judgement
-                .metrics
-                .iter()
-                .map(|m| m.canary.n)
-                .max()
-                .unwrap_or(0),
-        };
-        self.infos.push(info_max);
-        self.last_flags.push(last);
-        let bounds: Vec<f64> = self
-            .infos
-            .iter()
-            .map(|&i| boundary::z_boundary(self.config.alpha(), i, boundary::TAU))
-            .collect();
-        let is_final = last || judgement.verdict == Verdict::Fail;
-        self.looks.push(Look {
-            t_s,
-            n,
-            verdict: judgement.verdict,
-            is_final,
-            score: judgement.score,
-            alpha_spent: boundary::crossing_probability(&self.infos, &bounds),
-        });
-        if is_final && self.decided.is_none() {
-            self.decided = Some(judgement.clone());
-        }
-        Ok(judgement)
+        (judgement, info_max)
     }
 
     /// The final judgement with its `sequential` section; `None` before a final look.
@@ -335,4 +352,91 @@ pub enum ReplayError {
     LookEvery(f64),
     #[error(transparent)]
     Judge(#[from] JudgeError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canary::judge::{FailOn, MetricInput};
+
+    /// Latency (log-normal, canary × `factor`), errors (0/1, 1 %) and byte counts (integers), `n` per arm
+    /// spread evenly over 30 s; deterministic.
+    fn input(n: usize, factor: f64, seed: u64) -> JudgeInput {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let mut normal = move || {
+            let (u1, u2) = (uniform(), uniform());
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        };
+        let mut arm = |f: f64| -> [Vec<f64>; 3] {
+            let lat = (0..n).map(|_| f * 20.0 * (0.5 * normal()).exp()).collect();
+            let err = (0..n).map(|_| (normal() > 2.326) as u8 as f64).collect();
+            let bytes = (0..n).map(|_| (5000.0 + 50.0 * normal()).round()).collect();
+            [lat, err, bytes]
+        };
+        let [bl, be, bb] = arm(1.0);
+        let [cl, ce, cb] = arm(factor);
+        let times: Vec<f64> = (0..n).map(|i| (i + 1) as f64 * 30.0 / n as f64).collect();
+        let metrics = [
+            ("latency_ms", FailOn::Increase, bl, cl),
+            ("error_rate", FailOn::Increase, be, ce),
+            ("response_bytes", FailOn::Decrease, bb, cb),
+        ]
+        .into_iter()
+        .map(|(name, fail_on, b, c)| {
+            let mut m = MetricInput::new(name, fail_on, b, c);
+            m.baseline_time_s = Some(times.clone());
+            m.canary_time_s = Some(times.clone());
+            m
+        })
+        .collect();
+        JudgeInput {
+            metrics,
+            unanswered: None,
+        }
+    }
+
+    #[test]
+    fn an_interim_look_decides_as_the_full_judgement_would_and_a_final_fail_carries_every_figure() {
+        let mut failed = 0;
+        for (seed, factor) in [(1, 1.0), (2, 1.02), (3, 1.3), (4, 1.0)] {
+            let full = input(3000, factor, seed);
+            let config = JudgeConfig::default();
+            let mut interim = SequentialJudge::new(&full, &config, 3.0).unwrap();
+            let mut reference = interim.clone();
+            for k in 1..10 {
+                let t = k as f64 * 3.0;
+                let upto = truncate(&full, t);
+                let a = interim.look(t, &upto, false).unwrap();
+                let (b, _) = reference.judge_now(&upto, false, Detail::Full);
+                assert_eq!((a.verdict, a.score), (b.verdict, b.score), "look {k}");
+                for (ma, mb) in a.metrics.iter().zip(&b.metrics) {
+                    assert_eq!(ma.classification, mb.classification, "{}", ma.name);
+                    assert_eq!(
+                        (ma.p_value, ma.p_adjusted, ma.estimate),
+                        (mb.p_value, mb.p_adjusted, mb.estimate),
+                        "{}",
+                        ma.name
+                    );
+                }
+                let continuous = |j: &Judgement| j.metrics[0].clone();
+                if a.verdict == Verdict::Fail {
+                    // Reported: the interval, timeline and CDF are there, as in the full judgement.
+                    assert_eq!(continuous(&a), continuous(&b));
+                    assert!(continuous(&a).ci.is_some());
+                    assert!(continuous(&a).series.timeline.is_some());
+                    failed += 1;
+                    break;
+                }
+                assert_eq!(continuous(&a).ci, None, "not computed on an interim look");
+                assert!(continuous(&a).series.timeline.is_none());
+            }
+        }
+        assert_eq!(failed, 1, "only the +30 % canary fails early");
+    }
 }

@@ -256,6 +256,36 @@ fn kth_pairwise_difference_search_matches_brute_force_beyond_the_listing_limit()
     }
 }
 
+/// Integer data (byte counts) ties millions of pairs at the answer: the search must see that nothing but
+/// copies of the answer is left in its bracket from below as well as from above, not halve the bracket's
+/// floats until they are adjacent (about 100 counting passes; this cost 90 ms of a 100 ms look at 100,000
+/// per arm).
+#[test]
+fn kth_pairwise_difference_on_heavily_tied_integers_needs_few_counting_passes() {
+    let ints = |n: u64, salt: u64| -> Vec<f64> {
+        sorted(
+            &(0..n)
+                .map(|i| 5000.0 + ((i * 7919 + salt) % 281) as f64 - 140.0)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (x, y) = (ints(20_000, 1), ints(20_000, 2));
+    let total = 20_000u64 * 20_000;
+    for k in [total / 2, total / 2 + 1, total / 100, total - total / 100] {
+        COUNT_PASSES.with(|c| c.set(0));
+        let v = kth_pairwise_diff(&x, &y, k);
+        let passes = COUNT_PASSES.with(|c| c.get());
+        // The answer by counting: count(v) ≥ k > count(v − 1) (integer differences).
+        let count = |d: f64| -> u64 {
+            x.iter()
+                .map(|&a| y.len() - y.partition_point(|&b| a - b > d))
+                .sum::<usize>() as u64
+        };
+        assert!(count(v) >= k && count(v - 1.0) < k, "k={k}: {v}");
+        assert!(passes <= 30, "k={k}: {passes} counting passes");
+    }
+}
+
 #[test]
 fn two_proportions_match_r_prop_test() {
     // R 4.2.2: prop.test(c(a,b), c(n,m), correct=TRUE, conf.level=0.98)
