@@ -307,6 +307,25 @@ pub struct Snapshot {
     pub errors: u64,
 }
 
+impl Snapshot {
+    /// The snapshot of a load that has not started.
+    pub const START: Snapshot = Snapshot {
+        elapsed: Duration::ZERO,
+        requests: 0,
+        errors: 0,
+    };
+
+    /// Requests per second completed between `earlier` and this snapshot (0 when no time passed).
+    pub fn rate_since(&self, earlier: &Snapshot) -> f64 {
+        let dt = self.elapsed.saturating_sub(earlier.elapsed).as_secs_f64();
+        if dt > 0.0 {
+            self.requests.saturating_sub(earlier.requests) as f64 / dt
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Receives progress while a load runs; returning `ControlFlow::Break(())` stops the run early (requests
 /// still in flight are abandoned and not recorded).
 pub trait Progress {
