@@ -13,6 +13,7 @@ mod analyze_prometheus;
 mod canary_cgroup;
 mod cli_help;
 mod deploy;
+mod layering;
 mod load;
 mod monitor_dashboard;
 mod monitor_playbook;

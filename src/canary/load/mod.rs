@@ -145,12 +145,20 @@ impl Tap {
     }
 
     pub(crate) fn push(&self, r: Tapped) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(r);
     }
 
     /// The requests finished since the last drain.
     pub fn drain(&self) -> Vec<Tapped> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -199,7 +207,7 @@ impl LoadPlan {
 
     /// Threads this plan runs on.
     pub fn thread_count(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         self.threads
             .unwrap_or(cores)
             .clamp(1, self.concurrency.max(1))
