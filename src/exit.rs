@@ -38,11 +38,15 @@ pub struct UsageError(pub String);
 
 /// Exit code for an error: 2 when it is a usage or configuration mistake, 1 otherwise.
 pub fn error_code(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|e| e.is::<UsageError>())
-        || err.chain().any(|e| e.is::<crate::settings::ConfigError>())
+    if err
+        .chain()
+        .any(<dyn std::error::Error + 'static>::is::<UsageError>)
+        || err
+            .chain()
+            .any(<dyn std::error::Error + 'static>::is::<crate::settings::ConfigError>)
         || err.chain().any(|e| {
             e.downcast_ref::<crate::ansible::AnsibleError>()
-                .is_some_and(|a| a.is_usage())
+                .is_some_and(super::ansible::AnsibleError::is_usage)
         })
     {
         ExitCode::from(2)

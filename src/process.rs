@@ -107,6 +107,7 @@ impl Output {
 
 /// A command to run, built as data so it can be printed (in errors and the signal report) and compared (tests).
 #[derive(Debug, Clone)]
+#[must_use = "a Cmd does nothing until it is run"]
 pub struct Cmd {
     action: String,
     program: OsString,

@@ -109,7 +109,9 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
-    let mut guard = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     f(guard.get_or_insert_with(Registry::default))
 }
 

@@ -21,7 +21,7 @@ pub fn names() -> Vec<String> {
 
 /// The embedded bytes of `path` relative to `roles/` (e.g. `itrust/defaults/main.yml`).
 pub fn file(path: &str) -> Option<&'static [u8]> {
-    ROLES.get_file(path).map(|f| f.contents())
+    ROLES.get_file(path).map(include_dir::File::contents)
 }
 
 /// Writes every built-in role below `dest` (created if missing) and returns the files written.

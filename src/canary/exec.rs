@@ -215,7 +215,9 @@ async fn stages<W: World>(
     );
     let mut input = samples::judge_input(&split, &hosts[0], &hosts[1]);
     let (external, notes) = world.metrics(load_started, load_ended).await?;
-    notes.iter().for_each(|n| ui.warn(n));
+    for n in &notes {
+        ui.warn(n);
+    }
     input.metrics.extend(external);
     let samples_file = s.report_dir.join("samples.json");
     summary::write_json(&samples_file, &input)?;

@@ -458,7 +458,7 @@ node_filesystem_avail_bytes{device="/dev/vda1",fstype="ext4",mountpoint="/"} 1.2
     #[tokio::test(start_paused = true)]
     async fn sampler_scrapes_each_tick_until_stopped_and_counts_failures() {
         let scraper = FakeHosts {
-            calls: Default::default(),
+            calls: std::sync::atomic::AtomicU64::default(),
         };
         let targets = vec![
             ("blue".to_string(), "http://up/metrics".to_string()),

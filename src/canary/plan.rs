@@ -193,7 +193,7 @@ pub fn plan(s: &CanarySettings) -> Plan {
             spec: spec.clone(),
             part: part.into(),
             branch: branch.map(str::to_string),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
+            roles: roles.iter().map(std::string::ToString::to_string).collect(),
         }
     };
     Plan {

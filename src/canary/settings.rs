@@ -174,15 +174,21 @@ impl CanarySettings {
         let provider = provision::resolve_provider_kind(opts.provider, &global.config)?;
         let environment = opts.env.unwrap_or_else(|| DEFAULT_ENV.into());
         provision::check_environment(&environment)?;
-        let duration = duration_setting("duration", opts.duration, &section.duration, 60)?;
+        let duration =
+            duration_setting("duration", opts.duration, section.duration.as_deref(), 60)?;
         if duration < Duration::from_secs(1) {
             return Err(usage(format!(
                 "--duration {}: the load window must be at least 1s",
                 humantime::format_duration(duration)
             )));
         }
-        let warmup = duration_setting("warmup", opts.warmup, &section.warmup, 5)?;
-        let look_every = duration_setting("look_every", opts.look_every, &section.look_every, 5)?;
+        let warmup = duration_setting("warmup", opts.warmup, section.warmup.as_deref(), 5)?;
+        let look_every = duration_setting(
+            "look_every",
+            opts.look_every,
+            section.look_every.as_deref(),
+            5,
+        )?;
         if look_every < Duration::from_millis(100) {
             return Err(usage(format!(
                 "--look-every {}: looks must be at least 100ms apart (e.g. 5s)",
@@ -232,15 +238,18 @@ impl CanarySettings {
             "canary",
             &CANARY_HOSTS,
             &section.hosts,
-            &Default::default(),
+            &std::collections::BTreeMap::default(),
             &HostOverride::default(),
         )?;
         let judge: JudgeConfig = global.config.section("judge")?;
         let config_path = global.config.path().unwrap_or(Path::new("pipeline.toml"));
         let prometheus = prom_canary::resolve(opts.prometheus, section.prometheus, config_path)
-            .map_err(|e| match e.is_usage() {
-                true => usage(e.to_string()),
-                false => anyhow::Error::new(e),
+            .map_err(|e| {
+                if e.is_usage() {
+                    usage(e.to_string())
+                } else {
+                    anyhow::Error::new(e)
+                }
             })?;
         Ok(CanarySettings {
             provider,
@@ -291,7 +300,7 @@ fn usage(msg: String) -> anyhow::Error {
 fn duration_setting(
     key: &str,
     flag: Option<Duration>,
-    config: &Option<String>,
+    config: Option<&str>,
     default_secs: u64,
 ) -> anyhow::Result<Duration> {
     match (flag, config) {

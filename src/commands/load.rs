@@ -143,18 +143,9 @@ pub async fn run(args: LoadArgs, global: &Global) -> anyhow::Result<Outcome> {
             .expect("static template")
             .progress_chars("=> "),
     );
-    let mut last = Snapshot {
-        elapsed: Duration::ZERO,
-        requests: 0,
-        errors: 0,
-    };
+    let mut last = Snapshot::START;
     let mut progress = |s: &Snapshot| {
-        let dt = s.elapsed.saturating_sub(last.elapsed).as_secs_f64();
-        let rps = if dt > 0.0 {
-            (s.requests - last.requests) as f64 / dt
-        } else {
-            0.0
-        };
+        let rps = s.rate_since(&last);
         last = *s;
         bar.set_position(match stop {
             Stop::Duration(_) => s.elapsed.as_millis() as u64,
@@ -190,7 +181,7 @@ pub async fn run(args: LoadArgs, global: &Global) -> anyhow::Result<Outcome> {
             .context("cannot write the summary to stdout")?;
     }
     let summary = run.summary();
-    if summary.requests > 0 && summary.responses == 0 {
+    if summary.nothing_answered() {
         let errors: Vec<String> = summary
             .errors
             .iter()

@@ -32,7 +32,9 @@ impl MonitorSettings {
         let deploy: DeploySection = global.config.section("deploy")?;
         let mut app_vars = deploy.vars_json();
         let (deprecated, warnings) = config.deprecated_app_vars();
-        warnings.iter().for_each(|w| global.ui.warn(w));
+        for w in &warnings {
+            global.ui.warn(w);
+        }
         app_vars.extend(deprecated);
         app_vars.extend(parse_extra_vars(&args.run.extra_vars).map_err(UsageError)?);
         Ok(MonitorSettings { config, app_vars })

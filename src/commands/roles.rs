@@ -30,6 +30,8 @@ pub enum RolesCommand {
     List,
 }
 
+// Async like every command's `run`, so `dispatch` treats them alike.
+#[allow(clippy::unused_async)]
 pub async fn run(args: RolesArgs, global: &Global) -> anyhow::Result<Outcome> {
     match args.command {
         RolesCommand::Export { dir, force } => {

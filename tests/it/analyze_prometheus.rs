@@ -41,7 +41,7 @@ fn text(b: &[u8]) -> String {
 struct Prometheus {
     child: Child,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Prometheus {
@@ -79,12 +79,12 @@ impl Prometheus {
         let mut p = Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            dir,
         };
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = p.child.try_wait() {
-                let log = std::fs::read_to_string(p._dir.path().join("prometheus.log"));
+                let log = std::fs::read_to_string(p.dir.path().join("prometheus.log"));
                 panic!("prometheus exited with {status}: {log:?}");
             }
             if http_status(port, "/-/ready") == Some(200) {

@@ -173,10 +173,9 @@ async fn dropped_connections_are_errors_and_the_client_reconnects() {
         s.errors
     );
     assert_eq!(s.status.get(&200), Some(&(400 - dropped)));
-    assert!(run.records().all(|r| matches!(
-        r.error(),
-        None | Some(ErrorKind::Closed) | Some(ErrorKind::Reset)
-    )));
+    assert!(run
+        .records()
+        .all(|r| matches!(r.error(), None | Some(ErrorKind::Closed | ErrorKind::Reset))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,7 +337,7 @@ async fn a_stall_shows_in_rate_corrected_latency_but_hides_in_uncorrected() {
             slot
         })
         .collect();
-    slots.sort();
+    slots.sort_unstable();
     slots.dedup();
     assert_eq!(slots.len() as u64, s.requests);
     let slow = run
@@ -614,6 +613,6 @@ fn the_load_summary_keeps_its_wording_and_layout() {
         insta::assert_snapshot!(
             "load_summary",
             String::from_utf8_lossy(&out.stdout).into_owned()
-        )
+        );
     });
 }

@@ -15,6 +15,7 @@ mod cli_help;
 mod deploy;
 mod deploy_rolling;
 mod front_door;
+mod layering;
 mod load;
 mod monitor_dashboard;
 mod monitor_playbook;

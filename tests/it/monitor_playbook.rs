@@ -19,7 +19,12 @@ fn rendered_monitor_playbook_passes_ansible_syntax_check_with_the_built_in_roles
     let inventory_path = dir.path().join("inventory.ini");
     std::fs::write(&inventory_path, INVENTORY).unwrap();
     let inventory = Inventory::load(&inventory_path).unwrap();
-    let plan = plan(&inventory, &app_specs(&Default::default()).unwrap(), 9100).unwrap();
+    let plan = plan(
+        &inventory,
+        &app_specs(&serde_json::Map::default()).unwrap(),
+        9100,
+    )
+    .unwrap();
 
     let mut run = PlaybookRun::new(
         "monitor-setup",

@@ -138,12 +138,12 @@ fn report_html_loads_without_console_messages_and_renders_every_chart() {
     );
 
     // 2. The browser's own layout of every chart, measured in the page (the report has no scripts).
-    let probe = r#"[...document.querySelectorAll('svg.chart')].map(svg => {
+    let probe = r"[...document.querySelectorAll('svg.chart')].map(svg => {
         const marks = [...svg.querySelectorAll('path.line, rect.bar')];
         const drawn = marks.filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
         const r = svg.getBoundingClientRect();
         return `${Math.round(r.width)}x${Math.round(r.height)}:${drawn.length}/${marks.length}`;
-      }).join(' ')"#;
+      }).join(' ')";
     let check = browser.eval(probe);
     let check = check.as_str().expect("probe output");
     let entries: Vec<&str> = check.split_whitespace().collect();

@@ -62,11 +62,11 @@ pub fn artifacts_dir() -> PathBuf {
 
 /// JavaScript returning every card as [host, app state, cpu, memory, response time] (values as shown in
 /// the page's data attributes; "" when there is no recent number).
-pub const CARDS_JS: &str = r#"Array.from(document.querySelectorAll('.host')).map(c => [
+pub const CARDS_JS: &str = r"Array.from(document.querySelectorAll('.host')).map(c => [
   c.dataset.host, c.dataset.appState,
   c.querySelector('[data-metric=cpu] .value').dataset.value,
   c.querySelector('[data-metric=memory] .value').dataset.value,
-  c.querySelector('[data-metric=latency] .value').dataset.value])"#;
+  c.querySelector('[data-metric=latency] .value').dataset.value])";
 
 /// JavaScript that is `true` once the page shows exactly `hosts`, each up with CPU, memory and response time.
 pub fn all_live_js(hosts: &[&str]) -> String {

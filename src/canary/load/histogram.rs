@@ -48,7 +48,7 @@ fn bucket_of(v: u64) -> usize {
     if v < EXACT {
         return v as usize;
     }
-    let e = (63 - v.leading_zeros()).min(MAX_EXP);
+    let e = v.ilog2().min(MAX_EXP);
     let v = v.min((1u64 << (MAX_EXP + 1)) - 1);
     let shift = e - 10;
     (EXACT + (e as u64 - 11) * HALF + ((v >> shift) - HALF)) as usize

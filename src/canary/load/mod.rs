@@ -145,12 +145,20 @@ impl Tap {
     }
 
     pub(crate) fn push(&self, r: Tapped) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(r);
     }
 
     /// The requests finished since the last drain.
     pub fn drain(&self) -> Vec<Tapped> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -199,7 +207,7 @@ impl LoadPlan {
 
     /// Threads this plan runs on.
     pub fn thread_count(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         self.threads
             .unwrap_or(cores)
             .clamp(1, self.concurrency.max(1))
@@ -305,6 +313,25 @@ pub struct Snapshot {
     pub requests: u64,
     /// Of those, requests that got no complete response.
     pub errors: u64,
+}
+
+impl Snapshot {
+    /// The snapshot of a load that has not started.
+    pub const START: Snapshot = Snapshot {
+        elapsed: Duration::ZERO,
+        requests: 0,
+        errors: 0,
+    };
+
+    /// Requests per second completed between `earlier` and this snapshot (0 when no time passed).
+    pub fn rate_since(&self, earlier: &Snapshot) -> f64 {
+        let dt = self.elapsed.saturating_sub(earlier.elapsed).as_secs_f64();
+        if dt > 0.0 {
+            self.requests.saturating_sub(earlier.requests) as f64 / dt
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Receives progress while a load runs; returning `ControlFlow::Break(())` stops the run early (requests

@@ -65,6 +65,11 @@ pub struct RequestSummary {
 }
 
 impl RequestSummary {
+    /// Whether requests were sent and not one got a response: nothing listens, or everything failed.
+    pub fn nothing_answered(&self) -> bool {
+        self.requests > 0 && self.responses == 0
+    }
+
     pub(crate) fn from_stats(s: &Stats, elapsed: Duration) -> RequestSummary {
         let requests = s.requests;
         let duration_s = elapsed.as_secs_f64();
@@ -446,5 +451,35 @@ mod tests {
         let sum = RequestSummary::from_stats(&Stats::new(true), Duration::ZERO);
         assert_eq!((sum.requests, sum.rps, sum.failure_ratio()), (0, 0.0, 0.0));
         assert_eq!((sum.latency_ms, sum.latency_uncorrected_ms), (None, None));
+    }
+
+    #[test]
+    fn nothing_answered_only_when_requests_went_out_and_none_got_a_response() {
+        let mut s = Stats::new(false);
+        assert!(!RequestSummary::from_stats(&s, Duration::from_secs(1)).nothing_answered());
+        s.record(
+            RequestOutcome::Error(ErrorKind::ConnectRefused),
+            1_000,
+            1_000,
+            0,
+        );
+        assert!(RequestSummary::from_stats(&s, Duration::from_secs(1)).nothing_answered());
+        s.record(RequestOutcome::Status(503), 1_000, 1_000, 0);
+        assert!(!RequestSummary::from_stats(&s, Duration::from_secs(1)).nothing_answered());
+    }
+
+    #[test]
+    fn progress_rate_is_requests_between_snapshots_over_the_time_between_them() {
+        let at = |ms: u64, requests: u64| crate::canary::load::Snapshot {
+            elapsed: Duration::from_millis(ms),
+            requests,
+            errors: 0,
+        };
+        assert_eq!(
+            at(250, 100).rate_since(&crate::canary::load::Snapshot::START),
+            400.0
+        );
+        assert_eq!(at(500, 150).rate_since(&at(250, 100)), 200.0);
+        assert_eq!(at(250, 100).rate_since(&at(250, 100)), 0.0);
     }
 }

@@ -431,9 +431,12 @@ async fn thread_main(
     let tasks: Vec<_> = (0..quota.connections)
         .map(|c| tokio::task::spawn_local(connection_loop(local.clone(), c)))
         .collect();
-    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    let aborts: Vec<_> = tasks
+        .iter()
+        .map(tokio::task::JoinHandle::abort_handle)
+        .collect();
     tokio::select! {
-        _ = async { for t in tasks { let _ = t.await; } } => {}
+        () = async { for t in tasks { let _ = t.await; } } => {}
         _ = stop_rx.wait_for(|stop| *stop) => {
             for a in &aborts {
                 a.abort();
@@ -486,7 +489,7 @@ async fn connection_loop(local: Rc<Local>, index: usize) {
         let result = tokio::select! {
             biased;
             r = exchange(&shared, &mut conn, &mut intern) => r,
-            _ = timer.as_mut() => Err(ErrorKind::Timeout),
+            () = timer.as_mut() => Err(ErrorKind::Timeout),
         };
         let end = Instant::now();
         match result {

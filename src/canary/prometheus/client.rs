@@ -311,6 +311,7 @@ fn snippet(body: &str) -> String {
 mod tests {
     use super::*;
 
+    #[allow(clippy::unnecessary_wraps)] // builds the Option arguments of Auth::from_values
     fn s(v: &str) -> Option<String> {
         Some(v.to_string())
     }

@@ -104,7 +104,7 @@ fn too_many_series_names_each_series_and_empty_is_its_own_case() {
         "{text}"
     );
     let empty = RangeSeries {
-        labels: Default::default(),
+        labels: std::collections::BTreeMap::default(),
         points: vec![],
     };
     assert!(matches!(

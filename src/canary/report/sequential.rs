@@ -39,7 +39,7 @@ pub fn power_row(m: &MetricResult) -> Option<(String, String)> {
                 .unwrap_or_default()
         )),
         (None, Some(more)) if more > 0 => {
-            text.push_str(&format!("at least {more} more per arm (min_samples)"))
+            text.push_str(&format!("at least {more} more per arm (min_samples)"));
         }
         _ => text.push_str("unknown (no spread in the baseline)"),
     }

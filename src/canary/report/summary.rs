@@ -224,7 +224,7 @@ mod tests {
         let rows = s.rows();
         let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
         let mut sorted = keys.clone();
-        sorted.sort();
+        sorted.sort_unstable();
         assert_eq!(keys, sorted);
         let get = |k: &str| rows.iter().find(|(key, _)| key == k).unwrap().1.clone();
         assert_eq!(

@@ -315,7 +315,7 @@ fn new_droplet(
         size: size.to_string(),
         region: region.to_string(),
         image: image.to_string(),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
+        tags: tags.iter().map(std::string::ToString::to_string).collect(),
         polls,
         hidden_for: 0,
         off: false,
