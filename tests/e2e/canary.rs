@@ -179,6 +179,39 @@ fn canary_2_master_against_master_passes() {
     assert_eq!(classification(&report, "error_rate"), "Pass");
     // Per-arm CPU comes from each container's cgroup: two identical arms do not differ.
     assert_ne!(classification(&report, "cpu_percent"), "High", "{report:#}");
+    assert_host_metrics_from_each_arms_cgroup(&report, &dir);
+}
+
+/// The arms' CPU and memory were read from their own cgroups, every second without a failed reading, and
+/// judged (not NoData); the two arms' figures differ (machine-wide figures would be the same).
+fn assert_host_metrics_from_each_arms_cgroup(report: &Value, dir: &Path) {
+    let run = &report["run"];
+    assert!(
+        run["host_metrics"].as_str().unwrap().contains("own cgroup"),
+        "{run:#}"
+    );
+    let hosts: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("hosts.json")).unwrap()).unwrap();
+    let hosts = hosts.as_array().unwrap();
+    assert_eq!(hosts.len(), 2, "{hosts:#?}");
+    for h in hosts {
+        assert_eq!(
+            h["url"],
+            format!("cgroup://{}", h["host"].as_str().unwrap()),
+            "{h:#}"
+        );
+        assert_eq!(h["failed_scrapes"], 0, "{h:#}");
+        assert!(h["samples"].as_array().unwrap().len() >= 10, "{h:#}");
+    }
+    let memory = |h: &Value| h["samples"][0]["memory_percent"].as_f64().unwrap();
+    assert!(
+        memory(&hosts[0]) > 0.0 && memory(&hosts[1]) > 0.0,
+        "{hosts:#?}"
+    );
+    assert_ne!(memory(&hosts[0]), memory(&hosts[1]), "{hosts:#?}");
+    for metric in ["cpu_percent", "memory_percent"] {
+        assert_ne!(classification(report, metric), "NoData", "{report:#}");
+    }
 }
 
 #[test]
@@ -212,6 +245,7 @@ fn canary_3a_a_canary_that_burns_cpu_on_every_request_is_cpu_percent_high() {
     // The answers are master's: only the CPU differs.
     assert_eq!(classification(&report, "error_rate"), "Pass");
     assert_eq!(classification(&report, "response_bytes"), "Pass");
+    assert_host_metrics_from_each_arms_cgroup(&report, &dir);
 }
 
 #[test]
