@@ -231,10 +231,11 @@ fn canary_3_master_against_slow_fails_on_latency() {
 fn canary_3a_a_canary_that_burns_cpu_on_every_request_is_cpu_percent_high() {
     let f = fixture();
     let dir = f.reports.join("cpu");
-    // The extra CPU per answer also slows the answers, and latency_ms (critical) would stop the load at
-    // the first look (5 s), before the 10 host samples per arm cpu_percent needs: run the whole window.
+    // The extra CPU per answer also slows the answers: latency_ms (critical) FAILs at the first interim
+    // look (5 s), whose judgement is final and has no host samples (they are judged at the last look
+    // only). One look at the end of the window judges every sample, the hosts' 15 per arm included.
     let mut cmd = pipeline(f, "master", "cpu", "cpu", "15s", true);
-    cmd.arg("--no-early-stop");
+    cmd.args(["--look-every", "30s"]);
     let (code, report) = run(cmd, &dir);
     assert_eq!(classification(&report, "cpu_percent"), "High", "{report:#}");
     // cpu_percent alone (weight ½, not critical) need not fail the run; the extra 3 ms per answer may
