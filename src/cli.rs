@@ -53,6 +53,9 @@ pub enum Command {
     Analyze(commands::analyze::AnalyzeArgs),
     /// Run a canary: baseline and canary branches side by side behind a split proxy, load, judge, report.
     Canary(commands::canary::CanaryArgs),
+    /// Progressive delivery to production: a canary host takes a growing share of the app's requests at
+    /// the front door, judged at every step on real traffic, then promoted or rolled back on its own.
+    Rollout(commands::rollout::RolloutArgs),
     /// Run the whole job on the local sandbox: hosts, both apps, and a canary of the bundled example.
     Demo(commands::demo::DemoArgs),
 }

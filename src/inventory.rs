@@ -264,12 +264,19 @@ fn ini_quote(what: &'static str, value: &str) -> Result<String, InventoryError> 
 
 #[derive(Serialize)]
 struct RenderHost<'a> {
-    group: &'a str,
     name: &'a str,
     ip: String,
 }
 
-/// Renders the inventory for `hosts` (each in a group named after it). Pure; the caller writes it atomically.
+#[derive(Serialize)]
+struct RenderGroup<'a> {
+    name: &'a str,
+    hosts: Vec<RenderHost<'a>>,
+}
+
+/// Renders the inventory for `hosts`: one group per app with all its hosts (`checkbox-1`, `checkbox-2` in
+/// `[checkbox]`, see [`crate::fleet::group_of`]), every other host in a group named after it. Pure; the
+/// caller writes it atomically.
 pub fn render(
     hosts: &[Host],
     connection: &Connection,
@@ -279,21 +286,30 @@ pub fn render(
 ) -> Result<String, InventoryError> {
     let mut sorted: Vec<&Host> = hosts.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let rendered: Vec<RenderHost> = sorted
-        .iter()
-        .map(|h| {
-            let ip = h.ip.ok_or_else(|| InventoryError::NoAddress {
-                host: h.name.clone(),
-            })?;
-            Ok(RenderHost {
-                group: &h.name,
-                name: &h.name,
-                ip: ip.to_string(),
-            })
-        })
-        .collect::<Result<_, InventoryError>>()?;
+    let mut groups: Vec<RenderGroup> = Vec::new();
+    for h in sorted {
+        let ip = h.ip.ok_or_else(|| InventoryError::NoAddress {
+            host: h.name.clone(),
+        })?;
+        let host = RenderHost {
+            name: &h.name,
+            ip: ip.to_string(),
+        };
+        let group = crate::fleet::group_of(&h.name);
+        match groups.iter_mut().find(|g| g.name == group) {
+            Some(g) => g.hosts.push(host),
+            None => groups.push(RenderGroup {
+                name: group,
+                hosts: vec![host],
+            }),
+        }
+    }
+    // Numbered hosts in numeric order (checkbox-2 before checkbox-10): Ansible's batches follow it.
+    for g in &mut groups {
+        g.hosts.sort_by_key(|h| fleet_order(h.name));
+    }
     let mut ctx = tera::Context::new();
-    ctx.insert("hosts", &rendered);
+    ctx.insert("groups", &groups);
     ctx.insert("user", &ini_quote("ansible_user", &connection.user)?);
     let key = connection
         .private_key
@@ -308,6 +324,16 @@ pub fn render(
     ctx.insert("provider", provider);
     ctx.insert("environment", environment);
     Ok(crate::templates::render("inventory.ini.tera", &ctx)?)
+}
+
+/// Sort key putting `app-2` before `app-10`.
+fn fleet_order(name: &str) -> (String, u64) {
+    match name.rsplit_once('-') {
+        Some((prefix, n)) if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => {
+            (prefix.to_string(), n.parse().unwrap_or(u64::MAX))
+        }
+        _ => (name.to_string(), 0),
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +393,35 @@ mod tests {
             itrust.vars["ansible_python_interpreter"],
             "/usr/bin/python3"
         );
+    }
+
+    #[test]
+    fn a_fleets_hosts_render_into_one_group_per_app_in_numeric_order_plus_lb() {
+        let conn = Connection {
+            user: "root".into(),
+            private_key: "/k".into(),
+        };
+        let mut hosts: Vec<Host> = (1..=11)
+            .map(|i| host(&format!("checkbox-{i}"), &format!("10.0.1.{i}")))
+            .collect();
+        hosts.push(host("itrust", "10.0.0.1"));
+        hosts.push(host("lb", "10.0.0.9"));
+        let text = render(&hosts, &conn, "prod up", "local", "prod").unwrap();
+        let inv = through_ansible(&text).unwrap();
+        assert_eq!(
+            inv.groups.keys().collect::<Vec<_>>(),
+            vec!["checkbox", "itrust", "lb"]
+        );
+        let names: Vec<&str> = inv
+            .group("checkbox")
+            .unwrap()
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names.len(), 11);
+        assert_eq!(names[1], "checkbox-2", "{names:?}");
+        assert_eq!(names[10], "checkbox-11");
+        assert_eq!(inv.group("lb").unwrap()[0].address(), "10.0.0.9");
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct HostOverride {
     pub size: Option<String>,
     /// Memory limit for the local provider's container, e.g. `2G`.
     pub memory_limit: Option<String>,
+    /// `[prod.hosts.itrust|checkbox]` only: how many hosts run the app ([`crate::fleet`]).
+    pub count: Option<u32>,
 }
 
 /// The `[prod]` section of pipeline.toml.
@@ -95,6 +97,8 @@ pub struct ProdSection {
     /// Per-host overrides: `[prod.hosts.itrust]`.
     #[serde(default)]
     pub hosts: BTreeMap<String, HostOverride>,
+    /// An `lb` host balancing each app across its hosts (default: on when any count > 1).
+    pub front_door: Option<bool>,
 }
 
 impl ProdSection {
@@ -121,22 +125,46 @@ impl ProdSection {
             image: self.image.clone(),
             size: self.size.clone(),
             memory_limit: self.memory_limit.clone(),
+            count: None,
         }
+    }
+
+    /// `count` per host of `[prod.hosts.NAME]` (absent: 1), each checked.
+    pub fn counts(&self) -> Result<BTreeMap<String, u32>, ConfigError> {
+        let mut counts = BTreeMap::new();
+        for (name, o) in &self.hosts {
+            let n = o.count.unwrap_or(1);
+            crate::fleet::check_count(name, n)?;
+            counts.insert(name.clone(), n);
+        }
+        Ok(counts)
+    }
+
+    /// Whether this environment gets the front door (`lb`).
+    pub fn front_door(&self) -> Result<bool, ConfigError> {
+        Ok(crate::fleet::wants_front_door(
+            self.front_door,
+            &self.counts()?,
+        ))
     }
 }
 
-/// The prod host specs: flags > `[prod.hosts.NAME]` > `[prod]` > built-in defaults.
+/// The prod host specs: flags > `[prod.hosts.NAME]` > `[prod]` > built-in defaults; one per host of each
+/// app's `count`, plus `lb` when the environment has a front door.
 pub fn prod_host_specs(
     section: &ProdSection,
     flags: &HostOverride,
 ) -> Result<Vec<HostSpec>, ConfigError> {
-    build_specs(
-        "prod",
-        &PROD_HOSTS,
-        &section.common(),
-        &section.hosts,
-        flags,
-    )
+    let counts = section.counts()?;
+    let mut defaults = PROD_HOSTS.to_vec();
+    if section.front_door()? {
+        defaults.push(HostDefault {
+            name: crate::fleet::LB,
+            size: crate::fleet::LB_SIZE,
+        });
+    }
+    let specs = build_specs("prod", &defaults, &section.common(), &section.hosts, flags)?;
+    Ok(crate::fleet::expand(specs, &counts))
 }
 
 /// Host specs for `defaults`: per field, `flags` beat `per_host[name]`, which beat `common`, which beat the
@@ -163,6 +191,14 @@ pub fn build_specs(
                     .join(", ")
             ),
         });
+    }
+    if section != "prod" {
+        if let Some((name, _)) = per_host.iter().find(|(_, o)| o.count.is_some()) {
+            return Err(ConfigError::Invalid {
+                what: format!("[{section}.hosts.{name}] count"),
+                message: "only [prod.hosts.itrust] and [prod.hosts.checkbox] take a count".into(),
+            });
+        }
     }
     let none = HostOverride::default();
     defaults
@@ -299,6 +335,9 @@ pub struct UpRequest {
     pub command: String,
     /// DigitalOcean overrides from flags (API URL, SSH key); the defaults read env and pipeline.toml.
     pub digitalocean: digitalocean::Options,
+    /// Destroy the environment's hosts that no spec asks for (a lowered `count`, the front door turned
+    /// off). Without it they are listed and left running.
+    pub prune: bool,
 }
 
 impl UpRequest {
@@ -319,6 +358,7 @@ impl UpRequest {
             inventory: inventory.into(),
             command: command.into(),
             digitalocean: digitalocean::Options::default(),
+            prune: false,
         }
     }
 }
@@ -332,6 +372,10 @@ pub struct Provisioned {
     pub hosts: Vec<Host>,
     pub connection: Connection,
     pub inventory: PathBuf,
+    /// Hosts of the environment beyond the specs: destroyed with [`UpRequest::prune`], else left running.
+    pub extras: Vec<String>,
+    /// Whether `extras` were destroyed.
+    pub pruned: bool,
 }
 
 /// Brings the requested hosts up (creating or adopting them), waits until they are usable, and writes the
@@ -371,6 +415,29 @@ async fn up_with<P: Provider>(
         .up(&req.hosts, &global.ui)
         .await
         .with_context(|| format!("failed to bring up {what}"))?;
+    let extras = provider
+        .unrequested(&req.hosts)
+        .await
+        .with_context(|| format!("failed to list environment {} ({kind})", req.environment))?;
+    if !extras.is_empty() {
+        if req.prune {
+            global.ui.info(format!(
+                "--prune: destroying {} (beyond the configured hosts)",
+                extras.join(", ")
+            ));
+            provider
+                .remove(&extras, &global.ui)
+                .await
+                .with_context(|| format!("failed to destroy {}", extras.join(", ")))?;
+        } else {
+            global.ui.warn(format!(
+                "environment {} has {} beyond the configured hosts; they keep running and stay out of the \
+                 inventory. Run `pipeline prod up --prune` to destroy exactly those",
+                req.environment,
+                extras.join(", ")
+            ));
+        }
+    }
     global.ui.info(format!(
         "waiting up to {} for {} ({})",
         humantime::format_duration(req.timeout),
@@ -396,6 +463,8 @@ async fn up_with<P: Provider>(
         hosts,
         connection,
         inventory: req.inventory.clone(),
+        extras,
+        pruned: req.prune,
     })
 }
 
@@ -567,6 +636,64 @@ mod tests {
         assert!(err.contains("memory_limit of host monitor"), "{err}");
         let err = specs("[prod]\nwait = \"forever\"\n", &HostOverride::default()).unwrap_err();
         assert!(err.to_string().contains("[prod]"), "{err}");
+    }
+
+    #[test]
+    fn a_count_makes_numbered_hosts_of_the_apps_size_and_adds_the_front_door() {
+        let names = |toml: &str| -> Vec<String> {
+            specs(toml, &HostOverride::default())
+                .unwrap()
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(names(""), vec!["itrust", "checkbox", "monitor"]);
+        assert_eq!(
+            names("[prod.hosts.checkbox]\ncount = 3\n"),
+            vec![
+                "itrust",
+                "checkbox-1",
+                "checkbox-2",
+                "checkbox-3",
+                "monitor",
+                "lb"
+            ]
+        );
+        assert_eq!(
+            names("[prod]\nfront_door = false\n[prod.hosts.itrust]\ncount = 2\n"),
+            vec!["itrust-1", "itrust-2", "checkbox", "monitor"]
+        );
+        assert_eq!(
+            names("[prod]\nfront_door = true\n"),
+            vec!["itrust", "checkbox", "monitor", "lb"]
+        );
+        let s = specs(
+            "[prod.hosts.itrust]\ncount = 2\n[prod.hosts.lb]\nsize = \"s-2vcpu-2gb\"\n",
+            &HostOverride::default(),
+        )
+        .unwrap();
+        assert!(s[..2].iter().all(|h| h.size == "s-1vcpu-2gb"));
+        assert_eq!(s.last().unwrap().size, "s-2vcpu-2gb");
+        let err = specs(
+            "[prod.hosts.monitor]\ncount = 2\n",
+            &HostOverride::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("count of [prod.hosts.monitor]"), "{err}");
+        let none = HostOverride::default();
+        let per = BTreeMap::from([(
+            "blue".to_string(),
+            HostOverride {
+                count: Some(2),
+                ..Default::default()
+            },
+        )]);
+        let canary = [HostDefault {
+            name: "blue",
+            size: "s",
+        }];
+        assert!(build_specs("canary", &canary, &none, &per, &none).is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "judge",
     "load",
     "monitor",
+    "rollout",
 ];
 
 /// The config file's default name, looked up in the current directory.

@@ -372,7 +372,7 @@ fn load_plan(
     p.body = s.probe.body.clone().into();
     if let Some(ct) = &s.probe.content_type {
         p.headers.insert(
-            hyper::header::CONTENT_TYPE,
+            http::header::CONTENT_TYPE,
             ct.parse()
                 .with_context(|| format!("invalid content type {ct:?}"))?,
         );
@@ -382,7 +382,7 @@ fn load_plan(
     p.concurrency = s.concurrency;
     p.rate = s.rate;
     p.stop = Stop::Duration(window);
-    p.backend_header = Some(hyper::header::HeaderName::from_static("x-canary-backend"));
+    p.backend_header = Some(http::header::HeaderName::from_static("x-canary-backend"));
     p.tap = tap;
     Ok(p)
 }

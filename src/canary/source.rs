@@ -65,14 +65,14 @@ pub struct Export {
 }
 
 /// A local clone of the repository, made fresh for one run.
-pub struct Source {
+pub struct RepoClone {
     repo: String,
     clone: PathBuf,
 }
 
-impl Source {
+impl RepoClone {
     /// Clones `repo` (URL or path) as a bare mirror into `workdir/repo.git`, replacing an older one there.
-    pub fn fetch(repo: &str, workdir: &Path) -> Result<Source, SourceError> {
+    pub fn fetch(repo: &str, workdir: &Path) -> Result<RepoClone, SourceError> {
         let clone = workdir.join("repo.git");
         if clone.exists() {
             std::fs::remove_dir_all(&clone).map_err(|source| SourceError::Workdir {
@@ -90,7 +90,7 @@ impl Source {
                 repo: repo.to_string(),
                 source: Box::new(source),
             })?;
-        Ok(Source {
+        Ok(RepoClone {
             repo: repo.to_string(),
             clone,
         })
@@ -202,7 +202,7 @@ mod tests {
     fn branches_export_as_archives_of_their_own_trees() {
         let dir = tempfile::tempdir().unwrap();
         let origin = repo(dir.path());
-        let source = Source::fetch(origin.to_str().unwrap(), dir.path()).unwrap();
+        let source = RepoClone::fetch(origin.to_str().unwrap(), dir.path()).unwrap();
         let master = source.export("master", dir.path()).unwrap();
         let broken = source.export("broken", dir.path()).unwrap();
         assert_ne!(master.tree, broken.tree);
@@ -228,7 +228,7 @@ mod tests {
     fn unknown_branch_error_lists_the_branches_there_are() {
         let dir = tempfile::tempdir().unwrap();
         let origin = repo(dir.path());
-        let source = Source::fetch(origin.to_str().unwrap(), dir.path()).unwrap();
+        let source = RepoClone::fetch(origin.to_str().unwrap(), dir.path()).unwrap();
         let err = source.export("nope", dir.path()).unwrap_err().to_string();
         assert!(err.contains("no branch or revision `nope`"), "{err}");
         assert!(err.contains("broken, master"), "{err}");
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn unreachable_repository_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Source::fetch("/nonexistent/repo", dir.path())
+        let err = RepoClone::fetch("/nonexistent/repo", dir.path())
             .err()
             .unwrap()
             .to_string();

@@ -16,7 +16,7 @@ use crate::canary::metrics::{self, HostSeries, HttpScraper};
 use crate::canary::report::{self, Extras, ReportFiles};
 use crate::canary::run::{self, ArmDeploy};
 use crate::canary::settings::CanarySettings;
-use crate::canary::source::{self, Export, Source};
+use crate::canary::source::{self, Export, RepoClone};
 use crate::providers::local::plan as local_plan;
 use crate::providers::ProviderKind;
 use crate::provision::{self, UpRequest};
@@ -110,7 +110,7 @@ impl World for RealWorld<'_> {
             s.work_dir.clone(),
         );
         tokio::task::spawn_blocking(move || -> Result<_, source::SourceError> {
-            let src = Source::fetch(&repo, &dir)?;
+            let src = RepoClone::fetch(&repo, &dir)?;
             Ok((src.export(&baseline, &dir)?, src.export(&canary, &dir)?))
         })
         .await

@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::canary::judge::{judge, sequential, JudgeConfig, JudgeError, JudgeInput};
-use crate::canary::prometheus::{self, Auth, Client, MetricsFile, PromError, Window};
+use crate::canary::prometheus::retro::{self, Retrospective};
+use crate::canary::prometheus::{self, Auth, PromError};
 use crate::canary::report;
 use crate::exit::UsageError;
 use crate::settings::Global;
@@ -134,7 +135,7 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
 }
 
 /// Queries every metric of `--metrics` over the window; returns the judge's input and the report's run
-/// table (source, window, step).
+/// table (source, window, step, queries).
 async fn from_prometheus(
     args: &AnalyzeArgs,
     url: &str,
@@ -147,58 +148,25 @@ async fn from_prometheus(
             anyhow::Error::new(e)
         }
     };
-    let metrics_path = args
-        .metrics
-        .as_deref()
-        .context("--prometheus needs --metrics FILE")?;
-    let window = Window::parse(
-        args.start.as_deref().unwrap_or("now"),
-        args.end.as_deref().unwrap_or("now"),
-        args.step.as_deref().unwrap_or("15s"),
-        prometheus::time::unix_now(),
-    )
-    .map_err(usage_or_runtime)?;
-    let planned = MetricsFile::read(metrics_path)
-        .and_then(|f| f.plan(metrics_path))
+    let request = retro::Request {
+        url,
+        metrics: args
+            .metrics
+            .as_deref()
+            .context("--prometheus needs --metrics FILE")?,
+        start: args.start.as_deref().unwrap_or("now"),
+        end: args.end.as_deref().unwrap_or("now"),
+        step: args.step.as_deref().unwrap_or("15s"),
+    };
+    let auth = Auth::from_env().map_err(usage_or_runtime)?;
+    let query = Retrospective::prepare(&request, auth, prometheus::time::unix_now())
         .map_err(usage_or_runtime)?;
-    let client =
-        Client::new(url, Auth::from_env().map_err(usage_or_runtime)?).map_err(usage_or_runtime)?;
-    let points = window.points();
-    global.ui.info(format!(
-        "querying {} metric(s) from {} over {} .. {} at {}s steps ({points} points per series{})",
-        planned.len(),
-        client.url(),
-        prometheus::time::format_rfc3339(window.start),
-        prometheus::time::format_rfc3339(window.end),
-        window.step,
-        if points > prometheus::MAX_POINTS {
-            format!(", {} queries each", points.div_ceil(prometheus::MAX_POINTS))
-        } else {
-            String::new()
-        }
-    ));
-    let collected = prometheus::collect(&client, &planned, &window)
-        .await
-        .map_err(usage_or_runtime)?;
+    global.ui.info(query.describe());
+    let collected = query.collect().await.map_err(usage_or_runtime)?;
     for note in &collected.notes {
         global.ui.warn(note);
     }
-    let run = serde_json::json!({
-        "source": format!("Prometheus {}", client.url()),
-        "metrics_file": metrics_path.display().to_string(),
-        "start": prometheus::time::format_rfc3339(window.start),
-        "end": prometheus::time::format_rfc3339(window.end),
-        "step_s": window.step,
-    });
-    let mut run = run;
-    for m in &planned {
-        // One row per metric in the report's run table.
-        run[format!("query {}", m.spec.name.trim())] = serde_json::Value::String(format!(
-            "baseline: {} | canary: {}",
-            m.baseline_query, m.canary_query
-        ));
-    }
-    Ok((collected.input, run))
+    Ok((collected.input, query.run_table()))
 }
 
 fn judge_error(e: JudgeError, source: &str, global: &Global) -> anyhow::Error {

@@ -1,6 +1,7 @@
 //! `pipeline deploy iTrust|checkbox.io`: resolves the flags and `[deploy]` into [`DeploySettings`], has
 //! [`crate::deploy`] build the run of the app's entry playbook, runs it, prints the report and where the
-//! app answers, and records the deploy on the dashboard.
+//! app answers (on each host and through the front door), and records the deploy on the dashboard. A
+//! rolling deploy that stopped says at which batch, on which host, at which task and why.
 
 use std::path::PathBuf;
 
@@ -46,6 +47,8 @@ impl DeploySettings {
     /// The flags over `[deploy]` in pipeline.toml.
     pub fn resolve(args: &DeployArgs, global: &Global) -> anyhow::Result<DeploySettings> {
         let section: DeploySection = global.config.section("deploy")?;
+        let max_fail_percentage = section.max_fail_percentage.unwrap_or(0);
+        crate::fleet::check_max_fail(max_fail_percentage)?;
         Ok(DeploySettings {
             app: args.app,
             inventory: args.inventory.clone(),
@@ -55,6 +58,8 @@ impl DeploySettings {
             forks: section.forks,
             ssh_timeout: section.ssh_timeout,
             config_vars: section.vars_json(),
+            serial: section.serial.clone().unwrap_or_default(),
+            max_fail_percentage,
         })
     }
 }
@@ -76,9 +81,17 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         .group(app.key())
         .map_err(|e| UsageError(e.to_string()))?
         .to_vec();
+    let lb = inventory
+        .groups
+        .get(crate::fleet::LB)
+        .and_then(|g| g.first())
+        .cloned();
     let mut deployment = deploy::prepare(&settings, &global.state_dir).map_err(deploy_error)?;
     args.run.apply(&mut deployment.run, global)?;
-    deployment.finalize().map_err(deploy_error)?;
+    deployment
+        .finalize(&hosts, lb.as_ref())
+        .map_err(deploy_error)?;
+    let rollout = deployment.rollout.clone();
     let urls = deployment
         .urls(&hosts)
         .map_err(|e| deploy_error(e.into()))?;
@@ -125,11 +138,17 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         events::record(&args.inventory, &global.state_dir, &global.ui, &event).await;
     }
     if !succeeded {
+        if let Some(summary) = rollout.and_then(|r| r.stopped_summary(&report.failures)) {
+            eprintln!("{summary}");
+        }
         return Ok(Outcome::Fail);
     }
     if !args.run.check {
         for (host, url) in urls {
             println!("{} on {host}: {url}", app.display());
+        }
+        if let Some(url) = rollout.and_then(|r| r.front_door_url()) {
+            println!("{} through the front door: {url}", app.display());
         }
     }
     Ok(Outcome::Success)

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use hyper::header::HeaderName;
-use hyper::Method;
+use http::header::HeaderName;
+use http::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::canary::load::{self, LoadError, LoadPlan, Snapshot, Stop};

@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod playbook;
 pub mod prod;
 pub mod roles;
+pub mod rollout;
 
 use anyhow::Context;
 
@@ -25,9 +26,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         .build()
         .context("failed to start the async runtime")?;
     let mode = match cli.command {
-        Command::Deploy(_) | Command::MonitorSetup(_) | Command::Canary(_) | Command::Demo(_) => {
-            crate::signals::Mode::Graceful
-        }
+        Command::Deploy(_)
+        | Command::MonitorSetup(_)
+        | Command::Canary(_)
+        | Command::Demo(_)
+        | Command::Rollout(_) => crate::signals::Mode::Graceful,
         _ => crate::signals::Mode::Immediate,
     };
     runtime.block_on(async move {
@@ -42,6 +45,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Analyze(args) => analyze::run(args, &global).await,
             Command::Canary(args) => canary::run(args, &global).await,
             Command::Demo(args) => demo::run(args, &global).await,
+            Command::Rollout(args) => rollout::run(args, &global).await,
         }
     })
 }

@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// s-1vcpu-1gb for the others].
     #[arg(long, value_name = "SLUG")]
     pub size: Option<String>,
+    /// Destroy this environment's hosts beyond the configuration (after lowering a `count` or turning
+    /// the front door off); without it they are listed and left running.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +128,7 @@ async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
         image: args.image,
         size: args.size,
         memory_limit: None,
+        count: None,
     };
     let hosts = provision::prod_host_specs(&section, &flags)?;
     let timeout = pick(args.timeout, section.timeout()?, || {
@@ -141,6 +146,7 @@ async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
     req.wait = pick(args.wait, section.wait, || WaitFor::Ssh);
     req.timeout = timeout;
     req.digitalocean = do_options(&args.target, args.ssh_key);
+    req.prune = args.prune;
     let done = provision::up(global, &req).await?;
     global.ui.info(format!(
         "{} hosts ready; inventory written to {}",
@@ -148,6 +154,18 @@ async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
         done.inventory.display()
     ));
     print_table(&done.hosts)?;
+    if !done.extras.is_empty() {
+        println!(
+            "{} {}",
+            if done.pruned {
+                "destroyed (--prune):"
+            } else {
+                "beyond the configuration, left running (`prod up --prune` destroys them):"
+            },
+            done.extras.join(", ")
+        );
+    }
+    print_front_door(&done.hosts)?;
     Ok(Outcome::Success)
 }
 
@@ -212,8 +230,32 @@ async fn status(args: StatusArgs, global: &Global) -> anyhow::Result<Outcome> {
         )?;
     } else {
         print_table(&hosts)?;
+        print_front_door(&hosts)?;
     }
     Ok(Outcome::Success)
+}
+
+/// `front door: checkbox http://…/, itrust http://…:8080/iTrust2` when the environment has an `lb` host.
+fn print_front_door(hosts: &[Host]) -> anyhow::Result<()> {
+    if let Some(line) = front_door_line(hosts) {
+        writeln!(std::io::stdout().lock(), "{line}")?;
+    }
+    Ok(())
+}
+
+/// The front door line for [`print_front_door`]. Pure.
+pub fn front_door_line(hosts: &[Host]) -> Option<String> {
+    let lb = hosts.iter().find(|h| h.name == crate::fleet::LB)?;
+    let ip = lb.ip?.to_string();
+    let groups: Vec<&str> = hosts
+        .iter()
+        .map(|h| crate::fleet::group_of(&h.name))
+        .collect();
+    let urls: Vec<String> = crate::fleet::front_door_urls(&ip, &groups)
+        .into_iter()
+        .map(|(app, url)| format!("{app} {url}"))
+        .collect();
+    Some(format!("front door ({}): {}", lb.name, urls.join(", ")))
 }
 
 async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {

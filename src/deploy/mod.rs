@@ -3,10 +3,13 @@
 //! source, the artifact, generated secrets, mail settings from the environment) below `[deploy.vars]`,
 //! below `-e`. [`Deployment::urls`] says where the app answers, from the run's final variables.
 //!
+//! - [`rolling`]: batches, the front door's drain/undrain and the direct health check of a rolling
+//!   deploy, and what a stopped one says.
 //! - [`source`]: where the code comes from, and local checkouts shipped as git bundles.
 //! - [`secrets`]: passwords generated once into `<state_dir>/secrets/`.
 //! - [`vars`]: `-e` parsing and `[deploy.vars]` TOML → JSON.
 
+pub mod rolling;
 pub mod secrets;
 pub mod source;
 pub mod vars;
@@ -17,7 +20,9 @@ use serde_json::{Map, Value};
 
 use crate::ansible::PlaybookRun;
 use crate::apps::{App, AppError};
+use crate::fleet::Serial;
 use crate::inventory::InventoryHost;
+pub use rolling::Rollout;
 pub use secrets::{secret, SecretError};
 pub use source::{BundleError, Source};
 pub use vars::parse_extra_var;
@@ -32,6 +37,10 @@ pub struct DeploySection {
     pub ssh_timeout: Option<u32>,
     /// Role variables for every deploy; -e overrides them.
     pub vars: Option<toml::Table>,
+    /// Rolling-deploy batches: a host count, `"30%"`, or a list as Ansible's `serial` (default 1).
+    pub serial: Option<Serial>,
+    /// Share of a batch's hosts that may fail before the deploy stops (default 0: any failure stops it).
+    pub max_fail_percentage: Option<u32>,
 }
 
 impl DeploySection {
@@ -57,6 +66,10 @@ pub struct DeploySettings {
     pub ssh_timeout: Option<u32>,
     /// `[deploy.vars]`.
     pub config_vars: Map<String, Value>,
+    /// `[deploy] serial` (default: one host at a time).
+    pub serial: Serial,
+    /// `[deploy] max_fail_percentage` (0 to 100; default 0).
+    pub max_fail_percentage: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +154,10 @@ pub struct Deployment {
     pub run: PlaybookRun,
     /// What is deployed: the WAR's file name, the commit or ref, or `default`.
     pub version: String,
+    serial: Serial,
+    max_fail_percentage: u32,
+    /// The batches and the front door, once finalized.
+    pub rollout: Option<Rollout>,
 }
 
 /// Builds the run for `s`: tool-computed variables < `[deploy.vars]`; forks and SSH timeout.
@@ -167,17 +184,45 @@ pub fn prepare(s: &DeploySettings, state_dir: &Path) -> Result<Deployment, Deplo
     if let Some(t) = s.ssh_timeout {
         run.ssh_timeout_secs = t;
     }
-    Ok(Deployment { app, run, version })
+    Ok(Deployment {
+        app,
+        run,
+        version,
+        serial: s.serial.clone(),
+        max_fail_percentage: s.max_fail_percentage,
+        rollout: None,
+    })
 }
 
 impl Deployment {
-    /// Sets what the static entry playbook reads, after `-e` (the tool owns these), and checks the
-    /// variables the printed URLs come from.
-    pub fn finalize(&mut self) -> Result<(), DeployError> {
+    /// Sets what the static entry playbook reads, after `-e` (the tool owns these): the hosts, the
+    /// batches and the front door ([`Rollout::vars`]) of the rolling deploy over `hosts` behind `lb` (the
+    /// inventory's `[lb]` host, if any); checks the variables the printed URLs come from.
+    /// `-e pipeline_health='{"port": 80, "path": "/api/status", "retries": 10}'` replaces the direct
+    /// health check.
+    pub fn finalize(
+        &mut self,
+        hosts: &[InventoryHost],
+        lb: Option<&InventoryHost>,
+    ) -> Result<(), DeployError> {
         let vars = &mut self.run.extra_vars;
         vars.insert("pipeline_hosts".into(), self.app.key().into());
         vars.insert("pipeline_app".into(), self.app.display().into());
-        self.app.endpoint(vars)?;
+        let endpoint = self.app.endpoint(vars)?;
+        let rollout = Rollout {
+            app: self.app,
+            hosts: hosts.to_vec(),
+            lb: lb.cloned(),
+            serial: self.serial.clone(),
+            max_fail_percentage: self.max_fail_percentage,
+            endpoint,
+        };
+        for (k, v) in rollout.vars() {
+            if k != "pipeline_health" || !vars.contains_key(&k) {
+                vars.insert(k, v);
+            }
+        }
+        self.rollout = Some(rollout);
         Ok(())
     }
 
@@ -214,6 +259,8 @@ mod tests {
             forks: Some(3),
             ssh_timeout: None,
             config_vars: Map::from_iter([("itrust_port".to_string(), Value::from(9000))]),
+            serial: Serial::default(),
+            max_fail_percentage: 0,
         }
     }
 
@@ -231,12 +278,13 @@ mod tests {
                 .len(),
             24
         );
-        d.finalize().unwrap();
-        assert_eq!(d.run.extra_vars["pipeline_hosts"], "itrust");
         let host = InventoryHost {
             name: "web".into(),
             vars: [("ansible_host".to_string(), "10.0.0.1".to_string())].into(),
         };
+        d.finalize(std::slice::from_ref(&host), None).unwrap();
+        assert_eq!(d.run.extra_vars["pipeline_hosts"], "itrust");
+        assert_eq!(d.run.extra_vars["pipeline_health"]["port"], 9000);
         assert_eq!(
             d.urls(std::slice::from_ref(&host)).unwrap(),
             vec![(
@@ -245,7 +293,7 @@ mod tests {
             )]
         );
         d.run.extra_vars.insert("itrust_port".into(), "x".into());
-        assert!(d.finalize().unwrap_err().is_usage());
+        assert!(d.finalize(&[host], None).unwrap_err().is_usage());
     }
 
     #[test]

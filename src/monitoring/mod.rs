@@ -143,6 +143,8 @@ pub struct MonitorPlan {
     pub targets: Vec<Target>,
     /// App groups absent from the inventory (set up nothing for them; worth a warning).
     pub missing_groups: Vec<String>,
+    /// Each monitored app probed through the front door (`lb`), when the inventory has one.
+    pub front_door: Vec<Target>,
 }
 
 /// Works out the plan from the inventory's groups. Pure.
@@ -221,11 +223,13 @@ pub fn plan(
             present: present(),
         });
     }
+    let front_door = crate::fleet::front_door_probes(inventory, apps, &monitored_groups);
     Ok(MonitorPlan {
         monitors,
         monitored_groups,
         targets,
         missing_groups,
+        front_door,
     })
 }
 
@@ -236,6 +240,7 @@ impl MonitorPlan {
         let probes: Vec<Value> = self
             .targets
             .iter()
+            .chain(&self.front_door)
             .map(|t| json!({"host": t.host, "app": t.app, "url": t.url}))
             .collect();
         let nodes: Vec<Value> = self

@@ -59,6 +59,27 @@ fn role_vars_allow_only_the_monitor_to_scrape_and_list_every_target() {
 }
 
 #[test]
+fn a_fleet_is_probed_per_host_and_through_the_front_door() {
+    let p = default_plan(
+        "[checkbox]\ncheckbox-1 ansible_host=10.0.0.11\ncheckbox-2 ansible_host=10.0.0.12\n\
+         [lb]\nlb ansible_host=10.0.0.9\n[monitor]\nm ansible_host=10.0.0.3\n",
+    )
+    .unwrap();
+    let hosts: Vec<&str> = p.targets.iter().map(|t| t.host.as_str()).collect();
+    assert_eq!(hosts, vec!["checkbox-1", "checkbox-2"]);
+    let vars = p.role_vars(9100);
+    assert_eq!(
+        vars["prometheus_http_probes"][2],
+        json!({"host": "lb", "app": "checkbox.io", "url": "http://10.0.0.9:80/"})
+    );
+    assert_eq!(
+        vars["prometheus_node_targets"].as_array().unwrap().len(),
+        2,
+        "the lb is probed, not scraped"
+    );
+}
+
+#[test]
 fn the_apps_variables_change_ports_and_paths() {
     let vars = Map::from_iter([
         ("itrust_port".to_string(), json!(9090)),

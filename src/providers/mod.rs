@@ -107,6 +107,14 @@ pub trait Provider {
         ui: &Ui,
     ) -> Result<Vec<Host>, Self::Error>;
 
+    /// The hosts of this environment that exist but that no spec of the last `up` asked for (a lowered
+    /// `count`), sorted. Costs no API request: it reuses what `up` saw.
+    async fn unrequested(&self, specs: &[HostSpec]) -> Result<Vec<String>, Self::Error>;
+
+    /// Destroys the hosts `names` of this environment (those beyond a lowered `count`: `prod up --prune`),
+    /// and only those; names not there are skipped. Returns the names destroyed.
+    async fn remove(&mut self, names: &[String], ui: &Ui) -> Result<Vec<String>, Self::Error>;
+
     /// Destroys everything `up` created for this environment, and only that. Safe to run twice.
     /// Returns the names of the hosts destroyed.
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Self::Error>;

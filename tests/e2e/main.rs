@@ -12,5 +12,6 @@ mod shared;
 mod canary;
 mod common;
 mod deploy;
+mod fleet;
 mod monitor;
 mod sandbox;

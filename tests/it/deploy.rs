@@ -473,7 +473,8 @@ fn successful_local_run_reports_every_role_and_task_with_zero_changed() {
         .iter()
         .map(|r| r["role"].as_str().unwrap())
         .collect();
-    assert_eq!(roles, ["common", "mysql", "java", "itrust"]);
+    // `(playbook)`: the entry playbook's own front-door and health-check tasks (skipped without an lb).
+    assert_eq!(roles, ["(playbook)", "common", "mysql", "java", "itrust"]);
     let task = report["tasks"]
         .as_array()
         .unwrap()
@@ -730,8 +731,10 @@ fn an_exported_playbook_edited_by_the_operator_is_what_deploy_runs() {
         }
     }
     // The operator's edit: no mysql role, and a check of their own after the roles.
-    let edited = builtin.replace("    - role: mysql\n", "")
-        + "  post_tasks:\n    - name: Operator's own check\n      ansible.builtin.debug:\n        msg: edited playbook ran\n";
+    let edited = builtin.replace("    - role: mysql\n", "").replace(
+        "  post_tasks:\n",
+        "  post_tasks:\n    - name: Operator's own check\n      ansible.builtin.debug:\n        msg: edited playbook ran\n",
+    );
     assert_ne!(edited, builtin);
     std::fs::write(&playbook, edited).unwrap();
     let out = pipeline(dir.path())
@@ -756,7 +759,9 @@ fn an_exported_playbook_edited_by_the_operator_is_what_deploy_runs() {
         .iter()
         .map(|r| r["role"].as_str().unwrap())
         .collect();
-    assert_eq!(roles, ["common", "java", "itrust", "(playbook)"]);
+    // `(playbook)`: the entry playbook's own tasks (the front door's, skipped without an lb, and the
+    // operator's check).
+    assert_eq!(roles, ["(playbook)", "common", "java", "itrust"]);
     assert!(
         report["tasks"]
             .as_array()

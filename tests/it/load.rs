@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use pipeline::canary::load::{
-    self, ErrorKind, LoadPlan, LoadRun, NoProgress, Outcome, Snapshot, Stop,
+    self, ErrorKind, LoadPlan, LoadRun, NoProgress, RequestOutcome, Snapshot, Stop,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -111,7 +111,7 @@ async fn server_errors_are_counted_by_status_not_as_transport_errors() {
     assert_eq!(s.failure_ratio(), 1.0);
     let odd = run
         .records()
-        .find(|r| !(r.outcome == Outcome::Status(500) && r.bytes == 4))
+        .find(|r| !(r.outcome == RequestOutcome::Status(500) && r.bytes == 4))
         .map(|r| format!("{r:?}"));
     assert_eq!(odd, None);
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use pipeline::ansible::{PlaybookRun, RolesSource};
 use pipeline::canary::run::{self, ArmDeploy};
-use pipeline::canary::source::Source;
+use pipeline::canary::source::RepoClone;
 
 fn pipeline(dir: &Path) -> Command {
     let mut c = crate::support::pipeline(dir);
@@ -152,7 +152,7 @@ fn branch_name_with_a_template_is_text_in_the_canary_run_not_a_command() {
 
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    let src = Source::fetch(&repo.display().to_string(), &work).unwrap();
+    let src = RepoClone::fetch(&repo.display().to_string(), &work).unwrap();
     let arm = |label: &str, host: &str, b: &str| {
         let e = src.export(b, &work).unwrap();
         ArmDeploy {

@@ -7,8 +7,8 @@
 //! HTTP/1.0 and 1.1 rules. Not supported (reported as `http_parse`): protocol upgrades (101).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hyper::header::{HeaderName, CONTENT_LENGTH};
-use hyper::{HeaderMap, Method};
+use http::header::{HeaderName, CONTENT_LENGTH};
+use http::{HeaderMap, Method};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

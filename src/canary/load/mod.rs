@@ -24,12 +24,12 @@ use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::{HeaderMap, Method, Uri};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri};
 
 pub use histogram::{Histogram, PERCENTILE_DEFINITION};
-pub use record::Outcome;
-pub use summary::{thousands, LatencyMs, Summary};
+pub use record::RequestOutcome;
+pub use summary::{thousands, LatencyMs, RequestSummary};
 pub use worker::run;
 
 /// How a request failed when no complete HTTP response came back.
@@ -214,7 +214,7 @@ pub fn parse_url(url: &str) -> Result<Uri, LoadError> {
     };
     let uri: Uri = url
         .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
+        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
@@ -338,7 +338,7 @@ pub struct Record<'a> {
     pub offset: Duration,
     /// From `offset` until the response body was read completely or the request failed (100 ns resolution).
     pub latency: Duration,
-    pub outcome: Outcome,
+    pub outcome: RequestOutcome,
     /// Response body bytes.
     pub bytes: u64,
     /// Value of the backend header, if the plan names one and the response carried it.
@@ -349,16 +349,16 @@ impl Record<'_> {
     /// HTTP status, if a response arrived.
     pub fn status(&self) -> Option<u16> {
         match self.outcome {
-            Outcome::Status(s) => Some(s),
-            Outcome::Error(_) => None,
+            RequestOutcome::Status(s) => Some(s),
+            RequestOutcome::Error(_) => None,
         }
     }
 
     /// How the request failed, if it did.
     pub fn error(&self) -> Option<ErrorKind> {
         match self.outcome {
-            Outcome::Status(_) => None,
-            Outcome::Error(k) => Some(k),
+            RequestOutcome::Status(_) => None,
+            RequestOutcome::Error(k) => Some(k),
         }
     }
 }
@@ -387,20 +387,20 @@ impl Stats {
     }
 
     #[inline]
-    fn record(&mut self, outcome: Outcome, latency_ns: u64, service_ns: u64, bytes: u64) {
+    fn record(&mut self, outcome: RequestOutcome, latency_ns: u64, service_ns: u64, bytes: u64) {
         self.requests += 1;
-        if matches!(outcome, Outcome::Status(_)) {
+        if matches!(outcome, RequestOutcome::Status(_)) {
             self.latency.record(latency_ns);
             if let Some(h) = &mut self.service {
                 h.record(service_ns);
             }
         }
         match outcome {
-            Outcome::Status(s) => match self.status.iter_mut().find(|(c, _)| *c == s) {
+            RequestOutcome::Status(s) => match self.status.iter_mut().find(|(c, _)| *c == s) {
                 Some((_, n)) => *n += 1,
                 None => self.status.push((s, 1)),
             },
-            Outcome::Error(k) => self.errors[k as usize] += 1,
+            RequestOutcome::Error(k) => self.errors[k as usize] += 1,
         }
         self.bytes += bytes;
     }
@@ -508,19 +508,19 @@ impl LoadRun {
     }
 
     /// Summary of the whole run.
-    pub fn summary(&self) -> Summary {
-        Summary::from_stats(&self.overall, self.elapsed)
+    pub fn summary(&self) -> RequestSummary {
+        RequestSummary::from_stats(&self.overall, self.elapsed)
     }
 
     /// Summary per backend header value (`None`: responses without the header, and errors).
-    pub fn backend_summaries(&self) -> Vec<(Option<&str>, Summary)> {
+    pub fn backend_summaries(&self) -> Vec<(Option<&str>, RequestSummary)> {
         self.per_backend
             .iter()
             .enumerate()
             .filter(|(_, s)| s.requests > 0)
             .map(|(i, s)| {
                 let name = i.checked_sub(1).map(|i| self.backends[i].as_str());
-                (name, Summary::from_stats(s, self.elapsed))
+                (name, RequestSummary::from_stats(s, self.elapsed))
             })
             .collect()
     }

@@ -18,7 +18,7 @@ const F_OUTCOME: u64 = 1;
 const F_BYTES: u64 = 2;
 const F_BACKEND: u64 = 4;
 const FLAG_BITS: u32 = 3;
-/// Outcome values from this on are error kinds.
+/// Outcome codes from this on are error kinds.
 const ERROR_BASE: u64 = 1000;
 /// Upper bound of one encoded record (5 varints of at most 10 bytes).
 const MAX_RECORD: usize = 50;
@@ -29,26 +29,26 @@ const LATENCY_UNIT_NS: u64 = 100;
 
 /// What happened to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// An HTTP response with this status arrived (and its body was read completely).
     Status(u16),
     /// No (complete) response: the request failed this way.
     Error(ErrorKind),
 }
 
-impl Outcome {
+impl RequestOutcome {
     fn code(self) -> u64 {
         match self {
-            Outcome::Status(s) => u64::from(s),
-            Outcome::Error(k) => ERROR_BASE + k as u64,
+            RequestOutcome::Status(s) => u64::from(s),
+            RequestOutcome::Error(k) => ERROR_BASE + k as u64,
         }
     }
 
-    fn from_code(code: u64) -> Outcome {
+    fn from_code(code: u64) -> RequestOutcome {
         if code >= ERROR_BASE {
-            Outcome::Error(ErrorKind::from_index((code - ERROR_BASE) as usize))
+            RequestOutcome::Error(ErrorKind::from_index((code - ERROR_BASE) as usize))
         } else {
-            Outcome::Status(code as u16)
+            RequestOutcome::Status(code as u16)
         }
     }
 }
@@ -60,7 +60,7 @@ pub struct RawRecord {
     pub offset_us: u64,
     /// Latency in ns, rounded down to 100 ns by the encoding.
     pub latency_ns: u64,
-    pub outcome: Outcome,
+    pub outcome: RequestOutcome,
     pub bytes: u64,
     /// 0 = no backend header; `i + 1` = the stream's backend `i`.
     pub backend: u32,
@@ -214,7 +214,7 @@ impl Iterator for Records<'_> {
         Some(RawRecord {
             offset_us: prev.offset_us,
             latency_ns,
-            outcome: Outcome::from_code(prev.outcome),
+            outcome: RequestOutcome::from_code(prev.outcome),
             bytes: prev.bytes,
             backend: prev.backend,
         })
@@ -228,7 +228,7 @@ mod tests {
     fn rec(
         offset_us: u64,
         latency_ns: u64,
-        outcome: Outcome,
+        outcome: RequestOutcome,
         bytes: u64,
         backend: u32,
     ) -> RawRecord {
@@ -244,21 +244,27 @@ mod tests {
     #[test]
     fn records_round_trip_including_errors_and_backend_changes() {
         let input = vec![
-            rec(0, 48_300, Outcome::Status(200), 612, 1),
-            rec(70, 51_200, Outcome::Status(200), 612, 2),
-            rec(70, 9_000_000_000, Outcome::Error(ErrorKind::Timeout), 0, 0),
+            rec(0, 48_300, RequestOutcome::Status(200), 612, 1),
+            rec(70, 51_200, RequestOutcome::Status(200), 612, 2),
             rec(
-                9_000_070,
-                1_000,
-                Outcome::Error(ErrorKind::ConnectRefused),
+                70,
+                9_000_000_000,
+                RequestOutcome::Error(ErrorKind::Timeout),
                 0,
                 0,
             ),
-            rec(9_000_100, 120_000, Outcome::Status(503), 7, 1),
+            rec(
+                9_000_070,
+                1_000,
+                RequestOutcome::Error(ErrorKind::ConnectRefused),
+                0,
+                0,
+            ),
+            rec(9_000_100, 120_000, RequestOutcome::Status(503), 7, 1),
             rec(
                 u32::MAX as u64 * 10,
                 3_600_000_000_000,
-                Outcome::Status(999),
+                RequestOutcome::Status(999),
                 u64::MAX,
                 300,
             ),
@@ -279,7 +285,7 @@ mod tests {
             s.push(&rec(
                 i * 300,
                 250_000 + (i % 7) * 1_000,
-                Outcome::Status(200),
+                RequestOutcome::Status(200),
                 612,
                 0,
             ));
@@ -293,7 +299,7 @@ mod tests {
     #[test]
     fn latency_is_kept_to_a_tenth_of_a_microsecond() {
         let mut s = RecordStream::new();
-        s.push(&rec(0, 123_456, Outcome::Status(200), 0, 0));
+        s.push(&rec(0, 123_456, RequestOutcome::Status(200), 0, 0));
         assert_eq!(s.iter().next().unwrap().latency_ns, 123_400);
     }
 
@@ -302,7 +308,7 @@ mod tests {
         let mut s = RecordStream::new();
         let n = 3_000_000u64;
         for i in 0..n {
-            s.push(&rec(i, i * 100, Outcome::Status(200), i % 3, 0));
+            s.push(&rec(i, i * 100, RequestOutcome::Status(200), i % 3, 0));
         }
         assert!(s.chunks.len() > 3);
         let mut count = 0;

@@ -1,5 +1,6 @@
-//! Summaries of a run: the numbers (`Summary`), the terminal report (`LoadRun::write_summary`) and the
-//! `--json` object (`LoadRun::to_json`). Pure functions of the recorded statistics.
+//! Summaries of a run: the numbers ([`RequestSummary`], for the whole run or one backend), the terminal
+//! report (`LoadRun::write_summary`) and the `--json` object (`LoadRun::to_json`). Pure functions of the
+//! recorded statistics.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -39,7 +40,7 @@ impl LatencyMs {
 
 /// Numbers for a set of requests: a whole run or the requests one backend served.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
+pub struct RequestSummary {
     /// Requests completed: responses plus errors.
     pub requests: u64,
     /// Requests that got a complete HTTP response (any status).
@@ -63,8 +64,8 @@ pub struct Summary {
     pub bytes: u64,
 }
 
-impl Summary {
-    pub(crate) fn from_stats(s: &Stats, elapsed: Duration) -> Summary {
+impl RequestSummary {
+    pub(crate) fn from_stats(s: &Stats, elapsed: Duration) -> RequestSummary {
         let requests = s.requests;
         let duration_s = elapsed.as_secs_f64();
         let errors: BTreeMap<&'static str, u64> = ErrorKind::ALL
@@ -73,7 +74,7 @@ impl Summary {
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| (k.as_str(), n))
             .collect();
-        Summary {
+        RequestSummary {
             requests,
             responses: requests - errors.values().sum::<u64>(),
             duration_s,
@@ -116,7 +117,7 @@ struct JsonRun<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     missed: Option<u64>,
     #[serde(flatten)]
-    summary: Summary,
+    summary: RequestSummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     backends: Option<Vec<JsonBackend<'a>>>,
     percentile_definition: &'static str,
@@ -126,7 +127,7 @@ struct JsonRun<'a> {
 struct JsonBackend<'a> {
     backend: Option<&'a str>,
     #[serde(flatten)]
-    summary: Summary,
+    summary: RequestSummary,
 }
 
 impl LoadRun {
@@ -135,7 +136,7 @@ impl LoadRun {
         serde_json::to_value(self.json_run()).expect("a load summary serializes to JSON")
     }
 
-    /// Writes the `--json` object, keys in a fixed order: plan, overall [`Summary`] fields at the top level,
+    /// Writes the `--json` object, keys in a fixed order: plan, overall [`RequestSummary`] fields at the top level,
     /// `backends` (per-backend summaries) when the plan names a backend header, the percentile definition.
     pub fn write_json(&self, w: &mut impl Write) -> serde_json::Result<()> {
         serde_json::to_writer(w, &self.json_run())
@@ -310,7 +311,7 @@ pub fn thousands(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::Outcome;
+    use super::super::record::RequestOutcome;
     use super::*;
 
     #[test]
@@ -325,11 +326,16 @@ mod tests {
     fn summary_counts_statuses_errors_and_rate() {
         let mut s = Stats::new(false);
         for _ in 0..8 {
-            s.record(Outcome::Status(200), 1_000_000, 1_000_000, 10);
+            s.record(RequestOutcome::Status(200), 1_000_000, 1_000_000, 10);
         }
-        s.record(Outcome::Status(503), 2_000_000, 2_000_000, 3);
-        s.record(Outcome::Error(ErrorKind::Timeout), 9_000_000, 9_000_000, 0);
-        let sum = Summary::from_stats(&s, Duration::from_secs(2));
+        s.record(RequestOutcome::Status(503), 2_000_000, 2_000_000, 3);
+        s.record(
+            RequestOutcome::Error(ErrorKind::Timeout),
+            9_000_000,
+            9_000_000,
+            0,
+        );
+        let sum = RequestSummary::from_stats(&s, Duration::from_secs(2));
         assert_eq!((sum.requests, sum.responses, sum.bytes), (10, 9, 83));
         assert_eq!(sum.rps, 5.0);
         assert_eq!(sum.status, BTreeMap::from([(200, 8), (503, 1)]));
@@ -349,11 +355,16 @@ mod tests {
         plan.backend_header = Some("x-backend".parse().unwrap());
         let (mut blue, mut green) = (Stats::new(true), Stats::new(true));
         for _ in 0..3 {
-            blue.record(Outcome::Status(200), 2_000_000, 1_000_000, 5);
+            blue.record(RequestOutcome::Status(200), 2_000_000, 1_000_000, 5);
         }
-        green.record(Outcome::Status(503), 4_000_000, 3_000_000, 1);
+        green.record(RequestOutcome::Status(503), 4_000_000, 3_000_000, 1);
         let mut none = Stats::new(true);
-        none.record(Outcome::Error(ErrorKind::Reset), 1_000_000, 1_000_000, 0);
+        none.record(
+            RequestOutcome::Error(ErrorKind::Reset),
+            1_000_000,
+            1_000_000,
+            0,
+        );
         let mut overall = Stats::new(true);
         for s in [&none, &blue, &green] {
             overall.add(s);
@@ -432,7 +443,7 @@ mod tests {
 
     #[test]
     fn empty_summary_has_zero_rate_and_no_failures() {
-        let sum = Summary::from_stats(&Stats::new(true), Duration::ZERO);
+        let sum = RequestSummary::from_stats(&Stats::new(true), Duration::ZERO);
         assert_eq!((sum.requests, sum.rps, sum.failure_ratio()), (0, 0.0, 0.0));
         assert_eq!((sum.latency_ms, sum.latency_uncorrected_ms), (None, None));
     }

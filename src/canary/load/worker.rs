@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hyper::header::{HeaderValue, HOST};
+use http::header::{HeaderValue, HOST};
 use tokio::sync::{mpsc, watch};
 
 use super::http1::{Conn, RequestBytes, Response};
-use super::record::{Outcome, RawRecord, RecordStream};
+use super::record::{RawRecord, RecordStream, RequestOutcome};
 use super::{ErrorKind, LoadError, LoadPlan, LoadRun, Progress, Snapshot, Stats, Stop};
 
 /// How often the progress sink is called.
@@ -28,7 +28,7 @@ struct Shared {
     addr: SocketAddr,
     request: RequestBytes,
     timeout: Duration,
-    backend_header: Option<hyper::header::HeaderName>,
+    backend_header: Option<http::header::HeaderName>,
     start: Instant,
     deadline: Option<Instant>,
     /// Set by the coordinator when the progress sink asks to stop.
@@ -361,7 +361,7 @@ impl Local {
         start: Instant,
         sent: Instant,
         end: Instant,
-        outcome: Outcome,
+        outcome: RequestOutcome,
         bytes: u64,
         backend: u32,
     ) {
@@ -387,8 +387,8 @@ impl Local {
                 .as_secs_f64(),
                 latency_ms: Duration::from_nanos(latency_ns / 100 * 100).as_secs_f64() * 1e3,
                 status: match outcome {
-                    Outcome::Status(s) => Some(s),
-                    Outcome::Error(_) => None,
+                    RequestOutcome::Status(s) => Some(s),
+                    RequestOutcome::Error(_) => None,
                 },
                 bytes,
                 backend: (backend > 0)
@@ -399,7 +399,7 @@ impl Local {
         let n = self.completed.get() + 1;
         self.completed.set(n);
         counters.requests.store(n, Ordering::Relaxed);
-        if matches!(outcome, Outcome::Error(_)) {
+        if matches!(outcome, RequestOutcome::Error(_)) {
             let e = self.errors.get() + 1;
             self.errors.set(e);
             counters.errors.store(e, Ordering::Relaxed);
@@ -499,14 +499,14 @@ async fn connection_loop(local: Rc<Local>, index: usize) {
                     start,
                     sent,
                     end,
-                    Outcome::Status(r.status),
+                    RequestOutcome::Status(r.status),
                     r.bytes,
                     r.backend,
                 );
             }
             Err(kind) => {
                 conn = None;
-                local.record(index, start, sent, end, Outcome::Error(kind), 0, 0);
+                local.record(index, start, sent, end, RequestOutcome::Error(kind), 0, 0);
             }
         }
     }

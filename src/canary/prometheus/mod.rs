@@ -2,10 +2,11 @@
 //! plus PromQL queries per arm), range queries over a window, and the resulting [`JudgeInput`] — each point
 //! of an arm's single series is one sample, its time offset the seconds since the window's start.
 //!
-//! Used by `pipeline analyze --prometheus` (retrospective) and `pipeline canary` (the load window).
+//! Used by `pipeline analyze --prometheus` (retrospective, [`retro`]) and `pipeline canary` (the load window).
 
 pub mod canary;
 pub mod client;
+pub mod retro;
 pub mod time;
 
 use std::path::{Path, PathBuf};

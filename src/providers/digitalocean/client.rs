@@ -264,7 +264,7 @@ impl Client {
         .map(drop)
     }
 
-    /// Deletes one droplet by id (a duplicate `up` resolved).
+    /// Deletes one droplet by id (a duplicate `up` resolved, a host `--prune` removes).
     pub async fn delete_droplet(&self, id: u64) -> Result<(), ApiError> {
         self.send(Method::DELETE, &format!("/v2/droplets/{id}"), None::<&()>)
             .await

@@ -137,6 +137,8 @@ pub struct DigitalOcean {
     created: HashSet<String>,
     /// The environment's lock, held from `up`/`down` until the provider is dropped.
     lock: Option<crate::lock::FileLock>,
+    /// Names of the droplets carrying the tag when `up` listed them.
+    listed: Vec<String>,
 }
 
 impl DigitalOcean {
@@ -183,6 +185,7 @@ impl DigitalOcean {
             key,
             created: HashSet::new(),
             lock: None,
+            listed: Vec::new(),
         })
     }
 
@@ -401,6 +404,7 @@ impl Provider for DigitalOcean {
         let tag = self.env_tag();
         let tags = vec![COMMON_TAG.to_string(), tag.clone()];
         let existing = self.client.list_droplets(&tag).await?;
+        self.listed = existing.iter().map(|d| d.name.clone()).collect();
         let fingerprint = &self.key().fingerprint;
         let plan = plan_up(specs, &existing, &tags, fingerprint)?;
         for note in &plan.notes {
@@ -568,6 +572,59 @@ impl Provider for DigitalOcean {
             }
             tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
         }
+    }
+
+    async fn unrequested(&self, specs: &[HostSpec]) -> Result<Vec<String>, Error> {
+        Ok(crate::fleet::extras(
+            specs,
+            self.listed.iter().map(String::as_str),
+        ))
+    }
+
+    async fn remove(&mut self, names: &[String], ui: &Ui) -> Result<Vec<String>, Error> {
+        let tag = self.env_tag();
+        let doomed: Vec<Droplet> = self
+            .client
+            .list_droplets(&tag)
+            .await?
+            .into_iter()
+            .filter(|d| names.contains(&d.name))
+            .collect();
+        for d in &doomed {
+            ui.info(format!("destroying droplet {} (id {})", d.name, d.id));
+            match self.client.delete_droplet(d.id).await {
+                Err(e) if e.status() == Some(404) => {}
+                other => other?,
+            }
+        }
+        let ids: HashSet<u64> = doomed.iter().map(|d| d.id).collect();
+        let deadline = Instant::now() + DOWN_TIMEOUT;
+        while !ids.is_empty() {
+            let left: Vec<String> = self
+                .client
+                .list_droplets(&tag)
+                .await?
+                .into_iter()
+                .filter(|d| ids.contains(&d.id))
+                .map(|d| d.name)
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::DownTimeout {
+                    environment: self.environment.clone(),
+                    timeout: DOWN_TIMEOUT,
+                    left,
+                });
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+        let freed: Vec<Ipv4Addr> = doomed.iter().filter_map(Droplet::public_ipv4).collect();
+        forget_host_keys(&self.settings.state_dir, &freed, ui);
+        let mut gone: Vec<String> = doomed.into_iter().map(|d| d.name).collect();
+        gone.sort();
+        Ok(gone)
     }
 
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {

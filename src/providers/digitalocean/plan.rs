@@ -17,7 +17,7 @@ pub struct UpPlan {
     /// Create requests, one per distinct (region, size, image) and per ten names, each with every missing
     /// name sharing it.
     pub create: Vec<DropletCreate>,
-    /// Human-readable notes (adopted droplets that differ from their spec, tagged droplets not in the spec).
+    /// Human-readable notes (adopted droplets that differ from their spec).
     pub notes: Vec<String>,
 }
 
@@ -87,13 +87,7 @@ pub fn plan_up(
             }
         }
     }
-    for name in by_name.keys() {
-        if !specs.iter().any(|s| s.name == *name) {
-            plan.notes.push(format!(
-                "droplet {name} carries tag {env_tag} but is not one of the hosts asked for; it is left alone (`pipeline prod down --env {environment}` destroys it)"
-            ));
-        }
-    }
+    // Tagged droplets no spec asks for are reported (and pruned on request) by `provision::up`.
     Ok(plan)
 }
 
@@ -254,15 +248,18 @@ mod tests {
     }
 
     #[test]
-    fn adopted_droplet_of_another_size_and_stray_droplets_are_noted() {
+    fn adopted_droplet_of_another_size_is_noted_and_stray_droplets_left_to_prune() {
         let existing = [
             droplet(7, "itrust", "s-1vcpu-1gb"),
             droplet(8, "old", "s-1vcpu-1gb"),
         ];
         let plan = plan_up(&prod_specs(), &existing, &tags(), "fp").unwrap();
-        assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
         assert!(plan.notes[0].contains("itrust exists as s-1vcpu-1gb"));
-        assert!(plan.notes[1].contains("droplet old carries tag pipeline-prod"));
+        assert!(plan
+            .create
+            .iter()
+            .all(|c| !c.names.contains(&"old".to_string())));
     }
 
     fn catalogue() -> (Vec<RegionInfo>, Vec<SizeInfo>) {

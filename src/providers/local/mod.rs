@@ -659,6 +659,55 @@ impl Local {
         }
     }
 
+    /// Runs one cleanup step (each is a no-op when its resource is already gone).
+    fn apply_cleanup(&self, step: &Cleanup, package_cache: &Path) -> Result<(), Error> {
+        match step {
+            Cleanup::StopMachine { machine, .. } => system::stop_machine(machine, STOP_GRACE)?,
+            Cleanup::Unmount(p) => system::unmount(p)?,
+            Cleanup::RemoveCgroup(p) => system::remove_cgroup(p)?,
+            Cleanup::DeleteNetns(n) => system::delete_netns(n)?,
+            Cleanup::DeleteLink(n) => system::delete_link(n)?,
+            Cleanup::HarvestPackages(upper) => {
+                system::create_dir(package_cache)?;
+                cache::harvest(&upper.join("var/cache/apt/archives"), package_cache, false)?;
+            }
+            Cleanup::RemoveDir(p) => system::remove_dir_all(p)?,
+            Cleanup::DeleteNftTable(t) => system::nft_delete(t)?,
+            Cleanup::RemoveState(p) => {
+                system::remove_file(p)?;
+                if let Some(dir) = p.parent() {
+                    system::remove_dir_all(dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The blocking body of [`Provider::remove`]: each named host torn down like `down` does, then dropped
+    /// from the state (saved after each, so an interruption loses nothing).
+    fn remove_blocking(&mut self, names: &[String]) -> Result<Vec<String>, Error> {
+        let _lock = self.lock()?;
+        let Some(mut state) = self.load_state()? else {
+            return Ok(Vec::new());
+        };
+        let package_cache = image::package_cache(&self.settings.cache_dir);
+        let mut gone = Vec::new();
+        for name in names {
+            let Some(rec) = state.hosts.get(name).cloned() else {
+                continue;
+            };
+            self.ui
+                .info(format!("destroying host {name} ({})", rec.machine));
+            for step in state::host_cleanup(&rec, self.settings.share_package_cache) {
+                self.apply_cleanup(&step, &package_cache)?;
+            }
+            state.hosts.remove(name);
+            state.save(&self.state_file())?;
+            gone.push(name.clone());
+        }
+        Ok(gone)
+    }
+
     /// The blocking body of [`Provider::down`].
     fn down_blocking(&mut self) -> Result<Vec<String>, Error> {
         let _lock = self.lock()?;
@@ -693,25 +742,7 @@ impl Local {
             &self.state_file(),
             self.settings.share_package_cache,
         ) {
-            match &step {
-                Cleanup::StopMachine { machine, .. } => system::stop_machine(machine, STOP_GRACE)?,
-                Cleanup::Unmount(p) => system::unmount(p)?,
-                Cleanup::RemoveCgroup(p) => system::remove_cgroup(p)?,
-                Cleanup::DeleteNetns(n) => system::delete_netns(n)?,
-                Cleanup::DeleteLink(n) => system::delete_link(n)?,
-                Cleanup::HarvestPackages(upper) => {
-                    system::create_dir(&package_cache)?;
-                    cache::harvest(&upper.join("var/cache/apt/archives"), &package_cache, false)?;
-                }
-                Cleanup::RemoveDir(p) => system::remove_dir_all(p)?,
-                Cleanup::DeleteNftTable(t) => system::nft_delete(t)?,
-                Cleanup::RemoveState(p) => {
-                    system::remove_file(p)?;
-                    if let Some(dir) = p.parent() {
-                        system::remove_dir_all(dir)?;
-                    }
-                }
-            }
+            self.apply_cleanup(&step, &package_cache)?;
         }
         if self.load_all_states()?.is_empty() {
             system::restore_forwarding(&self.forwarding_file())?;
@@ -780,6 +811,21 @@ impl Provider for Local {
         _ui: &Ui,
     ) -> Result<Vec<Host>, Error> {
         self.wait_blocking(names, wait, timeout)
+    }
+
+    async fn unrequested(&self, specs: &[HostSpec]) -> Result<Vec<String>, Error> {
+        let state = self.load_state()?;
+        Ok(crate::fleet::extras(
+            specs,
+            state
+                .iter()
+                .flat_map(|s| s.hosts.keys().map(String::as_str)),
+        ))
+    }
+
+    async fn remove(&mut self, names: &[String], ui: &Ui) -> Result<Vec<String>, Error> {
+        self.ui = ui.clone();
+        self.remove_blocking(names)
     }
 
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {

@@ -1,0 +1,248 @@
+//! One step of a rollout: the canary's weight, then a look every `look_every` at the requests the front
+//! door logged since, until the step decides (FAIL at any look; PASS, MARGINAL or, past the longest
+//! step time, INCONCLUSIVE at its end). A step at 100 % is not judged: no stable requests are left.
+
+use crate::canary::judge::{self, sequential::SequentialJudge, JudgeInput, Judgement, Verdict};
+use crate::canary::metrics::HostSeries;
+use crate::canary::samples::{self, RequestObs};
+
+use super::super::state::{ArmTally, LookRecord, StepRecord};
+use super::super::world::{Arm, Observed, RolloutWorld};
+use super::Executor;
+
+/// Header values the judge's split uses for the two arms.
+const STABLE: &str = "stable";
+const CANARY: &str = "canary";
+
+impl<W: RolloutWorld> Executor<'_, W> {
+    /// Runs step `index` once: weight, then looks until a decision.
+    pub(super) async fn step(&mut self, index: usize) -> anyhow::Result<StepEnd> {
+        let s = self.state.settings.clone();
+        let weight = s.steps[index];
+        self.ui.info(format!(
+            "rollout: [step {}/{}] {weight} % of the requests to the canary for {} s",
+            index + 1,
+            s.steps.len(),
+            judge::num(s.step_time_s)
+        ));
+        self.state.weight = weight;
+        self.save()?;
+        self.world.set_weight(weight).await?;
+        if let Some(rate) = s.load {
+            self.world.load(Some(rate)).await?;
+        }
+        // Requests logged before the new weight took effect are not this step's.
+        self.world.observe().await?;
+        let start = self.world.now();
+        let judged = weight < 100;
+        self.state.steps.push(StepRecord {
+            index,
+            weight,
+            judged,
+            started_at: start,
+            duration_s: 0.0,
+            extended: false,
+            verdict: None,
+            stable: ArmTally::default(),
+            canary: ArmTally::default(),
+            unattributed: 0,
+            looks: Vec::new(),
+            reason: String::new(),
+        });
+        if !judged {
+            self.current_mut().reason = "not judged: at 100 % no stable requests are left to compare with; the canary serves alone while the stable hosts are promoted".into();
+            self.save()?;
+            self.ui.info(
+                "rollout:   100 % to the canary: nothing left to compare with, on to the promotion",
+            );
+            return Ok(StepEnd::Pass);
+        }
+        self.save()?;
+        let mut seq = SequentialJudge::new(&input(&[], start), &self.judge, s.look_every_s)?;
+        let mut seen: Vec<Observed> = Vec::new();
+        let mut t = 0.0f64;
+        loop {
+            let deadline = if t < s.step_time_s - 1e-6 {
+                s.step_time_s
+            } else {
+                s.max_step_time_s
+            };
+            let next = (t + s.look_every_s).min(deadline);
+            let wait = next - (self.world.now() - start);
+            if wait > 0.0 {
+                self.world.wait(wait).await;
+            }
+            seen.extend(
+                self.world
+                    .observe()
+                    .await?
+                    .into_iter()
+                    .filter(|o| o.at >= start),
+            );
+            t = (self.world.now() - start).max(next);
+            let data = input(&seen, start);
+            let at_end = t >= s.step_time_s - 1e-6;
+            let (j, end) = if !at_end {
+                let j = seq.look(t, &data, false)?;
+                let end = (j.verdict == Verdict::Fail).then(|| StepEnd::Fail(String::new()));
+                (j, end)
+            } else {
+                // A last look on a copy: kept when it decides, otherwise the step is extended and the
+                // same look counts as an interim one.
+                let mut last = seq.clone();
+                let j = last.look(t, &data, true)?;
+                let longest = t >= s.max_step_time_s - 1e-6;
+                match j.verdict {
+                    Verdict::Pass => {
+                        seq = last;
+                        (j, Some(StepEnd::Pass))
+                    }
+                    Verdict::Fail => {
+                        seq = last;
+                        (j, Some(StepEnd::Fail(String::new())))
+                    }
+                    Verdict::Marginal => {
+                        seq = last;
+                        (j, Some(StepEnd::Pause(Verdict::Marginal)))
+                    }
+                    Verdict::Inconclusive if longest => {
+                        seq = last;
+                        (j, Some(StepEnd::Pause(Verdict::Inconclusive)))
+                    }
+                    Verdict::Inconclusive => {
+                        let j = seq.look(t, &data, false)?;
+                        (j, None)
+                    }
+                }
+            };
+            self.record_look(&seen, t, &j, t > s.step_time_s + 1e-6);
+            self.ui.info(format!(
+                "rollout:   look at {t:.0} s ({} stable, {} canary requests): {}{}",
+                self.current().stable.real + self.current().stable.synthetic,
+                self.current().canary.real + self.current().canary.synthetic,
+                j.verdict.as_str(),
+                if end.is_some() { " (final)" } else { "" }
+            ));
+            match end {
+                None => self.save()?,
+                Some(end) => {
+                    let judgement = seq.finish().unwrap_or(j);
+                    let rec = self.current_mut();
+                    rec.verdict = Some(judgement.verdict);
+                    rec.reason = judgement.reason.clone();
+                    self.write_judgement(index, &judgement);
+                    self.judgements.push((index, judgement.clone()));
+                    return Ok(match end {
+                        StepEnd::Fail(_) => StepEnd::Fail(format!(
+                            "FAIL at step {} ({weight} % to the canary) after {t:.0} s: {}",
+                            index + 1,
+                            judgement.reason
+                        )),
+                        other => other,
+                    });
+                }
+            }
+        }
+    }
+
+    fn current(&self) -> &StepRecord {
+        self.state.steps.last().expect("a step record")
+    }
+
+    fn current_mut(&mut self) -> &mut StepRecord {
+        self.state.steps.last_mut().expect("a step record")
+    }
+
+    /// Updates the running step's record after a look (the looks' boundaries are in the judgement).
+    fn record_look(&mut self, seen: &[Observed], t: f64, j: &Judgement, extended: bool) {
+        let rec = self.current_mut();
+        rec.duration_s = t;
+        rec.extended = extended;
+        let (mut stable, mut canary, mut neither) = (ArmTally::default(), ArmTally::default(), 0);
+        for o in seen {
+            let tally = match o.arm {
+                Arm::Stable => &mut stable,
+                Arm::Canary => &mut canary,
+                Arm::Neither => {
+                    neither += 1;
+                    continue;
+                }
+            };
+            if o.synthetic {
+                tally.synthetic += 1;
+            } else {
+                tally.real += 1;
+            }
+            if o.status.is_none_or(samples::is_error_status) {
+                tally.errors += 1;
+            }
+        }
+        rec.stable = stable;
+        rec.canary = canary;
+        rec.unattributed = neither;
+        rec.looks.push(LookRecord {
+            t_s: t,
+            stable: stable.real + stable.synthetic,
+            canary: canary.real + canary.synthetic,
+            verdict: j.verdict,
+            score: j.score,
+        });
+    }
+
+    fn write_judgement(&self, index: usize, judgement: &Judgement) {
+        let dir = &self.state.settings.report_dir;
+        let path = dir.join(format!("step-{}.json", index + 1));
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
+            let text = serde_json::to_vec_pretty(judgement).map_err(std::io::Error::other)?;
+            std::fs::write(&path, text)
+        });
+        if let Err(e) = written {
+            self.ui.warn(format!(
+                "rollout: could not write the judgement of step {} to {}: {e}",
+                index + 1,
+                path.display()
+            ));
+        }
+    }
+}
+
+pub(super) enum StepEnd {
+    Pass,
+    Fail(String),
+    Pause(Verdict),
+}
+
+/// The per-request metrics of the requests seen so far (offsets from the step's start).
+fn input(seen: &[Observed], start: f64) -> JudgeInput {
+    let split = samples::split_requests(
+        seen.iter().map(|o| RequestObs {
+            offset_s: o.at - start,
+            latency_ms: o.latency_ms,
+            status: o.status,
+            bytes: o.bytes,
+            backend: match o.arm {
+                Arm::Stable => Some(STABLE),
+                Arm::Canary => Some(CANARY),
+                Arm::Neither => None,
+            },
+        }),
+        STABLE,
+        CANARY,
+    );
+    let none = |h: &str| HostSeries {
+        host: h.into(),
+        url: String::new(),
+        samples: Vec::new(),
+        failed_scrapes: 0,
+        last_error: None,
+    };
+    let mut data = samples::judge_input(&split, &none(STABLE), &none(CANARY));
+    // Host metrics are not judged by the rollout: stable and canary hosts differ in number and load.
+    data.metrics.retain(|m| {
+        matches!(
+            m.name.as_str(),
+            "error_rate" | "latency_ms" | "response_bytes"
+        )
+    });
+    data
+}

@@ -1,0 +1,249 @@
+//! What a rollout will do, computed from its settings and the inventory's hosts alone: the actions in
+//! order (canary host, deploy, check, each step with its weight and times, promotion, retirement) and
+//! what happens on each verdict. `pipeline rollout --dry-run` prints it; the executor runs these actions.
+
+use serde::Serialize;
+
+use crate::canary::judge::{num, JudgeConfig};
+
+use super::state::Recorded;
+
+/// One action of a rollout, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    /// `provision`, `deploy`, `check`, `step`, `promote`, `retire`.
+    pub action: &'static str,
+    /// The canary's share (steps only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
+    pub what: String,
+}
+
+/// A rollout, before anything is touched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub app: String,
+    pub version: String,
+    pub provider: String,
+    pub environment: String,
+    pub inventory: String,
+    pub stable_hosts: Vec<String>,
+    pub canary_host: String,
+    pub front_door: String,
+    pub steps: Vec<u8>,
+    pub step_time_s: f64,
+    pub max_step_time_s: f64,
+    pub look_every_s: f64,
+    pub load: Option<f64>,
+    pub judge: JudgeConfig,
+    pub actions: Vec<PlannedAction>,
+    pub on_fail: String,
+    pub on_inconclusive: String,
+    pub state_file: String,
+    pub report_dir: String,
+}
+
+/// The canary host's name for an app (`checkbox-canary`).
+pub fn canary_host(app: &str) -> String {
+    format!("{app}-canary")
+}
+
+/// What is rolled out, in words.
+pub fn version(s: &Recorded) -> String {
+    match (&s.artifact, &s.git_ref) {
+        (Some(war), _) => format!("WAR {}", war.display()),
+        (None, Some(r)) => format!(
+            "ref {r} of {}",
+            s.source
+                .as_deref()
+                .unwrap_or("the app's upstream repository")
+        ),
+        (None, None) => "the default ref".into(),
+    }
+}
+
+/// The plan (pure).
+pub fn plan(
+    s: &Recorded,
+    stable_hosts: &[String],
+    front_door: &str,
+    judge: &JudgeConfig,
+    state_file: &str,
+) -> Plan {
+    let canary = canary_host(&s.app);
+    let stable = stable_hosts.join(", ");
+    let mut actions = vec![
+        PlannedAction {
+            action: "provision",
+            weight: None,
+            what: format!(
+                "create {canary} ({}, environment {}), like {stable}",
+                s.provider, s.environment
+            ),
+        },
+        PlannedAction {
+            action: "deploy",
+            weight: None,
+            what: format!(
+                "deploy {} on {canary} with the app's roles and variables",
+                version(s)
+            ),
+        },
+        PlannedAction {
+            action: "check",
+            weight: None,
+            what: format!("check {canary} directly, before it sees traffic"),
+        },
+    ];
+    for (k, w) in s.steps.iter().enumerate() {
+        if *w == 100 {
+            actions.push(PlannedAction {
+                action: "step",
+                weight: Some(100),
+                what: format!(
+                    "step {}/{}: {front_door} sends every request to {canary}; not judged (no stable requests are left to compare with), on to the promotion",
+                    k + 1,
+                    s.steps.len()
+                ),
+            });
+            continue;
+        }
+        actions.push(PlannedAction {
+            action: "step",
+            weight: Some(*w),
+            what: format!(
+                "step {}/{}: {front_door} sends {w} % of the requests to {canary}, {} % to {stable}; judge every {} s for {} s (up to {} s while INCONCLUSIVE){}",
+                k + 1,
+                s.steps.len(),
+                100 - w,
+                num(s.look_every_s),
+                num(s.step_time_s),
+                num(s.max_step_time_s),
+                s.load
+                    .map(|r| format!(", {} synthetic req/s", num(r)))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    actions.push(PlannedAction {
+        action: "promote",
+        weight: None,
+        what: format!(
+            "rolling deploy of {} on {stable} through {front_door} (drain, deploy, health check, restore)",
+            version(s)
+        ),
+    });
+    actions.push(PlannedAction {
+        action: "retire",
+        weight: None,
+        what: format!("take {canary} out of {front_door} and destroy it"),
+    });
+    Plan {
+        app: s.app.clone(),
+        version: version(s),
+        provider: s.provider.clone(),
+        environment: s.environment.clone(),
+        inventory: s.inventory.display().to_string(),
+        stable_hosts: stable_hosts.to_vec(),
+        canary_host: canary.clone(),
+        front_door: front_door.into(),
+        steps: s.steps.clone(),
+        step_time_s: s.step_time_s,
+        max_step_time_s: s.max_step_time_s,
+        look_every_s: s.look_every_s,
+        load: s.load,
+        judge: judge.clone(),
+        actions,
+        on_fail: format!(
+            "a FAIL at any look: weight 0 on {canary} at once, {canary} destroyed, exit 4"
+        ),
+        on_inconclusive: format!(
+            "INCONCLUSIVE at a step's end: the step goes on up to {} s, then the rollout pauses (exit 5, weight kept; resume or abort); MARGINAL pauses (exit 3)",
+            num(s.max_step_time_s)
+        ),
+        state_file: state_file.into(),
+        report_dir: s.report_dir.display().to_string(),
+    }
+}
+
+impl Plan {
+    /// The plan as `--dry-run` prints it.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "rollout plan: {} to {} in environment {} ({})\n",
+            self.version, self.app, self.environment, self.provider
+        );
+        let n = self.actions.len();
+        for (k, a) in self.actions.iter().enumerate() {
+            out.push_str(&format!("  [{}/{n}] {:<9} {}\n", k + 1, a.action, a.what));
+        }
+        out.push_str(&format!("on FAIL: {}\n", self.on_fail));
+        out.push_str(&format!("on INCONCLUSIVE: {}\n", self.on_inconclusive));
+        out.push_str(&format!(
+            "judge: confidence {}, min_samples {} per arm, sequential looks (a FAIL at any look is final)\n",
+            self.judge.confidence, self.judge.min_samples
+        ));
+        out.push_str(&format!(
+            "state: {} (written before every action)\nreport: {}\n",
+            self.state_file, self.report_dir
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_lists_provision_deploy_check_each_step_then_promote_and_retire() {
+        let s = Recorded {
+            app: "checkbox".into(),
+            provider: "local".into(),
+            environment: "prod".into(),
+            inventory: "inventory.ini".into(),
+            source: None,
+            git_ref: Some("v2".into()),
+            artifact: None,
+            extra_vars: Vec::new(),
+            steps: vec![5, 25, 50, 100],
+            step_time_s: 20.0,
+            max_step_time_s: 60.0,
+            look_every_s: 5.0,
+            load: Some(20.0),
+            report_dir: "r".into(),
+        };
+        let p = plan(
+            &s,
+            &["checkbox-1".into(), "checkbox-2".into()],
+            "lb",
+            &JudgeConfig::default(),
+            ".pipeline/rollout-prod-checkbox.json",
+        );
+        let order: Vec<_> = p.actions.iter().map(|a| (a.action, a.weight)).collect();
+        assert_eq!(
+            order,
+            vec![
+                ("provision", None),
+                ("deploy", None),
+                ("check", None),
+                ("step", Some(5)),
+                ("step", Some(25)),
+                ("step", Some(50)),
+                ("step", Some(100)),
+                ("promote", None),
+                ("retire", None),
+            ]
+        );
+        let text = p.render();
+        assert!(text.contains("[4/9] step      step 1/4: lb sends 5 % of the requests to checkbox-canary, 95 % to checkbox-1, checkbox-2"), "{text}");
+        assert!(text.contains("20 synthetic req/s"), "{text}");
+        assert!(
+            text.contains(
+                "[7/9] step      step 4/4: lb sends every request to checkbox-canary; not judged"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("exit 4"), "{text}");
+    }
+}

@@ -1,0 +1,91 @@
+//! What a rollout's actions do to the world, behind one small trait: [`RolloutWorld`]. The executor
+//! ([`super::exec`]) only sees the trait, so its state machine is tested against a fake (time passes
+//! virtually, requests are generated per weight) without root. Every action is idempotent: after a crash
+//! `resume` and `abort` redo the one that was under way.
+
+use serde::Serialize;
+
+/// Which arm served a request, as the front door logged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Stable,
+    Canary,
+    /// No upstream answered (the front door's own 502/504 without an upstream address), or an address
+    /// that is none of the app's hosts.
+    Neither,
+}
+
+/// One request through the front door.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observed {
+    /// When the front door logged it, unix seconds.
+    pub at: f64,
+    pub arm: Arm,
+    /// `None`: the client went away before a response (nginx logs 499).
+    pub status: Option<u16>,
+    /// Upstream response time (the request time when there was no upstream), milliseconds.
+    pub latency_ms: f64,
+    pub bytes: u64,
+    /// Sent by the tool's own load generator (`--load`), marked by a request header.
+    pub synthetic: bool,
+}
+
+/// A deploy's outcome in a line or two (for the report and the error on failure).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploySummary {
+    pub what: String,
+    pub success: bool,
+    pub text: String,
+    pub duration_s: f64,
+}
+
+/// The effects of a rollout.
+#[allow(async_fn_in_trait)]
+pub trait RolloutWorld {
+    /// Unix seconds now (virtual in the fake).
+    fn now(&self) -> f64;
+    /// Lets `seconds` pass (the fake advances its clock and generates the requests of that time).
+    async fn wait(&mut self, seconds: f64);
+    /// Creates the canary host, or finds it.
+    async fn provision_canary(&mut self) -> anyhow::Result<()>;
+    /// Deploys the new version on the canary host with the app's roles and variables.
+    async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary>;
+    /// Checks the canary host directly (not through the front door).
+    async fn check_canary(&mut self) -> anyhow::Result<()>;
+    /// Sends `weight` % of the app's requests to the canary (0: the canary is out of the front door's
+    /// configuration), with a graceful reload.
+    async fn set_weight(&mut self, weight: u8) -> anyhow::Result<()>;
+    /// Starts (`Some(rate)`) or stops (`None`) the synthetic load through the front door.
+    async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()>;
+    /// The requests the front door logged since the last call.
+    async fn observe(&mut self) -> anyhow::Result<Vec<Observed>>;
+    /// Updates the stable hosts to the new version, a rolling deploy through the front door.
+    async fn promote(&mut self) -> anyhow::Result<DeploySummary>;
+    /// Destroys the canary host; fine when it does not exist.
+    async fn retire_canary(&mut self) -> anyhow::Result<()>;
+}
+
+/// The inventory group of the front door host.
+pub const LB_GROUP: &str = "lb";
+
+/// Why no world on real hosts can run a rollout in this build.
+///
+/// The real world (the provider for the canary host, ansible-playbook for its deploy, the front door on the
+/// `lb` host splitting requests by weight and logging them as JSON, the rolling deploy for the promotion)
+/// needs the fleet front door (issue 13), which is not merged yet. Until it is, the command refuses before
+/// anything is touched or recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("this build cannot drive a real rollout of {app} yet: splitting requests at the front door by weight, reading its access log and promoting with a rolling deploy need the fleet front door (issue 13), which this build does not have; `pipeline rollout {app} --dry-run` shows the plan")]
+pub struct NotConnected {
+    pub app: String,
+}
+
+/// The world on real hosts for `state`'s rollout (see [`NotConnected`]).
+pub fn real_world(
+    state: &super::state::RolloutState,
+) -> Result<std::convert::Infallible, NotConnected> {
+    Err(NotConnected {
+        app: state.settings.app.clone(),
+    })
+}
