@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Turns this example into a git repository at DEST with four branches, for `pipeline canary` and its tests:
+# Turns this example into a git repository at DEST with five branches, for `pipeline canary` and its tests:
 #   master  the service as it is in this directory;
 #   broken  patches/broken.patch: renders req.body instead of req.body.markdown, so every preview is an
 #           HTTP 500 with a tiny body (the same bug as checkbox.io-micro-preview's `broken` branch);
 #   slow    patches/slow.patch: every preview waits 25 ms before answering;
-#   hang    patches/hang.patch: a preview is never answered (the connection stays open).
+#   hang    patches/hang.patch: a preview is never answered (the connection stays open);
+#   cpu     patches/cpu.patch: every preview first burns 3 ms of CPU time in a busy loop, then answers
+#           exactly as master does (only the service's CPU use differs).
 # Commits carry fixed names and dates, so the same example always gives the same commit ids.
 # Usage: make-repo.sh DEST   (DEST must not exist or be empty)
 set -euo pipefail
@@ -25,7 +27,7 @@ g init -q
 cp "$here/index.js" "$here/package.json" "$here/package-lock.json" "$here/survey.json" "$here/.gitignore" "$dest/"
 g add -A
 g commit -q -m "Markdown preview service"
-for branch in broken slow hang; do
+for branch in broken slow hang cpu; do
   g checkout -q -b "$branch" master
   g am -q --committer-date-is-author-date "$here/patches/$branch.patch"
 done

@@ -1,6 +1,6 @@
 //! The bundled example apps, embedded in the binary so `pipeline demo` (and anyone without GitHub) runs from
 //! any directory: the preview service (`examples/preview-service`), made into a git repository with branches
-//! `master`, `broken`, `slow` and `hang` by its own `make-repo.sh`; and the iTrust and checkbox.io stand-ins
+//! `master`, `broken`, `slow`, `hang` and `cpu` by its own `make-repo.sh`; and the iTrust and checkbox.io stand-ins
 //! (`examples/itrust-standin`, built into a WAR by its `build.sh`; `examples/checkbox-standin`, committed
 //! into a git repository).
 
@@ -20,7 +20,7 @@ static CHECKBOX: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples/checkbox-s
 pub const SURVEY_JSON: &str = include_str!("../../examples/preview-service/survey.json");
 
 /// Branches [`make_repo`] creates.
-pub const BRANCHES: [&str; 4] = ["master", "broken", "slow", "hang"];
+pub const BRANCHES: [&str; 5] = ["master", "broken", "slow", "hang", "cpu"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExampleError {
@@ -134,12 +134,21 @@ mod tests {
         let branches = git(&["for-each-ref", "--format=%(refname:short)", "refs/heads"]);
         assert_eq!(
             branches.lines().collect::<Vec<_>>(),
-            vec!["broken", "hang", "master", "slow"]
+            vec!["broken", "cpu", "hang", "master", "slow"]
         );
         assert!(git(&["show", "master:index.js"]).contains("render(req.body.markdown)"));
         assert!(git(&["show", "broken:index.js"]).contains("render(req.body)"));
         assert!(git(&["show", "slow:index.js"]).contains("setTimeout"));
         assert!(git(&["show", "hang:index.js"]).contains("app.post('/preview', () => {});"));
+        // cpu burns CPU before answering and answers exactly as master does.
+        let cpu = git(&["show", "cpu:index.js"]);
+        assert!(cpu.contains("burnCpu(BURN_CPU_MS);"), "{cpu}");
+        assert!(cpu.contains("res.json({ preview: render(req.body.markdown) });"));
+        let changed = git(&["diff", "--numstat", "master", "cpu"]);
+        assert!(
+            changed.starts_with("19\t0\tindex.js"),
+            "cpu only adds lines: {changed}"
+        );
         // Re-creating gives the same commits.
         let first = git(&["rev-parse", "broken"]);
         make_repo(&repo).unwrap();

@@ -34,6 +34,8 @@ pub const CANARY_HOSTS: [HostDefault; 3] = [
 
 /// The environment the canary's hosts belong to by default.
 pub const DEFAULT_ENV: &str = "canary";
+/// The inventory `--monitor-inventory` defaults to.
+pub const DEFAULT_MONITOR_INVENTORY: &str = "inventory.ini";
 
 /// Everything about a canary run but its two branches; `None` = from pipeline.toml or the default.
 /// The `pipeline canary` flags, and what `pipeline demo` fills (with `..Default::default()`).
@@ -95,9 +97,15 @@ pub struct CanaryOptions {
     #[arg(long, env = "PIPELINE_CANARY_ENV")]
     pub env: Option<String>,
     /// Prometheus to query for the `[canary]` metrics (`metrics_file` or `[[canary.metric]]`) over the
-    /// load window [config: prometheus]; credentials from PIPELINE_PROMETHEUS_* variables.
+    /// load window [config: prometheus; default: the monitor host's, through its dashboard];
+    /// credentials from PIPELINE_PROMETHEUS_* variables.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+    /// Inventory whose [monitor] host's dashboard records the verdict as an event, and whose
+    /// Prometheus answers the `[canary]` metrics unless --prometheus or [canary] prometheus names one
+    /// [default: inventory.ini].
+    #[arg(long = "monitor-inventory", value_name = "FILE")]
+    pub monitor_inventory: Option<PathBuf>,
 }
 
 /// The `[canary]` section of pipeline.toml (flags win).
@@ -156,6 +164,8 @@ pub struct CanarySettings {
     pub prometheus: Option<CanaryQueries>,
     /// The inventory, vars.json and archives of this environment.
     pub work_dir: PathBuf,
+    /// The inventory with the monitor host (events, and its Prometheus for the `[canary]` metrics).
+    pub monitor_inventory: PathBuf,
 }
 
 impl CanarySettings {
@@ -243,15 +253,21 @@ impl CanarySettings {
         )?;
         let judge: JudgeConfig = global.config.section("judge")?;
         let config_path = global.config.path().unwrap_or(Path::new("pipeline.toml"));
-        let prometheus = prom_canary::resolve(opts.prometheus, section.prometheus, config_path)
-            .map_err(|e| {
-                if e.is_usage() {
-                    usage(e.to_string())
-                } else {
-                    anyhow::Error::new(e)
-                }
-            })?;
+        let monitor_inventory = opts
+            .monitor_inventory
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MONITOR_INVENTORY));
+        let monitor = || {
+            crate::monitoring::endpoint::dashboard(&monitor_inventory, &global.state_dir)
+                .map_err(|e| format!("{}: {e}", monitor_inventory.display()))
+        };
+        let prometheus =
+            prom_canary::resolve(opts.prometheus, section.prometheus, config_path, monitor)
+                .map_err(|e| match e.is_usage() {
+                    true => usage(e.to_string()),
+                    false => anyhow::Error::new(e),
+                })?;
         Ok(CanarySettings {
+            monitor_inventory,
             provider,
             work_dir: global.state_dir.join(format!("canary-{environment}")),
             environment,

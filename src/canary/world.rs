@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use crate::ansible::{DeployReport, PlaybookRun, RolesSource};
-use crate::canary::cgroup::HostScraper;
+use crate::canary::cgroup::{self, CgroupScraper, HostScraper};
 use crate::canary::judge::{Judgement, MetricInput};
 use crate::canary::load::{self, LoadPlan, LoadRun, Progress};
 use crate::canary::metrics::{self, HostSeries, HttpScraper};
@@ -17,6 +17,8 @@ use crate::canary::report::{self, Extras, ReportFiles};
 use crate::canary::run::{self, ArmDeploy};
 use crate::canary::settings::CanarySettings;
 use crate::canary::source::{self, Export, RepoClone};
+use crate::providers::local::plan as local_plan;
+use crate::providers::ProviderKind;
 use crate::provision::{self, UpRequest};
 use crate::settings::Global;
 
@@ -179,17 +181,30 @@ impl World for RealWorld<'_> {
         [baseline, canary]: [&ArmDeploy; 2],
         progress: &mut dyn Progress,
     ) -> anyhow::Result<(LoadRun, Vec<HostSeries>)> {
-        // node_exporter on each arm. The per-arm cgroup sampler (canary::cgroup) is not used yet: on a
-        // hybrid cgroup v1 host the sandbox's containers have no memory-controller directory of their
-        // own, so it returned no samples at all and made every sandbox canary INCONCLUSIVE. On the
-        // sandbox node_exporter's CPU and memory are therefore machine-wide.
-        let (targets, scraper) = (
-            vec![
-                (baseline.host.clone(), baseline.node_exporter_url()),
-                (canary.host.clone(), canary.node_exporter_url()),
-            ],
-            HostScraper::Http(HttpScraper::new(Duration::from_millis(900))),
-        );
+        let s = self.settings;
+        // On the sandbox each arm's own cgroup (node_exporter in a container reads the whole machine's
+        // /proc); on droplets node_exporter (the droplet is the arm).
+        let (targets, scraper) = match s.provider {
+            ProviderKind::Local => {
+                let arms = [baseline, canary].map(|a| {
+                    let machine = local_plan::host_names(&s.environment, &a.host, 0).machine;
+                    (a.host.clone(), machine)
+                });
+                (
+                    arms.iter()
+                        .map(|(h, _)| (h.clone(), cgroup::target(h)))
+                        .collect::<Vec<_>>(),
+                    HostScraper::Cgroup(CgroupScraper::new(Path::new(cgroup::CGROUP_ROOT), arms)),
+                )
+            }
+            ProviderKind::Digitalocean => (
+                vec![
+                    (baseline.host.clone(), baseline.node_exporter_url()),
+                    (canary.host.clone(), canary.node_exporter_url()),
+                ],
+                HostScraper::Http(HttpScraper::new(Duration::from_millis(900))),
+            ),
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let load = async {
             let result = load::run(plan, progress).await;

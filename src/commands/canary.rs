@@ -25,13 +25,6 @@ pub struct CanaryArgs {
     /// With --dry-run: print the plan as JSON.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
-    /// Inventory whose [monitor] host's dashboard records the verdict as an event.
-    #[arg(
-        long = "monitor-inventory",
-        value_name = "FILE",
-        default_value = "inventory.ini"
-    )]
-    pub monitor_inventory: std::path::PathBuf,
 }
 
 pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -54,7 +47,7 @@ pub async fn run(args: CanaryArgs, global: &Global) -> anyhow::Result<Outcome> {
         result.judgement.verdict.as_str(),
     );
     crate::monitoring::events::record(
-        &args.monitor_inventory,
+        &settings.monitor_inventory,
         &global.state_dir,
         &global.ui,
         &event,

@@ -8,8 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::inventory::Inventory;
-use crate::monitoring::access::{DASHBOARD_SECRET, DASHBOARD_USER};
 use crate::monitoring::MONITOR_GROUP;
 use crate::ui::Ui;
 
@@ -137,31 +135,33 @@ pub async fn push(
 /// Records `event` on the monitor host of `inventory_path`, if it has one. Never fails: a missing monitor
 /// is a note, a failed push a warning (the deploy or canary itself has already happened).
 pub async fn record(inventory_path: &Path, state_dir: &Path, ui: &Ui, event: &Event) {
-    let monitor = Inventory::load(inventory_path).ok().and_then(|inv| {
-        inv.groups
-            .get(MONITOR_GROUP)
-            .and_then(|hosts| hosts.first())
-            .map(|h| h.address().to_string())
-    });
-    let Some(address) = monitor else {
-        ui.info(format!(
-            "note: {} has no [{MONITOR_GROUP}] host, so this {} is not recorded on a dashboard",
-            inventory_path.display(),
-            event.kind
-        ));
-        return;
+    use crate::inventory::InventoryError;
+    use crate::monitoring::endpoint::{self, EndpointError};
+    let dashboard = match endpoint::dashboard(inventory_path, state_dir) {
+        Ok(d) => d,
+        Err(
+            EndpointError::NoMonitor(_) | EndpointError::Inventory(InventoryError::Missing { .. }),
+        ) => {
+            ui.info(format!(
+                "note: {} has no [{MONITOR_GROUP}] host, so this {} is not recorded on a dashboard",
+                inventory_path.display(),
+                event.kind
+            ));
+            return;
+        }
+        Err(e) => {
+            ui.warn(format!(
+                "the {} was not recorded on the dashboard: {e}",
+                event.kind
+            ));
+            return;
+        }
     };
-    let host = if address.contains(':') {
-        format!("[{address}]")
-    } else {
-        address
-    };
-    let password =
-        std::fs::read_to_string(crate::deploy::secrets::path(state_dir, DASHBOARD_SECRET))
-            .ok()
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty());
-    let login = password.as_deref().map(|p| (DASHBOARD_USER, p));
+    let login = dashboard
+        .login
+        .as_ref()
+        .map(|(user, password)| (user.as_str(), password.as_str()));
+    let host = dashboard.base_url.trim_start_matches("http://").to_string();
     match push(&format!("http://{host}"), login, event).await {
         Ok(()) => ui.info(format!(
             "Recorded the {} of {} {} ({}) on the dashboard at http://{host}/dashboard/",

@@ -13,6 +13,7 @@
 //! - [`events`]: deploy and canary events pushed to the dashboard.
 
 pub mod access;
+pub mod endpoint;
 pub mod events;
 
 use std::net::Ipv4Addr;

@@ -1,12 +1,13 @@
 //! e2e: `pipeline canary` on local sandbox hosts (environment `e2e-canary`: blue, green, proxy) with the
-//! bundled preview service turned into a git repository (branches master, broken, slow, hang). The stand-in
+//! bundled preview service turned into a git repository (branches master, broken, slow, hang, cpu). The stand-in
 //! enforces the real service's contract (a survey without its JSON5 header is a 500), so the default body
 //! is checked against it too.
 //!
 //! The hosts are built by the first test and kept (`--keep`) for the next ones; the sixth (green's
 //! service stopped in the middle of the load) runs without `--keep`, so the canary itself destroys them,
 //! and the last makes sure nothing is left whatever failed before. libtest runs tests in name order, hence
-//! the numbers. Load windows are short (15 s) to keep CI fast.
+//! the numbers (`canary_3a` sorts after `canary_3_` and before `canary_4`). Load windows are short (15 s) to
+//! keep CI fast.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -176,6 +177,41 @@ fn canary_2_master_against_master_passes() {
     assert_eq!(report["verdict"], "PASS", "{report:#}");
     assert_eq!(code, 0);
     assert_eq!(classification(&report, "error_rate"), "Pass");
+    // Per-arm CPU comes from each container's cgroup: two identical arms do not differ.
+    assert_ne!(classification(&report, "cpu_percent"), "High", "{report:#}");
+    assert_host_metrics_from_each_arms_cgroup(&report, &dir);
+}
+
+/// The arms' CPU and memory were read from their own cgroups, every second without a failed reading, and
+/// judged (not NoData); the two arms' figures differ (machine-wide figures would be the same).
+fn assert_host_metrics_from_each_arms_cgroup(report: &Value, dir: &Path) {
+    let run = &report["run"];
+    assert!(
+        run["host_metrics"].as_str().unwrap().contains("own cgroup"),
+        "{run:#}"
+    );
+    let hosts: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("hosts.json")).unwrap()).unwrap();
+    let hosts = hosts.as_array().unwrap();
+    assert_eq!(hosts.len(), 2, "{hosts:#?}");
+    for h in hosts {
+        assert_eq!(
+            h["url"],
+            format!("cgroup://{}", h["host"].as_str().unwrap()),
+            "{h:#}"
+        );
+        assert_eq!(h["failed_scrapes"], 0, "{h:#}");
+        assert!(h["samples"].as_array().unwrap().len() >= 10, "{h:#}");
+    }
+    let memory = |h: &Value| h["samples"][0]["memory_percent"].as_f64().unwrap();
+    assert!(
+        memory(&hosts[0]) > 0.0 && memory(&hosts[1]) > 0.0,
+        "{hosts:#?}"
+    );
+    assert_ne!(memory(&hosts[0]), memory(&hosts[1]), "{hosts:#?}");
+    for metric in ["cpu_percent", "memory_percent"] {
+        assert_ne!(classification(report, metric), "NoData", "{report:#}");
+    }
 }
 
 #[test]
@@ -188,6 +224,33 @@ fn canary_3_master_against_slow_fails_on_latency() {
     assert_eq!(code, 4);
     assert_eq!(classification(&report, "latency_ms"), "High");
     assert_eq!(classification(&report, "error_rate"), "Pass");
+}
+
+#[test]
+#[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
+fn canary_3a_a_canary_that_burns_cpu_on_every_request_is_cpu_percent_high() {
+    let f = fixture();
+    let dir = f.reports.join("cpu");
+    // The extra CPU per answer also slows the answers: latency_ms (critical) FAILs at the first interim
+    // look (5 s), whose judgement is final and has no host samples (they are judged at the last look
+    // only). One look at the end of the window judges every sample, the hosts' 15 per arm included.
+    let mut cmd = pipeline(f, "master", "cpu", "cpu", "15s", true);
+    cmd.args(["--look-every", "30s"]);
+    let (code, report) = run(cmd, &dir);
+    assert_eq!(classification(&report, "cpu_percent"), "High", "{report:#}");
+    // cpu_percent alone (weight ½, not critical) need not fail the run; the extra 3 ms per answer may
+    // also show in latency_ms. The exit code is the verdict's either way.
+    let expected = match report["verdict"].as_str() {
+        Some("PASS") => 0,
+        Some("MARGINAL") => 3,
+        Some("FAIL") => 4,
+        other => panic!("verdict {other:?}: {report:#}"),
+    };
+    assert_eq!(code, expected);
+    // The answers are master's: only the CPU differs.
+    assert_eq!(classification(&report, "error_rate"), "Pass");
+    assert_eq!(classification(&report, "response_bytes"), "Pass");
+    assert_host_metrics_from_each_arms_cgroup(&report, &dir);
 }
 
 #[test]

@@ -647,9 +647,11 @@ async fn canary_queries_cover_the_load_window_with_offsets_from_its_start() {
         prom.url
     ))
     .unwrap();
-    let queries = resolve(None, section, Path::new("pipeline.toml"))
-        .unwrap()
-        .unwrap();
+    let queries = resolve(None, section, Path::new("pipeline.toml"), || {
+        panic!("the monitor is not asked when a URL is given")
+    })
+    .unwrap()
+    .unwrap();
     let start = UNIX_EPOCH + Duration::from_secs(t0 + 30);
     let (metrics, notes) = queries
         .query(start, start + Duration::from_secs(60))
@@ -665,4 +667,165 @@ async fn canary_queries_cover_the_load_window_with_offsets_from_its_start() {
     let expected: Vec<f64> = (0..7).map(|k| v[30 + 10 * k]).collect();
     assert_eq!(m.baseline, expected);
     assert_eq!(m.canary, expected);
+}
+
+/// nginx in front of `prom` as the dashboard role sets it up: basic auth (user `pipeline`, `password`)
+/// on the whole site and only `/api/v1/query` and `/api/v1/query_range` passed through. Killed when dropped.
+struct DashboardNginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl DashboardNginx {
+    fn start(prom: &Prometheus, password: &str) -> DashboardNginx {
+        use pipeline::monitoring::access::{htpasswd_hash, DASHBOARD_USER};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // nginx workers run unprivileged and must read the password hashes.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(d.join("tmp")).unwrap();
+        std::fs::write(
+            d.join("htpasswd"),
+            format!("{DASHBOARD_USER}:{}\n", htpasswd_hash(password)),
+        )
+        .unwrap();
+        let port = free_port();
+        let upstream = prom.url.trim_start_matches("http://");
+        std::fs::write(
+            d.join("nginx.conf"),
+            format!(
+                "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    auth_basic \"pipeline monitoring\";\n    auth_basic_user_file {d}/htpasswd;\n    location ~ ^/api/v1/(query|query_range)$ {{\n      limit_except GET {{ deny all; }}\n      proxy_pass http://{upstream};\n    }}\n    location / {{ return 404; }}\n  }}\n}}\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(d)
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (apt-get install nginx)");
+        let mut n = DashboardNginx {
+            child,
+            port,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        // Up when it refuses an unauthenticated query.
+        while http_status(port, "/api/v1/query?query=1") != Some(401) {
+            if let Ok(Some(status)) = n.child.try_wait() {
+                let log = std::fs::read_to_string(n._dir.path().join("error.log"));
+                panic!("nginx exited with {status}: {log:?}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "nginx up within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        n
+    }
+}
+
+impl Drop for DashboardNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A state directory holding the dashboard password as `monitor-setup` leaves it (0700 dirs, 0600 file).
+fn state_with_dashboard_password(password: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::tempdir().unwrap();
+    let secrets = state.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = secrets.join("dashboard-password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    state
+}
+
+#[tokio::test]
+async fn canary_queries_without_a_url_go_to_the_monitor_s_prometheus_through_its_nginx_with_the_dashboard_login(
+) {
+    use pipeline::canary::prometheus::canary::{resolve, CanaryPromSection};
+    use pipeline::monitoring::endpoint;
+    let (prom, t0, _) = small_prometheus();
+    let nginx = DashboardNginx::start(&prom, "Right0Password");
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.ini",
+        &format!(
+            "[monitor]\nmon ansible_host=127.0.0.1 dashboard_listen_port={}\n",
+            nginx.port
+        ),
+    );
+    let toml = "prometheus_step = '10s'\n[[metric]]\nname = 'lat'\nmin_samples = 5\nquery = 'lat{arm=\"$arm\"}'\n";
+    let start = UNIX_EPOCH + Duration::from_secs(t0 + 30);
+    let resolve_with = |state: &Path| {
+        let section: CanaryPromSection = toml::from_str(toml).unwrap();
+        resolve(None, section, Path::new("pipeline.toml"), || {
+            endpoint::dashboard(&inventory, state).map_err(|e| e.to_string())
+        })
+        .unwrap()
+        .unwrap()
+    };
+
+    let state = state_with_dashboard_password("Right0Password");
+    let queries = resolve_with(state.path());
+    assert_eq!(queries.url(), format!("http://127.0.0.1:{}", nginx.port));
+    let (metrics, notes) = queries
+        .query(start, start + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let v = values(120, 0, 0.0);
+    let expected: Vec<f64> = (0..7).map(|k| v[30 + 10 * k]).collect();
+    assert_eq!(metrics[0].baseline, expected);
+    assert_eq!(metrics[0].canary, expected);
+
+    // A stale password (the dashboard was set up again elsewhere) is nginx's 401, said as such.
+    let stale = state_with_dashboard_password("Old0Password");
+    let err = resolve_with(stale.path())
+        .query(start, start + Duration::from_secs(60))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains("Old0Password"), "{err}");
+}
+
+#[test]
+fn canary_metrics_without_a_url_or_a_monitor_host_are_a_usage_error_naming_the_inventory() {
+    use pipeline::canary::prometheus::canary::{resolve, CanaryPromSection};
+    use pipeline::monitoring::endpoint;
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.ini",
+        "[app]\nweb ansible_host=127.0.0.1\n",
+    );
+    let section: CanaryPromSection =
+        toml::from_str("[[metric]]\nname = 'lat'\nquery = 'lat{arm=\"$arm\"}'\n").unwrap();
+    let err = resolve(None, section, Path::new("pipeline.toml"), || {
+        endpoint::dashboard(&inventory, work.path()).map_err(|e| e.to_string())
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_usage(), "{text}");
+    assert!(
+        text.contains("--prometheus") && text.contains("has no [monitor] host"),
+        "{text}"
+    );
 }

@@ -12,6 +12,8 @@ use pipeline::canary::metrics::sample_hosts;
 
 /// A cgroup per hierarchy the sandbox uses, removed (after its process is killed) when dropped.
 struct TestCgroup {
+    /// The machine name the scraper knows it by (`<hierarchy>/pipeline/<machine>`, as the sandbox's).
+    machine: String,
     dirs: Vec<PathBuf>,
     child: Option<Child>,
 }
@@ -30,9 +32,10 @@ fn hierarchies() -> Vec<PathBuf> {
 
 impl TestCgroup {
     fn new(name: &str, script: &str) -> TestCgroup {
+        let machine = format!("pipeline-test-{}-{name}", std::process::id());
         let dirs: Vec<PathBuf> = hierarchies()
             .into_iter()
-            .map(|h| h.join(format!("pipeline-test-{}-{name}", std::process::id())))
+            .map(|h| h.join("pipeline").join(&machine))
             .collect();
         for d in &dirs {
             std::fs::create_dir_all(d)
@@ -44,6 +47,7 @@ impl TestCgroup {
                 .unwrap_or_else(|e| panic!("move the child into {}: {e}", d.display()));
         }
         TestCgroup {
+            machine,
             dirs,
             child: Some(child),
         }
@@ -67,10 +71,13 @@ impl Drop for TestCgroup {
 async fn cgroup_sampler_tells_a_cpu_burning_arm_from_an_idle_one() {
     let busy = TestCgroup::new("busy", "while :; do :; done");
     let idle = TestCgroup::new("idle", "sleep 60");
-    let scraper = HostScraper::Cgroup(CgroupScraper::new([
-        ("green".to_string(), busy.dirs.clone()),
-        ("blue".to_string(), idle.dirs.clone()),
-    ]));
+    let scraper = HostScraper::Cgroup(CgroupScraper::new(
+        Path::new("/sys/fs/cgroup"),
+        [
+            ("green".to_string(), busy.machine.clone()),
+            ("blue".to_string(), idle.machine.clone()),
+        ],
+    ));
     let targets = vec![
         ("blue".to_string(), target("blue")),
         ("green".to_string(), target("green")),

@@ -86,7 +86,7 @@ pub fn run_summary(
             })
             .collect(),
         host_metrics: match plan.provider {
-            ProviderKind::Local => "node_exporter inside a local container reads the whole machine's /proc: CPU and memory are machine-wide, so they cannot tell the arms apart here",
+            ProviderKind::Local => "each arm's own cgroup on this machine, once a second: CPU time as a share of all the machine's cores, memory in use (page cache included) as a share of the container's limit, or of the machine's memory without one",
             ProviderKind::Digitalocean => "node_exporter on each droplet: CPU busy % and memory used %, once a second",
         }
         .to_string(),

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::canary::judge::MetricInput;
+use crate::monitoring::endpoint::Dashboard;
 
 use super::{
     collect, time, Arms, Auth, Client, MetricSpec, MetricsFile, PlannedMetric, PromError, Window,
@@ -41,10 +42,14 @@ pub struct CanaryQueries {
 pub const DEFAULT_ARMS: (&str, &str) = ("blue", "green");
 
 /// Checks the keys and the metrics before anything is deployed; `None` when no metric is configured.
+/// The server is `flag_url`, else `[canary] prometheus` (credentials from the environment), else the
+/// monitor's Prometheus through its dashboard's nginx, from `monitor` (asked only then), with the
+/// dashboard's login.
 pub fn resolve(
     flag_url: Option<String>,
     section: CanaryPromSection,
     config_path: &Path,
+    monitor: impl FnOnce() -> Result<Dashboard, String>,
 ) -> Result<Option<CanaryQueries>, PromError> {
     let url = flag_url.or(section.prometheus);
     let mut file = match (&section.metrics_file, section.metric.is_empty()) {
@@ -70,11 +75,24 @@ pub fn resolve(
         }
     };
     let origin = section.metrics_file.as_deref().unwrap_or(config_path);
-    let Some(url) = url else {
-        return Err(PromError::MetricsFile {
-            path: origin.to_path_buf(),
-            why: "Prometheus metrics are configured but no server; pass --prometheus URL or set [canary] prometheus".into(),
-        });
+    let (url, auth) = match url {
+        Some(url) => (url, Auth::from_env()?),
+        None => {
+            let dashboard = monitor().map_err(|why| PromError::MetricsFile {
+                path: origin.to_path_buf(),
+                why: format!(
+                    "Prometheus metrics are configured but no server: no --prometheus URL, no [canary] prometheus, \
+                     and the monitor's Prometheus cannot be found ({why}); pass one of the first two, or \
+                     --monitor-inventory FILE naming the inventory `pipeline monitor-setup` was run with"
+                ),
+            })?;
+            let auth = match dashboard.login {
+                Some((user, password)) => Auth::Basic { user, password },
+                // A dashboard set up with `-e dashboard_auth=false`.
+                None => Auth::from_env()?,
+            };
+            (dashboard.base_url, auth)
+        }
     };
     file.arms
         .baseline
@@ -84,7 +102,7 @@ pub fn resolve(
         .get_or_insert_with(|| DEFAULT_ARMS.1.into());
     let metrics = file.plan(origin)?;
     let step = time::parse_duration(section.prometheus_step.as_deref().unwrap_or("15s"))?;
-    let client = Client::new(&url, Auth::from_env()?)?;
+    let client = Client::new(&url, auth)?;
     Ok(Some(CanaryQueries {
         client,
         metrics,
@@ -124,13 +142,45 @@ impl CanaryQueries {
 mod tests {
     use super::*;
 
+    fn no_monitor() -> Result<Dashboard, String> {
+        Err("inventory.ini has no [monitor] host".into())
+    }
+
+    #[test]
+    fn without_a_url_the_monitor_s_dashboard_is_queried_with_its_login() {
+        let s = "[[metric]]\nname = 'x'\nquery = '$arm'\n";
+        let monitor = || {
+            Ok(Dashboard {
+                base_url: "http://10.0.0.5:8080".into(),
+                login: Some(("pipeline".into(), "pw".into())),
+            })
+        };
+        let q = resolve(None, section(s), Path::new("p.toml"), monitor)
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.url(), "http://10.0.0.5:8080");
+        assert!(
+            format!("{:?}", q.client).contains("Basic(pipeline, ***)"),
+            "{:?}",
+            q.client
+        );
+        // A URL given means the inventory is never read.
+        let given = "prometheus = 'http://a:1'\n[[metric]]\nname = 'x'\nquery = '$arm'\n";
+        let q = resolve(None, section(given), Path::new("p.toml"), || {
+            panic!("the monitor must not be looked up")
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(q.url(), "http://a:1");
+    }
+
     fn section(toml_text: &str) -> CanaryPromSection {
         toml::from_str(toml_text).unwrap()
     }
 
     #[test]
     fn no_metrics_and_no_server_means_no_prometheus_queries() {
-        assert!(resolve(None, section(""), Path::new("p.toml"))
+        assert!(resolve(None, section(""), Path::new("p.toml"), no_monitor)
             .unwrap()
             .is_none());
     }
@@ -138,7 +188,9 @@ mod tests {
     #[test]
     fn inline_metrics_default_arm_names_to_the_hosts() {
         let s = section("prometheus = 'http://127.0.0.1:9090'\n[[metric]]\nname = 'cpu'\nquery = 'cpu{host=\"$arm\"}'\n");
-        let q = resolve(None, s, Path::new("p.toml")).unwrap().unwrap();
+        let q = resolve(None, s, Path::new("p.toml"), no_monitor)
+            .unwrap()
+            .unwrap();
         assert_eq!(q.metrics[0].baseline_query, r#"cpu{host="blue"}"#);
         assert_eq!(q.metrics[0].canary_query, r#"cpu{host="green"}"#);
         assert_eq!(q.step, 15.0);
@@ -147,28 +199,49 @@ mod tests {
     #[test]
     fn the_flag_beats_the_section_and_metrics_need_a_server() {
         let s = "prometheus = 'http://a:1'\n[[metric]]\nname = 'x'\nquery = '$arm'\n";
-        let q = resolve(Some("http://b:2".into()), section(s), Path::new("p.toml"))
-            .unwrap()
-            .unwrap();
+        let q = resolve(
+            Some("http://b:2".into()),
+            section(s),
+            Path::new("p.toml"),
+            no_monitor,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(q.url(), "http://b:2");
         let e = resolve(
             None,
             section("[[metric]]\nname = 'x'\nquery = '$arm'\n"),
             Path::new("p.toml"),
+            no_monitor,
         )
         .unwrap_err();
         assert!(
-            e.is_usage() && e.to_string().contains("--prometheus"),
+            e.is_usage()
+                && e.to_string().contains("--prometheus")
+                && e.to_string()
+                    .contains("inventory.ini has no [monitor] host"),
             "{e}"
         );
-        let e = resolve(Some("http://b:2".into()), section(""), Path::new("p.toml")).unwrap_err();
+        let e = resolve(
+            Some("http://b:2".into()),
+            section(""),
+            Path::new("p.toml"),
+            no_monitor,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no metric"), "{e}");
     }
 
     #[test]
     fn a_metrics_file_and_inline_metrics_together_are_refused() {
         let s = "metrics_file = 'm.toml'\n[[metric]]\nname = 'x'\nquery = '$arm'\n";
-        let e = resolve(Some("http://b:2".into()), section(s), Path::new("p.toml")).unwrap_err();
+        let e = resolve(
+            Some("http://b:2".into()),
+            section(s),
+            Path::new("p.toml"),
+            no_monitor,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("use one"), "{e}");
     }
 }

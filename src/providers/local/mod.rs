@@ -532,7 +532,7 @@ impl Local {
         for old in std::mem::take(&mut rec.cgroups) {
             system::remove_cgroup(&old)?;
         }
-        rec.cgroups = system::cgroup_dirs(&rec.machine, memory.is_some());
+        rec.cgroups = system::cgroup_dirs(&rec.machine);
         if memory.is_some() && !rec.cgroups.iter().any(|d| system::has_memory_controller(d)) {
             self.ui.warn(format!(
                 "host {name}: no memory cgroup controller on this machine, starting without a memory limit"
@@ -832,12 +832,6 @@ impl Provider for Local {
         self.ui = ui.clone();
         self.down_blocking()
     }
-}
-
-/// The cgroup directories the sandbox runs `host` of `environment` in (cgroup v2, or the v1 hierarchies
-/// plus the memory one), for sampling the container's own CPU and memory use.
-pub fn host_cgroup_dirs(environment: &str, host: &str) -> Vec<PathBuf> {
-    system::cgroup_dirs(&plan::host_names(environment, host, 0).machine, true)
 }
 
 #[cfg(test)]

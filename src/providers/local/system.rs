@@ -326,11 +326,12 @@ pub fn restore_forwarding(saved: &Path) -> Result<(), Error> {
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// The cgroups a host's container runs in, one per hierarchy systemd uses (and the memory hierarchy
-/// when it has a limit): `<hierarchy>/pipeline/<machine>`. Each container needs its own: nspawn puts
-/// the container into `payload/` below its *current* cgroup, so containers started from the same cgroup
-/// would share every unit's cgroup with each other.
-pub fn cgroup_dirs(machine: &str, memory_limit: bool) -> Vec<PathBuf> {
+/// The cgroups a host's container runs in, one per hierarchy systemd uses, plus the v1 memory hierarchy
+/// (and, without a unified hierarchy, the v1 cpuacct one) whether or not the host has a memory limit, so
+/// the container's own memory and CPU use can be read (see `canary::cgroup`): `<hierarchy>/pipeline/<machine>`.
+/// Each container needs its own: nspawn puts the container into `payload/` below its *current* cgroup, so
+/// containers started from the same cgroup would share every unit's cgroup with each other.
+pub fn cgroup_dirs(machine: &str) -> Vec<PathBuf> {
     let root = Path::new(CGROUP_ROOT);
     if root.join("cgroup.controllers").exists() {
         return vec![root.join("pipeline").join(machine)];
@@ -341,8 +342,14 @@ pub fn cgroup_dirs(machine: &str, memory_limit: bool) -> Vec<PathBuf> {
         .filter(|h| h.join("cgroup.procs").exists())
         .map(|h| h.join("pipeline").join(machine))
         .collect();
-    if memory_limit && root.join("memory/memory.limit_in_bytes").exists() {
-        dirs.push(root.join("memory/pipeline").join(machine));
+    let unified = root.join("unified/cgroup.procs").exists();
+    for (hierarchy, file, wanted) in [
+        ("memory", "memory.usage_in_bytes", true),
+        ("cpuacct", "cpuacct.usage", !unified),
+    ] {
+        if wanted && root.join(hierarchy).join(file).exists() {
+            dirs.push(root.join(hierarchy).join("pipeline").join(machine));
+        }
     }
     dirs
 }
