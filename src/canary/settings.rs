@@ -262,9 +262,12 @@ impl CanarySettings {
         };
         let prometheus =
             prom_canary::resolve(opts.prometheus, section.prometheus, config_path, monitor)
-                .map_err(|e| match e.is_usage() {
-                    true => usage(e.to_string()),
-                    false => anyhow::Error::new(e),
+                .map_err(|e| {
+                    if e.is_usage() {
+                        usage(e.to_string())
+                    } else {
+                        anyhow::Error::new(e)
+                    }
                 })?;
         Ok(CanarySettings {
             monitor_inventory,

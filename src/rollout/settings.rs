@@ -89,7 +89,7 @@ fn usage(message: String) -> anyhow::Error {
 fn duration(
     key: &str,
     flag: Option<Duration>,
-    config: &Option<String>,
+    config: Option<&String>,
 ) -> anyhow::Result<Option<Duration>> {
     match (flag, config) {
         (Some(d), _) => Ok(Some(d)),
@@ -113,10 +113,9 @@ pub fn check_steps(steps: &[u8]) -> Result<(), String> {
     if steps[0] == 100 {
         return Err("--steps 100: no step would be judged (at 100 % no stable requests are left to compare with); start lower, e.g. 5,25,50,100".into());
     }
-    if let Some(p) = steps.windows(2).find(|p| p[1] <= p[0]) {
+    if let Some([before, after]) = steps.windows(2).find(|p| p[1] <= p[0]) {
         return Err(format!(
-            "--steps: {} after {}: the canary's share must rise from step to step",
-            p[1], p[0]
+            "--steps: {after} after {before}: the canary's share must rise from step to step"
         ));
     }
     Ok(())
@@ -130,7 +129,7 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
     provision::check_environment(&environment)?;
     let steps = pick(opts.steps, section.steps, || DEFAULT_STEPS.to_vec());
     check_steps(&steps).map_err(usage)?;
-    let step_time = duration("step_time", opts.step_time, &section.step_time)?
+    let step_time = duration("step_time", opts.step_time, section.step_time.as_ref())?
         .unwrap_or(Duration::from_secs(120));
     if step_time < Duration::from_secs(1) {
         return Err(usage(format!(
@@ -138,8 +137,12 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
             humantime::format_duration(step_time)
         )));
     }
-    let max_step_time = duration("max_step_time", opts.max_step_time, &section.max_step_time)?
-        .unwrap_or(step_time * 3);
+    let max_step_time = duration(
+        "max_step_time",
+        opts.max_step_time,
+        section.max_step_time.as_ref(),
+    )?
+    .unwrap_or(step_time * 3);
     if max_step_time < step_time {
         return Err(usage(format!(
             "--max-step-time {} is shorter than --step-time {}; give at least the step time",
@@ -147,7 +150,7 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
             humantime::format_duration(step_time)
         )));
     }
-    let look_every = duration("look_every", opts.look_every, &section.look_every)?
+    let look_every = duration("look_every", opts.look_every, section.look_every.as_ref())?
         .unwrap_or(Duration::from_secs(5))
         .min(step_time);
     if look_every < Duration::from_millis(100) {

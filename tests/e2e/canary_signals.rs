@@ -197,7 +197,7 @@ fn canary_signals_1_sigterm_during_the_load_with_keep_stops_and_exits_143_keepin
     );
     let state = common::state(&env()).expect("the kept hosts have a state");
     let mut hosts: Vec<&str> = state.hosts.keys().map(String::as_str).collect();
-    hosts.sort();
+    hosts.sort_unstable();
     assert_eq!(hosts, ["blue", "green", "proxy"], "{log}");
 }
 

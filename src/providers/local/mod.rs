@@ -660,7 +660,7 @@ impl Local {
     }
 
     /// Runs one cleanup step (each is a no-op when its resource is already gone).
-    fn apply_cleanup(&self, step: &Cleanup, package_cache: &Path) -> Result<(), Error> {
+    fn apply_cleanup(step: &Cleanup, package_cache: &Path) -> Result<(), Error> {
         match step {
             Cleanup::StopMachine { machine, .. } => system::stop_machine(machine, STOP_GRACE)?,
             Cleanup::Unmount(p) => system::unmount(p)?,
@@ -699,7 +699,7 @@ impl Local {
             self.ui
                 .info(format!("destroying host {name} ({})", rec.machine));
             for step in state::host_cleanup(&rec, self.settings.share_package_cache) {
-                self.apply_cleanup(&step, &package_cache)?;
+                Self::apply_cleanup(&step, &package_cache)?;
             }
             state.hosts.remove(name);
             state.save(&self.state_file())?;
@@ -742,7 +742,7 @@ impl Local {
             &self.state_file(),
             self.settings.share_package_cache,
         ) {
-            self.apply_cleanup(&step, &package_cache)?;
+            Self::apply_cleanup(&step, &package_cache)?;
         }
         if self.load_all_states()?.is_empty() {
             system::restore_forwarding(&self.forwarding_file())?;

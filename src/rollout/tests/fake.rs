@@ -52,7 +52,7 @@ impl Fake {
             rate: 40.0,
             broken_from: None,
             crash_at: None,
-            count: Default::default(),
+            count: std::collections::HashMap::default(),
             crashed: Arc::new(tokio::sync::Notify::new()),
         }
     }
