@@ -674,7 +674,7 @@ async fn canary_queries_cover_the_load_window_with_offsets_from_its_start() {
 struct DashboardNginx {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl DashboardNginx {
@@ -713,16 +713,12 @@ impl DashboardNginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("nginx is installed (apt-get install nginx)");
-        let mut n = DashboardNginx {
-            child,
-            port,
-            _dir: dir,
-        };
+        let mut n = DashboardNginx { child, port, dir };
         let started = Instant::now();
         // Up when it refuses an unauthenticated query.
         while http_status(port, "/api/v1/query?query=1") != Some(401) {
             if let Ok(Some(status)) = n.child.try_wait() {
-                let log = std::fs::read_to_string(n._dir.path().join("error.log"));
+                let log = std::fs::read_to_string(n.dir.path().join("error.log"));
                 panic!("nginx exited with {status}: {log:?}");
             }
             assert!(
