@@ -307,7 +307,11 @@ fn fleet_2_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every
         "{stdout}"
     );
 
-    // The same redeploy in one batch, for BENCHMARKS.md (no client: one batch drains every host).
+    // The same redeploy in one batch, for BENCHMARKS.md (no client: one batch drains every host). Only
+    // with PIPELINE_E2E_BENCH=1: it costs minutes of the suite's budget and asserts nothing new.
+    if std::env::var_os("PIPELINE_E2E_BENCH").is_none() {
+        return;
+    }
     commit_version(&f.repo, "v2b", None);
     let started = Instant::now();
     let out = f.deploy("first.toml", "one-batch.json", &[]);
@@ -316,16 +320,15 @@ fn fleet_2_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every
         "fleet: one-batch deploy of the same fleet took {:?}",
         started.elapsed()
     );
-    commit_version(&f.repo, "v2", None);
 }
 
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn fleet_4_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_sees_no_failure() {
     let f = fleet();
-    // Make sure every host is in rotation and on a known commit first.
-    let out = f.deploy("rolling.toml", "before-failure.json", &[]);
-    assert!(out.status.success(), "{}", show(&out));
+    // Every host is in rotation after the fleet's first deploy or a successful redeploy; checkbox-3's
+    // commit now is what it must still serve afterwards.
+    let (_, _, before) = request(f.hosts[2].1, "/api/env").unwrap();
     commit_version(&f.repo, "v3", Some("checkbox-2"));
     let client = Client::start(f.lb);
     std::thread::sleep(Duration::from_secs(2));
@@ -360,7 +363,7 @@ fn fleet_4_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_
     assert!(!after.iter().any(|b| b == "checkbox-2"), "{after:?}");
     assert!(backends.iter().any(|b| b == "checkbox-3"));
     let (_, _, v3) = request(f.hosts[2].1, "/api/env").unwrap();
-    assert_eq!(v3, "v2", "checkbox-3 untouched");
+    assert_eq!(v3, before, "checkbox-3 untouched");
     let (_, _, v1) = request(f.hosts[0].1, "/api/env").unwrap();
     assert_eq!(v1, "v3", "checkbox-1 got the new commit");
 }
