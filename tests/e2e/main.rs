@@ -12,6 +12,7 @@ mod shared;
 mod canary;
 mod canary_signals;
 mod common;
+mod demo_signals;
 mod deploy;
 mod fleet;
 mod monitor;
