@@ -14,4 +14,5 @@ mod common;
 mod deploy;
 mod fleet;
 mod monitor;
+mod rollout;
 mod sandbox;
