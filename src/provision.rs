@@ -338,6 +338,9 @@ pub struct UpRequest {
     /// Destroy the environment's hosts that no spec asks for (a lowered `count`, the front door turned
     /// off). Without it they are listed and left running.
     pub prune: bool,
+    /// The request is for some hosts of the environment only (a rollout's canary host): the others are
+    /// neither listed as beyond the configuration nor pruned.
+    pub only_these: bool,
 }
 
 impl UpRequest {
@@ -359,6 +362,7 @@ impl UpRequest {
             command: command.into(),
             digitalocean: digitalocean::Options::default(),
             prune: false,
+            only_these: false,
         }
     }
 }
@@ -415,10 +419,14 @@ async fn up_with<P: Provider>(
         .up(&req.hosts, &global.ui)
         .await
         .with_context(|| format!("failed to bring up {what}"))?;
-    let extras = provider
-        .unrequested(&req.hosts)
-        .await
-        .with_context(|| format!("failed to list environment {} ({kind})", req.environment))?;
+    let extras = if req.only_these {
+        Vec::new()
+    } else {
+        provider
+            .unrequested(&req.hosts)
+            .await
+            .with_context(|| format!("failed to list environment {} ({kind})", req.environment))?
+    };
     if !extras.is_empty() {
         if req.prune {
             global.ui.info(format!(
@@ -527,6 +535,37 @@ pub async fn down_with_options(
         ProviderKind::Local => {
             let mut p = Local::new(global, environment).with_context(context)?;
             p.down(&global.ui).await.with_context(context)
+        }
+    }
+}
+
+/// Destroys the hosts `names` of an environment, and only those (names not there are skipped). Returns
+/// the names destroyed.
+pub async fn remove(
+    global: &Global,
+    kind: ProviderKind,
+    environment: &str,
+    names: &[String],
+) -> anyhow::Result<Vec<String>> {
+    check_environment(environment)?;
+    let context = || {
+        format!(
+            "failed to destroy {} in environment {environment} ({})",
+            names.join(", "),
+            kind_name(kind)
+        )
+    };
+    match kind {
+        ProviderKind::Digitalocean => {
+            let settings =
+                digitalocean::Settings::resolve(global, &digitalocean::Options::default())?;
+            let mut p = DigitalOcean::new(settings, environment, false, &global.ui)
+                .with_context(context)?;
+            p.remove(names, &global.ui).await.with_context(context)
+        }
+        ProviderKind::Local => {
+            let mut p = Local::new(global, environment).with_context(context)?;
+            p.remove(names, &global.ui).await.with_context(context)
         }
     }
 }

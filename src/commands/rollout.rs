@@ -10,9 +10,9 @@ use crate::commands::playbook::load_inventory;
 use crate::exit::UsageError;
 use crate::rollout::exec;
 use crate::rollout::plan;
+use crate::rollout::real::RealWorld;
 use crate::rollout::settings::{self, RolloutOptions};
 use crate::rollout::state::{RolloutState, StateStore};
-use crate::rollout::world;
 use crate::rollout::RolloutError;
 use crate::settings::Global;
 use crate::Outcome;
@@ -67,9 +67,12 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
         Some(RolloutCommand::Status(r)) => status(&store, r, global),
         Some(RolloutCommand::Abort(r)) => {
             let state = recorded(&store, &r, global)?;
-            let real = world::real_world(&state)?;
+            let mut real = RealWorld::new(&state, global)?;
             let _lock = stop_running(&store, &state, global).await?;
-            match real {}
+            // The state as the stopped rollout left it.
+            let state = recorded(&store, &r, global)?;
+            let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await?;
+            Ok(ended(&result.ending, global))
         }
         Some(RolloutCommand::Resume(r)) => {
             let state = recorded(&store, &r, global)?;
@@ -79,7 +82,9 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                     outcome: outcome.as_str(),
                 }));
             }
-            match world::real_world(&state)? {}
+            let mut real = RealWorld::new(&state, global)?;
+            let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await?;
+            Ok(ended(&result.ending, global))
         }
         None => {
             let app = args.app.expect("clap requires APP without a subcommand");
@@ -119,9 +124,31 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 return Ok(Outcome::Success);
             }
             let state = RolloutState::new(s, stable, plan::canary_host(app.key()), front_door);
-            match world::real_world(&state)? {}
+            let mut real = RealWorld::new(&state, global)?;
+            let result = exec::start(&store, state, &mut real, &global.ui, &judge).await?;
+            Ok(ended(&result.ending, global))
         }
     }
+}
+
+/// Says how the rollout ended; its exit status.
+fn ended(ending: &exec::Ending, global: &Global) -> Outcome {
+    match ending {
+        exec::Ending::Promoted => global
+            .ui
+            .info("rollout: promoted: every stable host runs the new version, the canary is retired"),
+        exec::Ending::Aborted => global
+            .ui
+            .info("rollout: aborted: 100 % of the requests to the stable hosts, no canary host"),
+        exec::Ending::RolledBack { reason } => global.ui.warn(format!(
+            "rollout: rolled back ({reason}): 100 % of the requests to the stable hosts, canary host destroyed"
+        )),
+        exec::Ending::Paused { index, verdict } => global.ui.warn(format!(
+            "rollout: paused at step {} ({verdict:?}): traffic stays as it is; `pipeline rollout resume` or `pipeline rollout abort` decides",
+            index + 1
+        )),
+    }
+    ending.outcome()
 }
 
 fn usage_or(e: RolloutError) -> anyhow::Error {

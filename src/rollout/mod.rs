@@ -10,6 +10,7 @@
 pub mod exec;
 pub mod front_door;
 pub mod plan;
+pub mod real;
 pub mod report;
 pub mod settings;
 pub mod state;

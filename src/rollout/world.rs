@@ -68,24 +68,3 @@ pub trait RolloutWorld {
 
 /// The inventory group of the front door host.
 pub const LB_GROUP: &str = "lb";
-
-/// Why no world on real hosts can run a rollout in this build.
-///
-/// The real world (the provider for the canary host, ansible-playbook for its deploy, the front door on the
-/// `lb` host splitting requests by weight and logging them as JSON, the rolling deploy for the promotion)
-/// needs the fleet front door (issue 13), which is not merged yet. Until it is, the command refuses before
-/// anything is touched or recorded.
-#[derive(Debug, thiserror::Error)]
-#[error("this build cannot drive a real rollout of {app} yet: splitting requests at the front door by weight, reading its access log and promoting with a rolling deploy need the fleet front door (issue 13), which this build does not have; `pipeline rollout {app} --dry-run` shows the plan")]
-pub struct NotConnected {
-    pub app: String,
-}
-
-/// The world on real hosts for `state`'s rollout (see [`NotConnected`]).
-pub fn real_world(
-    state: &super::state::RolloutState,
-) -> Result<std::convert::Infallible, NotConnected> {
-    Err(NotConnected {
-        app: state.settings.app.clone(),
-    })
-}

@@ -16,4 +16,5 @@ mod demo_signals;
 mod deploy;
 mod fleet;
 mod monitor;
+mod rollout;
 mod sandbox;

@@ -1,0 +1,440 @@
+//! The rollout's world on real hosts ([`RealWorld`]): the canary host comes from the environment's
+//! provider (`<app>-canary`, sized like the app's hosts, in an inventory of its own next to the state
+//! file); the app's deploy (same roles, `-e` and `[deploy.vars]`) puts the new version on it, without the
+//! front door; the canary's weight is written on the `lb` host as `split.conf`/`map.conf` by the static
+//! playbook `rollout-weight.yml` (the text through vars.json) and nginx reloads gracefully; a step's
+//! samples are the new lines of the front door's JSON access log, fetched over SSH from where the last
+//! read stopped; the promotion is the app's rolling deploy of the stable hosts through the front door.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::front_door::{self, SYNTHETIC_HEADER};
+use super::state::RolloutState;
+use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
+use crate::apps::App;
+use crate::deploy::{self, DeploySection, DeploySettings};
+use crate::inventory::{Inventory, InventoryHost};
+use crate::process::Cmd;
+use crate::providers::{ProviderKind, WaitFor};
+use crate::provision::{self, HostOverride, ProdSection, UpRequest};
+use crate::settings::Global;
+
+/// How long the canary's direct health check keeps trying.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The world of one recorded rollout on the environment's hosts.
+pub struct RealWorld<'a> {
+    global: &'a Global,
+    app: App,
+    kind: ProviderKind,
+    state: RolloutState,
+    /// The inventory holding only the canary host (written when it is provisioned).
+    canary_inventory: PathBuf,
+    lb: InventoryHost,
+    /// The canary host once known (from its inventory).
+    canary: Option<InventoryHost>,
+    /// Bytes of the remote access log already read (`None`: not read yet; the first read only notes
+    /// the end).
+    offset: Option<u64>,
+    pending: Vec<u8>,
+}
+
+impl<'a> RealWorld<'a> {
+    /// The world for `state`: its provider, the front door host of its inventory.
+    pub fn new(state: &RolloutState, global: &'a Global) -> anyhow::Result<Self> {
+        let s = &state.settings;
+        let app = App::parse(&s.app).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let kind = ProviderKind::parse(&s.provider).with_context(|| {
+            format!(
+                "the rollout state names provider `{}`, which this build does not know",
+                s.provider
+            )
+        })?;
+        let inventory = load(&s.inventory)?;
+        let lb = inventory.group(LB_GROUP).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; a rollout needs the fleet's front door (`pipeline prod up` with a `count`)"
+            )
+        })?[0]
+            .clone();
+        let canary_inventory = global
+            .state_dir
+            .join(format!("rollout-{}-{}-canary.ini", s.environment, s.app));
+        let canary = if canary_inventory.exists() {
+            load(&canary_inventory).ok().and_then(|i| {
+                i.groups
+                    .values()
+                    .flatten()
+                    .find(|h| h.name == state.canary_host)
+                    .cloned()
+            })
+        } else {
+            None
+        };
+        Ok(RealWorld {
+            global,
+            app,
+            kind,
+            state: state.clone(),
+            canary_inventory,
+            lb,
+            canary,
+            offset: None,
+            pending: Vec::new(),
+        })
+    }
+
+    fn section(&self) -> anyhow::Result<DeploySection> {
+        Ok(self.global.config.section("deploy")?)
+    }
+
+    /// The deploy of the new version over `inventory`'s `hosts` (behind `lb`, if given).
+    fn deployment(
+        &self,
+        inventory: &std::path::Path,
+        hosts: &[InventoryHost],
+        lb: Option<&InventoryHost>,
+    ) -> anyhow::Result<deploy::Deployment> {
+        let section = self.section()?;
+        let s = &self.state.settings;
+        let max_fail_percentage = section.max_fail_percentage.unwrap_or(0);
+        let settings = DeploySettings {
+            app: self.app,
+            inventory: inventory.to_path_buf(),
+            source: s.source.clone(),
+            git_ref: s.git_ref.clone(),
+            artifact: s.artifact.clone(),
+            forks: section.forks,
+            ssh_timeout: section.ssh_timeout,
+            config_vars: section.vars_json(),
+            serial: section.serial.clone().unwrap_or_default(),
+            max_fail_percentage,
+        };
+        let mut d = deploy::prepare(&settings, &self.global.state_dir)?;
+        d.run
+            .extra_vars
+            .extend(deploy::vars::parse_extra_vars(&s.extra_vars).map_err(|e| anyhow::anyhow!(e))?);
+        d.finalize(hosts, lb)?;
+        Ok(d)
+    }
+
+    async fn run_deploy(
+        &self,
+        d: deploy::Deployment,
+        what: String,
+    ) -> anyhow::Result<DeploySummary> {
+        let started = Instant::now();
+        let report = crate::commands::playbook::execute(
+            d.run,
+            &self.global.ui,
+            format!("failed to run the deploy of {what}"),
+        )
+        .await?;
+        let text = if report.success {
+            format!("{} deployed on {what}", d.version)
+        } else {
+            let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
+            let first = match (&report.problem, report.failures.first()) {
+                (Some(p), _) => format!(": {p}"),
+                (None, Some(f)) => format!(": {f:?}"),
+                (None, None) => String::new(),
+            };
+            format!(
+                "the deploy of {} failed on {}{}",
+                d.version,
+                if bad.is_empty() {
+                    what.clone()
+                } else {
+                    bad.join(", ")
+                },
+                first.chars().take(600).collect::<String>()
+            )
+        };
+        Ok(DeploySummary {
+            what,
+            success: report.success,
+            text,
+            duration_s: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn canary(&self) -> anyhow::Result<&InventoryHost> {
+        self.canary.as_ref().with_context(|| {
+            format!(
+                "the canary host {} is not in {}; run `pipeline rollout resume` to provision it again, or `pipeline rollout abort`",
+                self.state.canary_host,
+                self.canary_inventory.display()
+            )
+        })
+    }
+
+    /// The canary's `address:port` as the front door logs it.
+    fn canary_addr(&self) -> Option<String> {
+        let c = self.canary.as_ref()?;
+        Some(format!("{}:{}", c.address(), self.backend_port()))
+    }
+
+    fn backend_port(&self) -> u16 {
+        let vars: serde_json::Map<String, Value> =
+            self.section().map(|s| s.vars_json()).unwrap_or_default();
+        self.app.endpoint(&vars).map(|e| e.port).unwrap_or(80)
+    }
+
+    fn conf_dir(&self) -> String {
+        self.section()
+            .ok()
+            .and_then(|s| {
+                s.vars_json()
+                    .get("front_door_conf_dir")
+                    .and_then(|v| v.as_str().map(String::from))
+            })
+            .unwrap_or_else(|| "/etc/nginx/front_door".into())
+    }
+
+    /// `sh -c`-free remote command on the lb host over SSH (key and user from the inventory).
+    fn ssh_lb(&self, script: &str) -> anyhow::Result<Vec<u8>> {
+        let v = &self.lb.vars;
+        let user = v.get("ansible_user").map(String::as_str).unwrap_or("root");
+        let mut cmd = Cmd::new("read the front door's access log", "ssh")
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args(["-o", "StrictHostKeyChecking=accept-new"])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                crate::ansible::PlaybookRun::known_hosts(&self.global.state_dir).display()
+            ));
+        if let Some(key) = v.get("ansible_ssh_private_key_file") {
+            cmd = cmd.arg("-i").arg(key);
+        }
+        let out = cmd
+            .arg(format!("{user}@{}", self.lb.address()))
+            .arg(script)
+            .run()
+            .with_context(|| {
+                format!(
+                    "failed to read the access log on the front door {}",
+                    self.lb.name
+                )
+            })?;
+        Ok(out.stdout.into_bytes())
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Inventory> {
+    crate::commands::playbook::load_inventory(path)
+}
+
+impl RolloutWorld for RealWorld<'_> {
+    fn now(&self) -> f64 {
+        super::state::now_s()
+    }
+
+    async fn wait(&mut self, seconds: f64) {
+        tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
+    }
+
+    async fn provision_canary(&mut self) -> anyhow::Result<()> {
+        let section = ProdSection::load(&self.global.config)?;
+        let specs = provision::prod_host_specs(&section, &HostOverride::default())?;
+        let mut spec = specs
+            .into_iter()
+            .find(|h| crate::fleet::group_of(&h.name) == self.app.key())
+            .with_context(|| {
+                format!("pipeline.toml's [prod] has no host for {}", self.app.key())
+            })?;
+        spec.name = self.state.canary_host.clone();
+        let mut req = UpRequest::new(
+            self.kind,
+            self.state.settings.environment.clone(),
+            vec![spec],
+            self.canary_inventory.clone(),
+            "rollout",
+        );
+        req.wait = WaitFor::Ssh;
+        req.only_these = true;
+        if let Some(t) = section.timeout()? {
+            req.timeout = t;
+        }
+        provision::up(self.global, &req).await?;
+        let inv = load(&self.canary_inventory)?;
+        self.canary = inv
+            .groups
+            .values()
+            .flatten()
+            .find(|h| h.name == self.state.canary_host)
+            .cloned();
+        self.canary()?;
+        Ok(())
+    }
+
+    async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary> {
+        let canary = self.canary()?.clone();
+        let mut d = self.deployment(&self.canary_inventory, std::slice::from_ref(&canary), None)?;
+        // The canary's own group (its name): the deploy's play runs on it alone.
+        for key in ["pipeline_hosts", "pipeline_front_door_hosts"] {
+            d.run
+                .extra_vars
+                .insert(key.into(), canary.name.clone().into());
+        }
+        self.run_deploy(d, canary.name.clone()).await
+    }
+
+    async fn check_canary(&mut self) -> anyhow::Result<()> {
+        let canary = self.canary()?.clone();
+        let d = self.deployment(&self.canary_inventory, std::slice::from_ref(&canary), None)?;
+        let (_, url) = d
+            .urls(std::slice::from_ref(&canary))?
+            .into_iter()
+            .next()
+            .context("the canary has no URL")?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("failed to build an HTTP client")?;
+        let started = Instant::now();
+        loop {
+            let last = match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => format!("it answered {}", r.status()),
+                Err(e) => format!("{e}"),
+            };
+            if started.elapsed() > CHECK_TIMEOUT {
+                anyhow::bail!(
+                    "{url} on {} did not answer 2xx within {} s ({last})",
+                    canary.name,
+                    CHECK_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    async fn set_weight(&mut self, weight: u8) -> anyhow::Result<()> {
+        let app = self.app.key();
+        let addr = self.canary_addr();
+        let split = front_door::split_conf(app, addr.as_deref(), weight);
+        let map = match (&self.canary, &addr) {
+            (Some(c), Some(a)) if weight > 0 => front_door::map_conf(Some((&c.name, a))),
+            _ => front_door::map_conf(None),
+        };
+        let mut run = crate::ansible::PlaybookRun::new(
+            format!("rollout-weight-{app}"),
+            "rollout-weight.yml",
+            &self.state.settings.inventory,
+            &self.global.state_dir,
+        );
+        let vars = &mut run.extra_vars;
+        vars.insert("rollout_app".into(), app.into());
+        vars.insert("rollout_front_door".into(), self.lb.name.clone().into());
+        vars.insert("rollout_conf_dir".into(), self.conf_dir().into());
+        vars.insert("rollout_split".into(), split.into());
+        vars.insert("rollout_map".into(), map.into());
+        let report = crate::commands::playbook::execute(
+            run,
+            &self.global.ui,
+            format!(
+                "failed to set the canary weight {weight} % on the front door {}",
+                self.lb.name
+            ),
+        )
+        .await?;
+        if !report.success {
+            anyhow::bail!(
+                "the front door {} did not take the canary weight {weight} %: {}",
+                self.lb.name,
+                report.render_text().trim()
+            );
+        }
+        Ok(())
+    }
+
+    async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
+        match rate {
+            None => Ok(()),
+            Some(_) => anyhow::bail!(
+                "--load (synthetic requests through the front door, header {SYNTHETIC_HEADER}) is not in this build; roll out without --load and let real traffic reach the front door"
+            ),
+        }
+    }
+
+    async fn observe(&mut self) -> anyhow::Result<Vec<Observed>> {
+        let file = format!(
+            "{}/front_door_{}.json",
+            self.section()
+                .ok()
+                .and_then(|s| s
+                    .vars_json()
+                    .get("front_door_access_log_dir")
+                    .and_then(|v| v.as_str().map(String::from)))
+                .unwrap_or_else(|| "/var/log/nginx".into()),
+            self.app.key()
+        );
+        let from = self.offset.unwrap_or(u64::MAX);
+        // The size first, then the bytes from `from` up to that size (a log shorter than `from` was
+        // rotated: read again from its start).
+        let script = format!(
+            "f='{file}'; s=$(stat -c %s \"$f\" 2>/dev/null || echo 0); echo \"$s\"; o={o}; if [ \"$s\" -lt \"$o\" ]; then o=0; fi; tail -c +$((o+1)) \"$f\" 2>/dev/null | head -c $((s-o))",
+            o = if from == u64::MAX { 0 } else { from },
+        );
+        let script = if from == u64::MAX {
+            format!("stat -c %s '{file}' 2>/dev/null || echo 0")
+        } else {
+            script
+        };
+        let out = self.ssh_lb(&script)?;
+        let nl = out.iter().position(|b| *b == b'\n').unwrap_or(out.len());
+        let size: u64 = String::from_utf8_lossy(&out[..nl])
+            .trim()
+            .parse()
+            .context("the front door's access log size is not a number")?;
+        if from == u64::MAX {
+            self.offset = Some(size);
+            return Ok(Vec::new());
+        }
+        if size < from {
+            self.pending.clear();
+        }
+        self.offset = Some(size);
+        self.pending
+            .extend_from_slice(out.get(nl + 1..).unwrap_or_default());
+        let mut seen = Vec::new();
+        let canary = self.canary_addr();
+        while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            if let Some(o) =
+                front_door::parse_line(&String::from_utf8_lossy(&line), canary.as_deref())
+            {
+                seen.push(o);
+            }
+        }
+        Ok(seen)
+    }
+
+    async fn promote(&mut self) -> anyhow::Result<DeploySummary> {
+        let inventory = load(&self.state.settings.inventory)?;
+        let hosts = inventory
+            .group(self.app.key())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_vec();
+        let d = self.deployment(&self.state.settings.inventory, &hosts, Some(&self.lb))?;
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        self.run_deploy(d, names.join(", ")).await
+    }
+
+    async fn retire_canary(&mut self) -> anyhow::Result<()> {
+        provision::remove(
+            self.global,
+            self.kind,
+            &self.state.settings.environment,
+            std::slice::from_ref(&self.state.canary_host),
+        )
+        .await?;
+        let _ = std::fs::remove_file(&self.canary_inventory);
+        self.canary = None;
+        Ok(())
+    }
+}
