@@ -4,23 +4,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn pipeline(dir: &Path) -> Command {
-    let mut c = crate::support::pipeline(dir);
-    c.arg("--quiet");
-    c
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
+use crate::support::output_text as text;
+use crate::support::quiet_pipeline as pipeline;
 fn inventory(dir: &Path) -> PathBuf {
     let path = dir.join("inventory.ini");
     std::fs::write(

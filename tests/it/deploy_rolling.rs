@@ -9,15 +9,7 @@ use std::process::{Command, Output};
 
 use crate::support::pipeline;
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
+use crate::support::output_text as text;
 fn python() -> String {
     let out = Command::new("sh")
         .args(["-c", "command -v python3"])

@@ -11,21 +11,8 @@ use pipeline::ansible::{PlaybookRun, RolesSource};
 use pipeline::canary::run::{self, ArmDeploy};
 use pipeline::canary::source::RepoClone;
 
-fn pipeline(dir: &Path) -> Command {
-    let mut c = crate::support::pipeline(dir);
-    c.arg("--quiet");
-    c
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
+use crate::support::output_text as text;
+use crate::support::quiet_pipeline as pipeline;
 fn python() -> String {
     let out = Command::new("sh")
         .args(["-c", "command -v python3"])

@@ -39,6 +39,23 @@ pub fn pipeline(dir: &Path) -> Command {
     command
 }
 
+/// [`pipeline`] with `--quiet`: only the report and errors, no live progress.
+pub fn quiet_pipeline(dir: &Path) -> Command {
+    let mut c = pipeline(dir);
+    c.arg("--quiet");
+    c
+}
+
+/// A finished run's exit code, stdout and stderr, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub struct Work {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
