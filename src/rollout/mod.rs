@@ -9,6 +9,7 @@
 
 pub mod exec;
 pub mod front_door;
+pub mod load;
 pub mod plan;
 pub mod real;
 pub mod report;
