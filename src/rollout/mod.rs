@@ -11,6 +11,7 @@
 pub mod control;
 pub mod exec;
 pub mod front_door;
+pub mod load;
 pub mod plan;
 pub mod real;
 pub mod report;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use super::front_door::{self, SYNTHETIC_HEADER};
+use super::front_door;
 use super::state::RolloutState;
 use super::target::{self, Target};
 use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
@@ -39,6 +39,8 @@ pub struct RealWorld<'a> {
     /// the end).
     offset: Option<u64>,
     pending: Vec<u8>,
+    /// The synthetic load (`--load`) while it runs.
+    synthetic: Option<super::load::SyntheticLoad>,
 }
 
 impl<'a> RealWorld<'a> {
@@ -83,6 +85,7 @@ impl<'a> RealWorld<'a> {
             canary,
             offset: None,
             pending: Vec::new(),
+            synthetic: None,
         })
     }
 
@@ -341,12 +344,15 @@ impl RolloutWorld for RealWorld<'_> {
     }
 
     async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
-        match rate {
-            None => Ok(()),
-            Some(_) => anyhow::bail!(
-                "--load (synthetic requests through the front door, header {SYNTHETIC_HEADER}) is not in this build; roll out without --load and let real traffic reach the front door"
-            ),
-        }
+        let (lb, app) = (self.lb.address().to_string(), self.app.key());
+        let url = || {
+            crate::fleet::front_door_urls(&lb, &[app])
+                .into_iter()
+                .next()
+                .map(|(_, url)| url)
+                .with_context(|| format!("{app} has no front door URL"))
+        };
+        super::load::set(&mut self.synthetic, rate, url, &self.global.ui).await
     }
 
     async fn observe(&mut self) -> anyhow::Result<Vec<Observed>> {
