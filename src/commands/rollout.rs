@@ -9,6 +9,7 @@ use crate::apps::App;
 use crate::commands::playbook::load_inventory;
 use crate::exit::UsageError;
 use crate::rollout::exec;
+use crate::rollout::monitor::Monitor;
 use crate::rollout::plan;
 use crate::rollout::real::RealWorld;
 use crate::rollout::settings::{self, RolloutOptions};
@@ -71,8 +72,13 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
             let _lock = stop_running(&store, &state, global).await?;
             // The state as the stopped rollout left it.
             let state = recorded(&store, &r, global)?;
-            let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await?;
-            Ok(ended(&result.ending, global))
+            real.monitor = Monitor::dashboard_only(&state, global);
+            let key = (
+                state.settings.environment.clone(),
+                state.settings.app.clone(),
+            );
+            let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await;
+            finish(real.monitor, &store, key, result, global).await
         }
         Some(RolloutCommand::Resume(r)) => {
             let state = recorded(&store, &r, global)?;
@@ -83,11 +89,17 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 }));
             }
             let mut real = RealWorld::new(&state, global)?;
-            let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await?;
-            Ok(ended(&result.ending, global))
+            real.monitor = Monitor::resolve(&state, global)?;
+            let key = (
+                state.settings.environment.clone(),
+                state.settings.app.clone(),
+            );
+            let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await;
+            finish(real.monitor, &store, key, result, global).await
         }
         None => {
             let app = args.app.expect("clap requires APP without a subcommand");
+            let prometheus = args.options.prometheus.clone();
             let s = settings::resolve(app, args.options, global)?;
             let inventory = load_inventory(&s.inventory)?;
             let stable: Vec<String> = inventory
@@ -123,12 +135,34 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 print!("{text}");
                 return Ok(Outcome::Success);
             }
-            let state = RolloutState::new(s, stable, plan::canary_host(app.key()), front_door);
+            let mut state = RolloutState::new(s, stable, plan::canary_host(app.key()), front_door);
+            state.prometheus = prometheus;
             let mut real = RealWorld::new(&state, global)?;
-            let result = exec::start(&store, state, &mut real, &global.ui, &judge).await?;
-            Ok(ended(&result.ending, global))
+            real.monitor = Monitor::resolve(&state, global)?;
+            let key = (
+                state.settings.environment.clone(),
+                state.settings.app.clone(),
+            );
+            let result = exec::start(&store, state, &mut real, &global.ui, &judge).await;
+            finish(real.monitor, &store, key, result, global).await
         }
     }
+}
+
+/// The dashboard's last view of the rollout and its event (see [`Monitor::finish`]), then how it ended.
+async fn finish(
+    monitor: Monitor,
+    store: &StateStore,
+    (env, app): (String, String),
+    result: anyhow::Result<exec::RunResult>,
+    global: &Global,
+) -> anyhow::Result<Outcome> {
+    let state = store.load(&env, &app).ok().flatten();
+    let ending = result.as_ref().ok().map(|r| &r.ending);
+    if let Some(state) = &state {
+        monitor.finish(state, ending, &global.ui).await;
+    }
+    Ok(ended(&result?.ending, global))
 }
 
 /// Says how the rollout ended; its exit status.

@@ -5,10 +5,12 @@
 //!
 //! Layout as for the canary: [`plan`] (what a rollout will do, pure), [`state`] (the state file written
 //! before every action), [`world`] (the effects behind a small trait), [`exec`] (the one loop that runs,
-//! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default).
+//! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default), [`monitor`] (Prometheus metrics
+//! judged per step, the weight and verdict on the dashboard, the rollout's event).
 
 pub mod exec;
 pub mod front_door;
+pub mod monitor;
 pub mod plan;
 pub mod real;
 pub mod report;

@@ -41,6 +41,8 @@ pub struct RealWorld<'a> {
     /// the end).
     offset: Option<u64>,
     pending: Vec<u8>,
+    /// The Prometheus metrics and the dashboard ([`super::monitor`]); none until the command sets it.
+    pub monitor: super::monitor::Monitor,
 }
 
 impl<'a> RealWorld<'a> {
@@ -85,6 +87,7 @@ impl<'a> RealWorld<'a> {
             canary,
             offset: None,
             pending: Vec::new(),
+            monitor: super::monitor::Monitor::default(),
         })
     }
 
@@ -436,5 +439,21 @@ impl RolloutWorld for RealWorld<'_> {
         let _ = std::fs::remove_file(&self.canary_inventory);
         self.canary = None;
         Ok(())
+    }
+
+    fn metric_plan(&self) -> Vec<crate::canary::judge::MetricInput> {
+        self.monitor.metric_plan()
+    }
+
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<crate::canary::judge::MetricInput>, Vec<String>)> {
+        self.monitor.metrics(from, to).await
+    }
+
+    fn recorded(&mut self, state: &RolloutState) {
+        self.monitor.recorded(state);
     }
 }

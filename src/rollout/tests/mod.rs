@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 mod fake;
+mod prom;
 use fake::{Fake, Infra};
 
 use super::exec::{self, Ending};
