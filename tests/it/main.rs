@@ -27,5 +27,6 @@ mod prod_digitalocean_fleet;
 mod report_browser;
 mod rollout;
 mod rollout_front_door;
+mod rollout_prometheus;
 mod security;
 mod signals;
