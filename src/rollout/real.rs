@@ -41,6 +41,8 @@ pub struct RealWorld<'a> {
     pending: Vec<u8>,
     /// The synthetic load (`--load`) while it runs.
     synthetic: Option<super::load::SyntheticLoad>,
+    /// The Prometheus metrics and the dashboard ([`super::monitor`]); none until the command sets it.
+    pub monitor: super::monitor::Monitor,
 }
 
 impl<'a> RealWorld<'a> {
@@ -86,6 +88,7 @@ impl<'a> RealWorld<'a> {
             offset: None,
             pending: Vec::new(),
             synthetic: None,
+            monitor: super::monitor::Monitor::default(),
         })
     }
 
@@ -424,5 +427,21 @@ impl RolloutWorld for RealWorld<'_> {
         let _ = std::fs::remove_file(&self.canary_inventory);
         self.canary = None;
         Ok(())
+    }
+
+    fn metric_plan(&self) -> Vec<crate::canary::judge::MetricInput> {
+        self.monitor.metric_plan()
+    }
+
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<crate::canary::judge::MetricInput>, Vec<String>)> {
+        self.monitor.metrics(from, to).await
+    }
+
+    fn recorded(&mut self, state: &RolloutState) {
+        self.monitor.recorded(state);
     }
 }

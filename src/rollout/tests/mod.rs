@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 mod fake;
 mod load;
+mod prom;
 use fake::{Fake, Infra};
 
 use super::exec::{self, Ending};
