@@ -9,9 +9,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::providers::digitalocean::{self, DigitalOcean};
-use crate::providers::local::Local;
-use crate::providers::{Host, Provider, ProviderKind, WaitFor};
+use crate::providers::digitalocean;
+use crate::providers::{self, Host, OpenError, Opened, Provider, ProviderKind, Purpose, WaitFor};
 use crate::provision::{self, HostOverride, ProdSection, UpRequest};
 use crate::settings::{pick, Global};
 use crate::Outcome;
@@ -261,23 +260,29 @@ pub fn front_door_line(hosts: &[Host]) -> Option<String> {
 async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {
     let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
     provision::check_environment(&args.target.environment)?;
-    match kind {
-        ProviderKind::Local => {
-            let text = Local::new(global, &args.target.environment)
-                .and_then(|l| l.logs(&args.host))
-                .with_context(|| format!("failed to read the logs of host {}", args.host))?;
+    let context = || format!("failed to read the logs of host {}", args.host);
+    let opened = match providers::open(
+        kind,
+        global,
+        &do_options(&args.target, None),
+        &args.target.environment,
+        Purpose::Inspect,
+        &global.ui,
+    ) {
+        Err(OpenError::Config(e)) => return Err(e.into()),
+        other => other,
+    };
+    match opened {
+        Ok(Opened::Local(local)) => {
+            let text = local.logs(&args.host).with_context(context)?;
             write!(std::io::stdout().lock(), "{text}")?;
             Ok(Outcome::Success)
         }
-        ProviderKind::Digitalocean => {
-            let settings =
-                digitalocean::Settings::resolve(global, &do_options(&args.target, None))?;
-            // Looking the droplet up only sharpens the hint, so a failure here is reported, not fatal.
-            let lookup = async {
-                DigitalOcean::new(settings, &args.target.environment, false, &global.ui)?
-                    .list()
-                    .await
-            };
+        Err(e) if kind == ProviderKind::Local => Err(anyhow::Error::new(e).context(context())),
+        droplets => {
+            // DigitalOcean has no log API. Looking the droplet up only sharpens the hint, so a failure
+            // here (no token, API down) is reported, not fatal.
+            let lookup = async { droplets?.list().await };
             let where_ = match lookup.await {
                 Ok(hosts) => match hosts.iter().find(|h| h.name == args.host) {
                     Some(h) => format!(

@@ -3,9 +3,8 @@
 use anyhow::Context;
 
 use super::{check_environment, kind_name};
-use crate::providers::digitalocean::{self, DigitalOcean};
-use crate::providers::local::Local;
-use crate::providers::{Host, Provider, ProviderKind};
+use crate::providers::digitalocean;
+use crate::providers::{Host, Provider, ProviderKind, Purpose};
 use crate::settings::Global;
 
 /// Destroys an environment's hosts (DigitalOcean settings from env and pipeline.toml). Returns their names.
@@ -31,18 +30,17 @@ pub async fn down_with_options(
             kind_name(kind)
         )
     };
-    match kind {
-        ProviderKind::Digitalocean => {
-            let settings = digitalocean::Settings::resolve(global, options)?;
-            let mut p = DigitalOcean::new(settings, environment, false, &global.ui)
-                .with_context(context)?;
-            p.down(&global.ui).await.with_context(context)
-        }
-        ProviderKind::Local => {
-            let mut p = Local::new(global, environment).with_context(context)?;
-            p.down(&global.ui).await.with_context(context)
-        }
-    }
+    super::open(
+        kind,
+        global,
+        options,
+        environment,
+        Purpose::Inspect,
+        context,
+    )?
+    .down(&global.ui)
+    .await
+    .with_context(context)
 }
 
 /// Destroys the hosts `names` of an environment, and only those (names not there are skipped). Returns
@@ -61,19 +59,17 @@ pub async fn remove(
             kind_name(kind)
         )
     };
-    match kind {
-        ProviderKind::Digitalocean => {
-            let settings =
-                digitalocean::Settings::resolve(global, &digitalocean::Options::default())?;
-            let mut p = DigitalOcean::new(settings, environment, false, &global.ui)
-                .with_context(context)?;
-            p.remove(names, &global.ui).await.with_context(context)
-        }
-        ProviderKind::Local => {
-            let mut p = Local::new(global, environment).with_context(context)?;
-            p.remove(names, &global.ui).await.with_context(context)
-        }
-    }
+    super::open(
+        kind,
+        global,
+        &digitalocean::Options::default(),
+        environment,
+        Purpose::Inspect,
+        context,
+    )?
+    .remove(names, &global.ui)
+    .await
+    .with_context(context)
 }
 
 /// An environment's hosts as the provider sees them now, sorted by name.
@@ -90,21 +86,17 @@ pub async fn list(
             kind_name(kind)
         )
     };
-    let mut hosts = match kind {
-        ProviderKind::Digitalocean => {
-            let settings = digitalocean::Settings::resolve(global, options)?;
-            DigitalOcean::new(settings, environment, false, &global.ui)
-                .with_context(context)?
-                .list()
-                .await
-                .with_context(context)?
-        }
-        ProviderKind::Local => Local::new(global, environment)
-            .with_context(context)?
-            .list()
-            .await
-            .with_context(context)?,
-    };
+    let mut hosts = super::open(
+        kind,
+        global,
+        options,
+        environment,
+        Purpose::Inspect,
+        context,
+    )?
+    .list()
+    .await
+    .with_context(context)?;
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(hosts)
 }

@@ -24,7 +24,7 @@
 //!
 //! Layout: [`specs`] builds host specs (defaults, pipeline.toml, flags, fleets), [`up`] brings them up and
 //! writes the inventory (with `--prune` and `only_these`), [`down`] destroys or lists an environment;
-//! this file resolves the provider and checks environment names.
+//! this file resolves and opens the provider and checks environment names.
 
 mod down;
 mod specs;
@@ -36,8 +36,8 @@ pub use up::{check_writable, up, Provisioned, UpRequest};
 
 use std::time::Duration;
 
-use crate::providers::ProviderKind;
-use crate::settings::{Config, ConfigError};
+use crate::providers::{self, digitalocean, Opened, ProviderKind, Purpose};
+use crate::settings::{Config, ConfigError, Global};
 
 /// Environment variable naming the provider (below `--provider`, above `provider = …` in pipeline.toml).
 pub const PROVIDER_VAR: &str = "PIPELINE_PROVIDER";
@@ -98,6 +98,23 @@ pub fn kind_name(kind: ProviderKind) -> &'static str {
     match kind {
         ProviderKind::Digitalocean => "digitalocean",
         ProviderKind::Local => "local",
+    }
+}
+
+/// [`providers::open`] for a command: a settings error is reported as it is (it names the setting), a
+/// provider's refusal (missing token, key or tool) under `context`.
+pub fn open(
+    kind: ProviderKind,
+    global: &Global,
+    options: &digitalocean::Options,
+    environment: &str,
+    purpose: Purpose,
+    context: impl FnOnce() -> String,
+) -> anyhow::Result<Opened> {
+    match providers::open(kind, global, options, environment, purpose, &global.ui) {
+        Ok(p) => Ok(p),
+        Err(providers::OpenError::Config(e)) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(context())),
     }
 }
 

@@ -8,9 +8,8 @@ use anyhow::Context;
 
 use super::{check_environment, kind_name, DEFAULT_TIMEOUT};
 use crate::inventory;
-use crate::providers::digitalocean::{self, DigitalOcean};
-use crate::providers::local::Local;
-use crate::providers::{Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
+use crate::providers::digitalocean;
+use crate::providers::{Connection, Host, HostSpec, Provider, ProviderKind, Purpose, WaitFor};
 use crate::settings::Global;
 
 /// What to bring up.
@@ -79,19 +78,18 @@ pub struct Provisioned {
 pub async fn up(global: &Global, req: &UpRequest) -> anyhow::Result<Provisioned> {
     check_environment(&req.environment)?;
     check_writable(&req.inventory)?;
-    match req.provider {
-        ProviderKind::Digitalocean => {
-            let settings = digitalocean::Settings::resolve(global, &req.digitalocean)?;
-            let provider = DigitalOcean::new(settings, &req.environment, true, &global.ui)
-                .context("failed to start provisioning on DigitalOcean")?;
-            up_with(provider, global, req).await
-        }
-        ProviderKind::Local => {
-            let provider = Local::new(global, &req.environment)
-                .context("failed to start provisioning on the local sandbox")?;
-            up_with(provider, global, req).await
-        }
-    }
+    let provider = super::open(
+        req.provider,
+        global,
+        &req.digitalocean,
+        &req.environment,
+        Purpose::Create,
+        || match req.provider {
+            ProviderKind::Digitalocean => "failed to start provisioning on DigitalOcean".into(),
+            ProviderKind::Local => "failed to start provisioning on the local sandbox".into(),
+        },
+    )?;
+    up_with(provider, global, req).await
 }
 
 async fn up_with<P: Provider>(

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::providers::{Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
+use crate::providers::{keys, Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
 use crate::ui::Ui;
 use api::Droplet;
 use client::Client;
@@ -96,7 +96,7 @@ impl DigitalOcean {
             ));
         }
         let key = if need_key {
-            match sshkey::choose(settings.ssh_key.as_deref(), settings::home().as_deref())
+            match sshkey::choose(settings.ssh_key.as_deref(), keys::home().as_deref())
                 .and_then(|p| sshkey::load(&p))
             {
                 Ok(k) => Some(k),

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::providers::keys;
+
 /// The `[local]` section of pipeline.toml.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -46,10 +48,9 @@ impl Default for Settings {
     }
 }
 
+/// The user's home, `/root` when `$HOME` is unset or empty (the sandbox runs as root).
 pub(super) fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/root".into())
+    keys::home().unwrap_or_else(|| "/root".into())
 }
 
 pub(super) fn generated_key_path(settings: &Settings) -> PathBuf {
@@ -60,16 +61,9 @@ pub(super) fn generated_key_path(settings: &Settings) -> PathBuf {
 /// generated project key.
 pub(super) fn resolve_key(settings: &Settings, home: &Path) -> PathBuf {
     if let Some(k) = &settings.ssh_key {
-        return match k.strip_prefix("~") {
-            Ok(rest) => home.join(rest),
-            Err(_) => k.clone(),
-        };
+        return keys::expand_home(k, Some(home));
     }
-    ["id_ed25519", "id_rsa"]
-        .iter()
-        .map(|f| home.join(".ssh").join(f))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| generated_key_path(settings))
+    keys::first_usual_key(home).unwrap_or_else(|| generated_key_path(settings))
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ impl Local {
         Ok(())
     }
 
-    /// The blocking body of [`Provider::remove`]: each named host torn down like `down` does, then dropped
+    /// The blocking body of [`crate::providers::Provider::remove`]: each named host torn down like `down` does, then dropped
     /// from the state (saved after each, so an interruption loses nothing).
     pub(in crate::providers::local) fn remove_blocking(
         &mut self,
@@ -59,7 +59,7 @@ impl Local {
         Ok(gone)
     }
 
-    /// The blocking body of [`Provider::down`].
+    /// The blocking body of [`crate::providers::Provider::down`].
     pub(in crate::providers::local) fn down_blocking(&mut self) -> Result<Vec<String>, Error> {
         let _lock = self.lock()?;
         let Some(state) = self.load_state()? else {

@@ -69,7 +69,7 @@ impl Local {
         Ok(line)
     }
 
-    /// The blocking body of [`Provider::up`].
+    /// The blocking body of [`crate::providers::Provider::up`].
     pub(in crate::providers::local) fn up_blocking(
         &mut self,
         specs: &[HostSpec],

@@ -7,7 +7,7 @@ use crate::providers::local::{system, Error, Local};
 use crate::providers::{Host, WaitFor};
 
 impl Local {
-    /// The blocking body of [`Provider::wait_ready`].
+    /// The blocking body of [`crate::providers::Provider::wait_ready`].
     pub(in crate::providers::local) fn wait_blocking(
         &self,
         names: &[String],
