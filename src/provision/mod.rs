@@ -23,14 +23,17 @@
 //! ```
 //!
 //! Layout: [`specs`] builds host specs (defaults, pipeline.toml, flags, fleets), [`up`] brings them up and
-//! writes the inventory (with `--prune` and `only_these`), [`down`] destroys or lists an environment;
-//! this file resolves and opens the provider and checks environment names.
+//! writes the inventory (with `--prune` and `only_these`), [`down`] destroys or lists an environment,
+//! [`prod`] is the `prod` command's request and reports; this file resolves and opens the provider and
+//! checks environment names.
 
 mod down;
+pub mod prod;
 mod specs;
 mod up;
 
 pub use down::{down, down_with_options, list, remove};
+pub use prod::ProdUpFlags;
 pub use specs::{build_specs, prod_host_specs, HostDefault, HostOverride, ProdSection, PROD_HOSTS};
 pub use up::{check_writable, up, Provisioned, UpRequest};
 
