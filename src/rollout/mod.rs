@@ -8,6 +8,7 @@
 //! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default), [`control`] (what the command
 //! line starts, resumes, aborts and reads, on the real world of [`real`]).
 
+pub mod canary_host;
 pub mod control;
 pub mod exec;
 pub mod front_door;

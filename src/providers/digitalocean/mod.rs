@@ -444,7 +444,11 @@ impl Provider for DigitalOcean {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.save_state(&hosts)?;
+        // The record is of the environment's droplets, not only of those asked for (a rollout's canary).
+        let mut recorded: Vec<Host> = existing.iter().map(to_host).collect();
+        recorded.retain(|h| !hosts.iter().any(|n| n.name == h.name));
+        recorded.extend(hosts.iter().cloned());
+        self.save_state(&recorded)?;
         Ok(hosts)
     }
 
@@ -552,7 +556,8 @@ impl Provider for DigitalOcean {
                     .filter_map(|n| droplets.iter().find(|d| &d.name == n).map(to_host))
                     .collect();
                 hosts.sort_by(|a, b| a.name.cmp(&b.name));
-                self.save_state(&hosts)?;
+                let listed: Vec<Host> = droplets.iter().map(to_host).collect();
+                self.save_state(&listed)?;
                 let fresh: Vec<Ipv4Addr> = hosts
                     .iter()
                     .filter(|h| self.created.contains(&h.name))
