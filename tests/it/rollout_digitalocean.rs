@@ -332,7 +332,7 @@ fn the_canary_droplet_is_made_like_the_apps_droplets_tagged_and_destroyed_by_id_
 }
 
 #[test]
-fn the_canary_droplet_is_made_under_the_environments_lock() {
+fn the_canary_droplet_is_made_under_the_environments_lock_and_prod_up_prune_leaves_it_alone() {
     let (fake, work, global) = environment("");
     runtime().block_on(async {
         let creates_before = fake.creates().len();
@@ -363,6 +363,12 @@ fn the_canary_droplet_is_made_under_the_environments_lock() {
         let mut all: Vec<&str> = FLEET_DROPLETS.to_vec();
         all.insert(3, "checkbox-canary");
         assert_eq!(recorded_droplets(&global), all);
+        // `prod up --prune` leaves it to the rollout: it is no host beyond the configuration.
+        let run = work.run(&fake.url, &["prod", "up", "--prune", "--wait", "active"]);
+        run.assert_ok();
+        assert!(!run.stderr.contains("checkbox-canary"), "{}", run.stderr);
+        assert_eq!(fake.ids("checkbox-canary").len(), 1);
+        assert!(fake.requests().iter().all(|r| r.method != "DELETE"));
     });
 }
 
