@@ -10,6 +10,7 @@
 //! judged per step, the weight and verdict on the dashboard, the rollout's event), [`load`] (the synthetic
 //! requests of `--load`).
 
+pub mod canary_host;
 pub mod control;
 pub mod exec;
 pub mod front_door;

@@ -26,6 +26,7 @@ mod prod_digitalocean_faults;
 mod prod_digitalocean_fleet;
 mod report_browser;
 mod rollout;
+mod rollout_digitalocean;
 mod rollout_front_door;
 mod rollout_itrust;
 mod rollout_load;

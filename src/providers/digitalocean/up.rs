@@ -66,7 +66,11 @@ impl DigitalOcean {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.save_state(&hosts)?;
+        // The record is of the environment's droplets, not only of those asked for (a rollout's canary).
+        let mut recorded: Vec<Host> = existing.iter().map(to_host).collect();
+        recorded.retain(|h| !hosts.iter().any(|n| n.name == h.name));
+        recorded.extend(hosts.iter().cloned());
+        self.save_state(&recorded)?;
         Ok(hosts)
     }
 

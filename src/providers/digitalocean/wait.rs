@@ -108,7 +108,8 @@ impl DigitalOcean {
                     .filter_map(|n| droplets.iter().find(|d| &d.name == n).map(to_host))
                     .collect();
                 hosts.sort_by(|a, b| a.name.cmp(&b.name));
-                self.save_state(&hosts)?;
+                let listed: Vec<Host> = droplets.iter().map(to_host).collect();
+                self.save_state(&listed)?;
                 let fresh: Vec<Ipv4Addr> = hosts
                     .iter()
                     .filter(|h| self.created.contains(&h.name))
