@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::front_door;
 use super::state::RolloutState;
-use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
+use super::world::{DeployBatch, DeploySummary, Observed, RolloutWorld, LB_GROUP};
 use crate::apps::App;
 use crate::deploy::{self, DeploySection, DeploySettings};
 use crate::inventory::{Inventory, InventoryHost};
@@ -137,10 +137,19 @@ impl<'a> RealWorld<'a> {
             format!("failed to run the deploy of {what}"),
         )
         .await?;
+        let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
+        let batches = d
+            .rollout
+            .as_ref()
+            .filter(|r| r.hosts.len() > 1)
+            .map(|r| {
+                let names: Vec<String> = r.hosts.iter().map(|h| h.name.clone()).collect();
+                DeployBatch::of(&r.serial.batches(&names), &bad)
+            })
+            .unwrap_or_default();
         let text = if report.success {
             format!("{} deployed on {what}", d.version)
         } else {
-            let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
             let first = match (&report.problem, report.failures.first()) {
                 (Some(p), _) => format!(": {p}"),
                 (None, Some(f)) => format!(": {f:?}"),
@@ -162,6 +171,7 @@ impl<'a> RealWorld<'a> {
             success: report.success,
             text,
             duration_s: started.elapsed().as_secs_f64(),
+            batches,
         })
     }
 

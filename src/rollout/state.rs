@@ -190,6 +190,9 @@ pub struct RolloutState {
     /// The last error that stopped the rollout, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The deploys so far, in order (the canary host's, the promotion), for the report.
+    #[serde(default)]
+    pub deploys: Vec<super::world::DeploySummary>,
 }
 
 pub fn now_s() -> f64 {
@@ -221,6 +224,7 @@ impl RolloutState {
             started_at: now,
             updated_at: now,
             last_error: None,
+            deploys: Vec::new(),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::super::state::{Phase, StateStore};
-use super::super::world::{Arm, DeploySummary, Observed, RolloutWorld};
+use super::super::world::{Arm, DeployBatch, DeploySummary, Observed, RolloutWorld};
 
 /// What exists outside the process: it survives a crash of the tool.
 #[derive(Debug, Default)]
@@ -144,8 +144,9 @@ impl RolloutWorld for Fake {
         Ok(DeploySummary {
             what: "canary".into(),
             success: true,
-            text: "ok".into(),
+            text: "v2 deployed on checkbox-canary".into(),
             duration_s: 1.0,
+            batches: Vec::new(),
         })
     }
 
@@ -189,8 +190,9 @@ impl RolloutWorld for Fake {
         Ok(DeploySummary {
             what: "promotion".into(),
             success: true,
-            text: "2 hosts".into(),
+            text: "v2 deployed on checkbox-1, checkbox-2".into(),
             duration_s: 2.0,
+            batches: DeployBatch::of(&[&["checkbox-1".into()], &["checkbox-2".into()]], &[]),
         })
     }
 
