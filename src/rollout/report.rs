@@ -57,8 +57,9 @@ pub fn decision(state: &RolloutState) -> String {
     match &state.phase {
         Phase::Done { outcome } => match outcome {
             super::state::Finished::Promoted => format!(
-                "Promoted: the canary passed every judged step; {} now run the new version and the canary host is gone.",
-                state.stable_hosts.join(", ")
+                "Promoted: the canary passed every judged step; {} now {} the new version and the canary host is gone.",
+                state.stable_hosts.join(", "),
+                if state.stable_hosts.len() == 1 { "runs" } else { "run" }
             ),
             super::state::Finished::RolledBack => format!(
                 "Rolled back: {}; 100 % of {app}'s requests go to the stable hosts again and the canary host is gone.",

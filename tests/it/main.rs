@@ -28,5 +28,6 @@ mod report_browser;
 mod rollout;
 mod rollout_front_door;
 mod rollout_load;
+mod rollout_report;
 mod security;
 mod signals;

@@ -37,6 +37,8 @@ pub(super) struct Fake {
     pub(super) fail_at: Option<(&'static str, usize)>,
     /// The synthetic load's rate while it runs: it lives in the tool's process and ends with a crash.
     pub(super) synthetic_rate: Option<f64>,
+    /// Seconds every wait overruns by (a real clock wakes a little late).
+    pub(super) late_s: f64,
 }
 
 /// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
@@ -59,6 +61,7 @@ impl Fake {
             crashed: Arc::new(tokio::sync::Notify::new()),
             fail_at: None,
             synthetic_rate: None,
+            late_s: 0.0,
         }
     }
 
@@ -110,6 +113,7 @@ impl RolloutWorld for Fake {
     }
 
     async fn wait(&mut self, seconds: f64) {
+        let seconds = seconds + self.late_s;
         let mut infra = self.infra.lock().unwrap();
         let from = infra.clock;
         let push = |rate: f64, synthetic: bool, infra: &mut Infra| {

@@ -203,3 +203,17 @@ async fn a_rolled_back_rollout_reports_the_fail_and_the_canary_deploy() {
     assert!(html.contains(r#"id="outcome">ROLLED BACK<"#), "{html}");
     assert!(html.contains(r#"<span class="tag fail">FAIL</span>"#));
 }
+
+#[tokio::test]
+async fn a_step_whose_looks_wake_a_little_late_is_not_reported_as_extended() {
+    let t = setup();
+    let mut fake = t.fake();
+    fake.late_s = 0.002;
+    assert_eq!(t.start(&mut fake).await.unwrap().ending, Ending::Promoted);
+    let s = t.recorded();
+    for rec in s.steps.iter().filter(|r| r.judged) {
+        assert!(!rec.extended, "{rec:?}");
+        assert!(rec.duration_s >= 10.0 && rec.duration_s < 10.1, "{rec:?}");
+    }
+    assert!(!read(&t, "report.md").contains("(extended)"));
+}
