@@ -141,7 +141,8 @@ impl<'a> RealWorld<'a> {
         let batches = d
             .rollout
             .as_ref()
-            .filter(|r| r.hosts.len() > 1)
+            // A deploy through the front door (the promotion) goes in batches; the canary's does not.
+            .filter(|r| r.lb.is_some())
             .map(|r| {
                 let names: Vec<String> = r.hosts.iter().map(|h| h.name.clone()).collect();
                 DeployBatch::of(&r.serial.batches(&names), &bad)

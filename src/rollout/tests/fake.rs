@@ -1,6 +1,6 @@
 //! The fake world of the rollout's tests: virtual time, a front door splitting generated requests by the
-//! weight it was last given, a canary that answers well or with 5xx from some weight on, and crashes
-//! injected into any action (it never returns, as under `kill -9`).
+//! weight it was last given, a canary that answers well or with 5xx from some weight on, crashes injected
+//! into any action (it never returns, as under `kill -9`), failures (an error) and a late clock.
 
 use std::sync::{Arc, Mutex};
 
