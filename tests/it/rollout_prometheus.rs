@@ -38,6 +38,7 @@ fn done(what: &str) -> DeploySummary {
         success: true,
         text: "ok".into(),
         duration_s: 0.0,
+        batches: Vec::new(),
     }
 }
 

@@ -121,7 +121,8 @@ impl<W: RolloutWorld> Executor<'_, W> {
                     }
                 }
             };
-            self.record_look(&seen, t, &j, t > s.step_time_s + 1e-6);
+            // Extended: the look was due past the step time (not merely taken a little late).
+            self.record_look(&seen, t, &j, next > s.step_time_s + 1e-6);
             self.ui.info(format!(
                 "rollout:   look at {t:.0} s ({} stable, {} canary requests): {}{}",
                 self.current().stable.real + self.current().stable.synthetic,
