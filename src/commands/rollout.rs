@@ -127,10 +127,14 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                     &judge,
                     &state_file.display().to_string(),
                 );
+                let mut preview =
+                    RolloutState::new(s.clone(), stable, p.canary_host.clone(), front_door);
+                preview.prometheus = prometheus;
+                let metrics = crate::rollout::monitor::dry_run_line(&preview, global)?;
                 let text = if args.json {
                     serde_json::to_string_pretty(&p).context("failed to serialize the plan")? + "\n"
                 } else {
-                    p.render()
+                    p.render() + &metrics
                 };
                 print!("{text}");
                 return Ok(Outcome::Success);
