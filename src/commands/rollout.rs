@@ -73,12 +73,14 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
             // The state as the stopped rollout left it.
             let state = recorded(&store, &r, global)?;
             real.monitor = Monitor::dashboard_only(&state, global);
+            // An abort of a rollout that had already ended changes nothing: no new event.
+            let record = !(state.phase.is_done() && !state.canary_exists && state.weight == 0);
             let key = (
                 state.settings.environment.clone(),
                 state.settings.app.clone(),
             );
             let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await;
-            finish(real.monitor, &store, key, result, global).await
+            finish(real.monitor, &store, key, result, record, global).await
         }
         Some(RolloutCommand::Resume(r)) => {
             let state = recorded(&store, &r, global)?;
@@ -95,7 +97,7 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 state.settings.app.clone(),
             );
             let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await;
-            finish(real.monitor, &store, key, result, global).await
+            finish(real.monitor, &store, key, result, true, global).await
         }
         None => {
             let app = args.app.expect("clap requires APP without a subcommand");
@@ -148,21 +150,23 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 state.settings.app.clone(),
             );
             let result = exec::start(&store, state, &mut real, &global.ui, &judge).await;
-            finish(real.monitor, &store, key, result, global).await
+            finish(real.monitor, &store, key, result, true, global).await
         }
     }
 }
 
-/// The dashboard's last view of the rollout and its event (see [`Monitor::finish`]), then how it ended.
+/// The dashboard's last view of the rollout and (with `record`) its event (see [`Monitor::finish`]), then
+/// how it ended.
 async fn finish(
     monitor: Monitor,
     store: &StateStore,
     (env, app): (String, String),
     result: anyhow::Result<exec::RunResult>,
+    record: bool,
     global: &Global,
 ) -> anyhow::Result<Outcome> {
     let state = store.load(&env, &app).ok().flatten();
-    let ending = result.as_ref().ok().map(|r| &r.ending);
+    let ending = result.as_ref().ok().filter(|_| record).map(|r| &r.ending);
     if let Some(state) = &state {
         monitor.finish(state, ending, &global.ui).await;
     }
