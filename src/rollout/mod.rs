@@ -5,7 +5,8 @@
 //!
 //! Layout as for the canary: [`plan`] (what a rollout will do, pure), [`state`] (the state file written
 //! before every action), [`world`] (the effects behind a small trait), [`exec`] (the one loop that runs,
-//! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default).
+//! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default); [`load`] (`--load`: synthetic
+//! requests through the front door) and [`report`] (one report per rollout, each judged step's inside).
 
 pub mod exec;
 pub mod front_door;
