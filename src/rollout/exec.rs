@@ -205,6 +205,7 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
 
     fn save(&mut self) -> anyhow::Result<()> {
         self.store.save(&mut self.state)?;
+        self.world.recorded(&self.state);
         Ok(())
     }
 

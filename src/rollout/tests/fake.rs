@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::super::state::{Phase, StateStore};
 use super::super::world::{Arm, DeployBatch, DeploySummary, Observed, RolloutWorld};
+use crate::canary::judge::{FailOn, MetricInput};
 
 /// What exists outside the process: it survives a crash of the tool.
 #[derive(Debug, Default)]
@@ -39,6 +40,12 @@ pub(super) struct Fake {
     pub(super) synthetic_rate: Option<f64>,
     /// Seconds every wait overruns by (a real clock wakes a little late).
     pub(super) late_s: f64,
+    /// A Prometheus metric (`cpu_percent`, a sample every 5 s per arm) whose canary runs this many points
+    /// above the stable hosts (`None`: no Prometheus metric configured).
+    pub(super) prom_shift: Option<f64>,
+    /// Every metrics query (from, to), and every state the executor told the world about.
+    pub(super) queries: Vec<(f64, f64)>,
+    pub(super) told: Vec<super::super::state::RolloutState>,
 }
 
 /// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
@@ -62,7 +69,19 @@ impl Fake {
             fail_at: None,
             synthetic_rate: None,
             late_s: 0.0,
+            prom_shift: None,
+            queries: Vec::new(),
+            told: Vec::new(),
         }
+    }
+
+    fn cpu(values: (Vec<f64>, Vec<f64>), canary: (Vec<f64>, Vec<f64>)) -> MetricInput {
+        let mut m = MetricInput::new("cpu_percent", FailOn::Increase, values.0, canary.0);
+        m.baseline_time_s = Some(values.1);
+        m.canary_time_s = Some(canary.1);
+        m.unit = Some("%".into());
+        m.critical = true;
+        m
     }
 
     /// Records the call with the state on disk; an injected crash never returns, an injected failure
@@ -198,6 +217,40 @@ impl RolloutWorld for Fake {
             duration_s: 2.0,
             batches: DeployBatch::of(&[&["checkbox-1".into()], &["checkbox-2".into()]], &[]),
         })
+    }
+
+    fn metric_plan(&self) -> Vec<MetricInput> {
+        match self.prom_shift {
+            Some(_) => vec![Fake::cpu(Default::default(), Default::default())],
+            None => Vec::new(),
+        }
+    }
+
+    /// A scrape every 5 s of virtual time, as a range query at step 5 s would return it.
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<MetricInput>, Vec<String>)> {
+        self.queries.push((from, to));
+        let Some(shift) = self.prom_shift else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let (mut stable, mut canary) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        let mut t = (from / 5.0).ceil() * 5.0;
+        while t <= to {
+            let k = t as u64;
+            stable.0.push(30.0 + 4.0 * unit(k * 3 + 1));
+            stable.1.push(t - from);
+            canary.0.push(30.0 + shift + 4.0 * unit(k * 3 + 2));
+            canary.1.push(t - from);
+            t += 5.0;
+        }
+        Ok((vec![Fake::cpu(stable, canary)], Vec::new()))
+    }
+
+    fn recorded(&mut self, state: &super::super::state::RolloutState) {
+        self.told.push(state.clone());
     }
 
     async fn retire_canary(&mut self) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 mod fake;
 mod load;
+mod prom;
 mod report;
 use fake::{Fake, Infra};
 
