@@ -28,6 +28,7 @@ pub mod apps;
 pub mod canary;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod deploy;
 pub mod exit;
 pub mod fleet;

@@ -358,7 +358,7 @@ fn minimum_detectable_effect_shrinks_like_one_over_root_n() {
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes one struct we own.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut u) }, 0);
     let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
     t(u.ru_utime) + t(u.ru_stime)
 }

@@ -210,7 +210,7 @@ fn monotonic_seconds() -> f64 {
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into the valid pointer given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 

@@ -43,6 +43,22 @@ pub struct DeployArgs {
     pub syntax_check: bool,
 }
 
+impl DeployArgs {
+    /// `pipeline deploy APP -i INVENTORY` with every other flag at its default (what `pipeline demo`
+    /// starts from); a new flag gets its default here, next to its declaration.
+    pub fn new(app: App, inventory: PathBuf) -> Self {
+        DeployArgs {
+            app,
+            inventory,
+            source: None,
+            git_ref: None,
+            artifact: None,
+            run: RunOptions::default(),
+            syntax_check: false,
+        }
+    }
+}
+
 impl DeploySettings {
     /// The flags over `[deploy]` in pipeline.toml.
     pub fn resolve(args: &DeployArgs, global: &Global) -> anyhow::Result<DeploySettings> {

@@ -10,41 +10,23 @@
 //! keep CI fast.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::common;
+use super::common::{self, CanaryFixture as Fixture};
 
 fn env() -> String {
     common::test_env("canary")
 }
 
-/// A state directory and the example repository in `target/e2e-work/e2e-canary`, shared by these tests.
-struct Fixture {
-    state_dir: PathBuf,
-    repo: PathBuf,
-    reports: PathBuf,
-}
-
+/// A state directory and the example repository in `target/e2e-work/<env>`, shared by these tests.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let work = common::work_root().join(env());
-        let reports = work.join("reports");
-        let _ = std::fs::remove_dir_all(&reports);
-        std::fs::create_dir_all(&reports).unwrap();
-        let repo = pipeline::canary::example::make_repo(&work.join("preview-service"))
-            .expect("the bundled example becomes a git repository");
-        Fixture {
-            state_dir: work.join(".pipeline"),
-            reports,
-            repo,
-        }
-    })
+    FIXTURE.get_or_init(|| Fixture::new(&env()))
 }
 
 fn pipeline(

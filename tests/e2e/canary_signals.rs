@@ -10,39 +10,21 @@
 //! sure nothing is left whatever failed before (libtest runs tests in name order, hence the numbers).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::common;
+use super::common::{self, CanaryFixture as Fixture};
 
 fn env() -> String {
     common::test_env("csig")
 }
 
-struct Fixture {
-    state_dir: PathBuf,
-    repo: PathBuf,
-    reports: PathBuf,
-}
-
+/// A state directory and the example repository in `target/e2e-work/<env>`, shared by these tests.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let work = common::work_root().join(env());
-        let reports = work.join("reports");
-        let _ = std::fs::remove_dir_all(&reports);
-        std::fs::create_dir_all(&reports).unwrap();
-        let repo = pipeline::canary::example::make_repo(&work.join("preview-service"))
-            .expect("the bundled example becomes a git repository");
-        Fixture {
-            state_dir: work.join(".pipeline"),
-            reports,
-            repo,
-        }
-    })
+    FIXTURE.get_or_init(|| Fixture::new(&env()))
 }
 
 /// `pipeline canary master master` with a 60 s window (the signal comes long before its end).

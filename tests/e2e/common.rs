@@ -315,3 +315,27 @@ pub fn example_apps(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
     }
     (war, repo)
 }
+
+/// What a canary suite on sandbox hosts shares: a state directory, an empty `reports/` directory and the
+/// bundled preview service as a git repository, all in `target/e2e-work/<env>`.
+pub struct CanaryFixture {
+    pub state_dir: PathBuf,
+    pub repo: PathBuf,
+    pub reports: PathBuf,
+}
+
+impl CanaryFixture {
+    pub fn new(env: &str) -> Self {
+        let work = work_root().join(env);
+        let reports = work.join("reports");
+        let _ = std::fs::remove_dir_all(&reports);
+        std::fs::create_dir_all(&reports).unwrap();
+        let repo = pipeline::canary::example::make_repo(&work.join("preview-service"))
+            .expect("the bundled example becomes a git repository");
+        CanaryFixture {
+            state_dir: work.join(".pipeline"),
+            reports,
+            repo,
+        }
+    }
+}

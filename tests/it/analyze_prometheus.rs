@@ -325,24 +325,29 @@ fn small_prometheus() -> (Prometheus, u64, u64) {
     (Prometheus::start(&data), t0, t0 + n as u64 - 1)
 }
 
-#[test]
-fn bad_promql_quotes_prometheus_error_and_exits_2() {
+/// `analyze --prometheus` over the whole of [`small_prometheus`] at 1 s steps with the metrics file
+/// `metrics`; the output and its stderr.
+fn analyze_small(metrics: &str) -> (Output, String) {
     let (prom, t0, end) = small_prometheus();
     let dir = tempfile::tempdir().unwrap();
-    let metrics = write(
-        dir.path(),
-        "m.toml",
-        "[[metric]]\nname = \"broken\"\nbaseline_query = 'rate(lat[1m]'\ncanary_query = 'lat'\n",
-    );
+    let file = write(dir.path(), "m.toml", metrics);
     let o = analyze_prometheus(
         &prom.url,
-        &metrics,
+        &file,
         &t0.to_string(),
         &end.to_string(),
         "1s",
         dir.path(),
     );
     let err = text(&o.stderr);
+    (o, err)
+}
+
+#[test]
+fn bad_promql_quotes_prometheus_error_and_exits_2() {
+    let (o, err) = analyze_small(
+        "[[metric]]\nname = \"broken\"\nbaseline_query = 'rate(lat[1m]'\ncanary_query = 'lat'\n",
+    );
     assert_eq!(code(&o), 2, "{err}");
     assert!(err.contains("rate(lat[1m]"), "names the query: {err}");
     assert!(err.contains("bad_data"), "quotes errorType: {err}");
@@ -354,24 +359,11 @@ fn bad_promql_quotes_prometheus_error_and_exits_2() {
 
 #[test]
 fn an_empty_result_is_nodata_and_never_a_pass() {
-    let (prom, t0, end) = small_prometheus();
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = write(
-        dir.path(),
-        "m.toml",
+    let (o, err) = analyze_small(
         "[arms]\nbaseline = 'blue'\ncanary = 'green'\n\
          [[metric]]\nname = 'latency_ms'\nquery = 'lat{arm=\"$arm\"}'\n\
          [[metric]]\nname = 'missing'\nquery = 'no_such_metric{arm=\"$arm\"}'\n",
     );
-    let o = analyze_prometheus(
-        &prom.url,
-        &metrics,
-        &t0.to_string(),
-        &end.to_string(),
-        "1s",
-        dir.path(),
-    );
-    let err = text(&o.stderr);
     assert_eq!(code(&o), 5, "INCONCLUSIVE: {err}");
     assert!(
         err.contains("`missing`") && err.contains("no series"),
@@ -385,22 +377,9 @@ fn an_empty_result_is_nodata_and_never_a_pass() {
 
 #[test]
 fn two_series_for_one_arm_exit_2_naming_the_metric_and_both_series() {
-    let (prom, t0, end) = small_prometheus();
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = write(
-        dir.path(),
-        "m.toml",
+    let (o, err) = analyze_small(
         "[[metric]]\nname = 'doubled'\nbaseline_query = 'two'\ncanary_query = 'lat{arm=\"green\"}'\n",
     );
-    let o = analyze_prometheus(
-        &prom.url,
-        &metrics,
-        &t0.to_string(),
-        &end.to_string(),
-        "1s",
-        dir.path(),
-    );
-    let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
     assert!(
         err.contains("`doubled`") && err.contains("2 series"),
@@ -615,22 +594,9 @@ fn samples_file_numbers_are_read_back_bit_for_bit() {
 #[test]
 fn a_query_prometheus_cannot_evaluate_is_a_usage_error_quoting_it() {
     // One `lat` series against two `two` series on the same (empty) match group: an execution error (422).
-    let (prom, t0, end) = small_prometheus();
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = write(
-        dir.path(),
-        "m.toml",
+    let (o, err) = analyze_small(
         "[[metric]]\nname = 'joined'\nbaseline_query = 'lat{arm=\"blue\"} + on() two'\ncanary_query = 'lat'\n",
     );
-    let o = analyze_prometheus(
-        &prom.url,
-        &metrics,
-        &t0.to_string(),
-        &end.to_string(),
-        "1s",
-        dir.path(),
-    );
-    let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
     assert!(
         err.contains("execution") && err.contains("HTTP 422"),

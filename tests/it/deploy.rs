@@ -8,6 +8,7 @@ use std::process::Command;
 
 use crate::support::output_text as text;
 use crate::support::quiet_pipeline as pipeline;
+
 fn inventory(dir: &Path) -> PathBuf {
     let path = dir.join("inventory.ini");
     std::fs::write(
@@ -16,6 +17,13 @@ fn inventory(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// Runs `pipeline ARGS` in `dir`, checks that it is a usage error (exit 2), and returns its stderr.
+fn usage_error(dir: &Path, args: &[&str]) -> String {
+    let out = pipeline(dir).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn repo_root() -> PathBuf {
@@ -130,12 +138,7 @@ fn emit_keeps_playbook_private_vars_pinned_config_callback_and_verbatim_roles() 
 #[test]
 fn missing_inventory_is_a_usage_error_naming_the_file_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let out = pipeline(dir.path())
-        .args(["deploy", "iTrust", "-i", "nowhere.ini"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(dir.path(), &["deploy", "iTrust", "-i", "nowhere.ini"]);
     assert!(
         err.contains("nowhere.ini") && err.contains("pipeline prod up"),
         "{err}"
@@ -150,12 +153,7 @@ fn inventory_without_the_apps_group_names_the_group_and_the_groups_present() {
         "[monitor]\nmonitor ansible_host=192.0.2.1\n",
     )
     .unwrap();
-    let out = pipeline(dir.path())
-        .args(["deploy", "checkbox.io"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(dir.path(), &["deploy", "checkbox.io"]);
     assert!(
         err.contains("[checkbox]") && err.contains("monitor"),
         "{err}"
@@ -166,12 +164,7 @@ fn inventory_without_the_apps_group_names_the_group_and_the_groups_present() {
 fn unknown_app_is_rejected_with_the_known_names() {
     let dir = tempfile::tempdir().unwrap();
     inventory(dir.path());
-    let out = pipeline(dir.path())
-        .args(["deploy", "wordpress"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(dir.path(), &["deploy", "wordpress"]);
     assert!(
         err.contains("wordpress") && err.contains("iTrust or checkbox.io"),
         "{err}"
@@ -382,12 +375,7 @@ fn an_inventory_ansible_cannot_parse_is_a_usage_error_quoting_ansible() {
         "[itrust]\nitrust ansible_host\n",
     )
     .unwrap();
-    let out = pipeline(dir.path())
-        .args(["deploy", "iTrust", "--syntax-check"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(dir.path(), &["deploy", "iTrust", "--syntax-check"]);
     assert!(
         err.contains("not a valid Ansible inventory") && err.contains("key=value"),
         "{err}"
@@ -619,18 +607,16 @@ fn copy_dir(from: &Path, to: &Path) {
 fn a_missing_roles_directory_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     inventory(dir.path());
-    let out = pipeline(dir.path())
-        .args([
+    let err = usage_error(
+        dir.path(),
+        &[
             "deploy",
             "iTrust",
             "--syntax-check",
             "--roles",
             "no-such-roles",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+        ],
+    );
     assert!(
         err.contains("roles directory no-such-roles does not exist")
             && err.contains("roles export"),
@@ -676,18 +662,16 @@ fn printed_url_follows_the_final_variables_from_the_config_and_extra_vars() {
 fn a_port_variable_that_is_not_a_port_is_a_usage_error_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     inventory(dir.path());
-    let out = pipeline(dir.path())
-        .args([
+    let err = usage_error(
+        dir.path(),
+        &[
             "deploy",
             "iTrust",
             "--syntax-check",
             "-e",
             "itrust_port=http",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+        ],
+    );
     assert!(
         err.contains("itrust_port") && err.contains("not a TCP port"),
         "{err}"

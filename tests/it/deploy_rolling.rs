@@ -24,7 +24,8 @@ fn fleet(dir: &Path, fail_on: &str, deploy: &str) {
     let py = python();
     let hosts: String = (1..=3)
         .map(|i| format!("itrust-{i} ansible_connection=local ansible_python_interpreter={py}\n"))
-        .collect();
+        .collect::<Vec<_>>()
+        .concat();
     std::fs::write(dir.join("fleet.ini"), format!("[itrust]\n{hosts}")).unwrap();
     std::fs::write(dir.join("pipeline.toml"), format!("[deploy]\n{deploy}\n")).unwrap();
     let touched = dir.join("touched");

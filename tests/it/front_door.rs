@@ -224,9 +224,9 @@ fn front_door_balances_itrust_at_its_path_names_the_host_and_skips_drained_and_d
             &format!("{d}/nginx.conf"),
         ]
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(extra.iter().map(ToString::to_string));
         a
     };
     let check = Command::new("nginx")

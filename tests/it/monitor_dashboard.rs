@@ -120,6 +120,35 @@ impl Daemons {
         self.0.push((name.to_string(), child));
     }
 
+    /// Prometheus on `prometheus_port` and nginx in front of it, both from the configuration rendered
+    /// into `dir` (`prometheus.yml`, `nginx.conf`).
+    fn spawn_prometheus_and_nginx(&mut self, dir: &Path, prometheus_port: u16) {
+        let d = dir.display();
+        self.spawn(
+            "prometheus",
+            dir,
+            "prometheus",
+            &[
+                format!("--config.file={d}/prometheus.yml"),
+                format!("--storage.tsdb.path={d}/data"),
+                format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+            ],
+        );
+        self.spawn(
+            "nginx",
+            dir,
+            "nginx",
+            &[
+                "-p".into(),
+                format!("{d}"),
+                "-e".into(),
+                format!("{d}/nginx-error.log"),
+                "-c".into(),
+                format!("{d}/nginx.conf"),
+            ],
+        );
+    }
+
     fn assert_running(&mut self, dir: &Path) {
         for (name, child) in &mut self.0 {
             if let Ok(Some(status)) = child.try_wait() {
@@ -360,29 +389,7 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
             ports.pushgateway
         )],
     );
-    daemons.spawn(
-        "prometheus",
-        dir,
-        "prometheus",
-        &[
-            format!("--config.file={d}/prometheus.yml"),
-            format!("--storage.tsdb.path={d}/data"),
-            format!("--web.listen-address=127.0.0.1:{}", ports.prometheus),
-        ],
-    );
-    daemons.spawn(
-        "nginx",
-        dir,
-        "nginx",
-        &[
-            "-p".into(),
-            format!("{d}"),
-            "-e".into(),
-            format!("{d}/nginx-error.log"),
-            "-c".into(),
-            format!("{d}/nginx.conf"),
-        ],
-    );
+    daemons.spawn_prometheus_and_nginx(dir, ports.prometheus);
     wait_until(
         "Prometheus answers through nginx",
         Duration::from_secs(30),
@@ -560,29 +567,7 @@ fn dashboard_groups_a_fleets_hosts_by_app_and_shows_each_app_of_the_front_door_o
             format!("--web.listen-address=127.0.0.1:{}", ports.blackbox),
         ],
     );
-    daemons.spawn(
-        "prometheus",
-        dir,
-        "prometheus",
-        &[
-            format!("--config.file={d}/prometheus.yml"),
-            format!("--storage.tsdb.path={d}/data"),
-            format!("--web.listen-address=127.0.0.1:{}", ports.prometheus),
-        ],
-    );
-    daemons.spawn(
-        "nginx",
-        dir,
-        "nginx",
-        &[
-            "-p".into(),
-            format!("{d}"),
-            "-e".into(),
-            format!("{d}/nginx-error.log"),
-            "-c".into(),
-            format!("{d}/nginx.conf"),
-        ],
-    );
+    daemons.spawn_prometheus_and_nginx(dir, ports.prometheus);
     let auth = basic_auth(DASHBOARD_USER, PASSWORD);
     wait_until(
         "Prometheus answers through nginx",

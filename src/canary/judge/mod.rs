@@ -69,7 +69,7 @@ pub fn judge(input: &JudgeInput, config: &JudgeConfig) -> Result<Judgement, Judg
         .iter()
         .map(|m| prepare(m, config, Detail::Full))
         .collect();
-    let raw: Vec<f64> = prepared.iter().flat_map(|p| p.raw_p()).collect();
+    let raw: Vec<f64> = prepared.iter().flat_map(Prepared::raw_p).collect();
     let family = raw.len();
     Ok(conclude(input, prepared, raw, family, config, false))
 }

@@ -87,7 +87,7 @@ fn rate_mde(p: f64, n: f64, m: f64, z: f64) -> f64 {
     let mut d = (z + Z_POWER) * ((p * (1.0 - p)).max(1e-12) * (1.0 / n + 1.0 / m)).sqrt();
     for _ in 0..50 {
         let q = (p + d).min(1.0);
-        let pbar = (p + q) / 2.0;
+        let pbar = f64::midpoint(p, q);
         let next = z * (2.0 * pbar * (1.0 - pbar) / nh).sqrt()
             + Z_POWER * (p * (1.0 - p) / m + q * (1.0 - q) / n).sqrt();
         if (next - d).abs() < 1e-12 {

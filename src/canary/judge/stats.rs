@@ -41,7 +41,7 @@ pub fn kth_of_union(a: &[f64], b: &[f64], k: usize) -> f64 {
     // Binary search for how many of the k smallest come from `a`.
     let (mut lo, mut hi) = (k.saturating_sub(b.len()), k.min(a.len()));
     while lo < hi {
-        let i = (lo + hi) / 2; // take i from a, k - i from b
+        let i = usize::midpoint(lo, hi); // take i from a, k - i from b
         if a[i] < b[k - i - 1] {
             lo = i + 1;
         } else {

@@ -274,7 +274,7 @@ fn kth_pairwise_difference_on_heavily_tied_integers_needs_few_counting_passes() 
     for k in [total / 2, total / 2 + 1, total / 100, total - total / 100] {
         COUNT_PASSES.with(|c| c.set(0));
         let v = kth_pairwise_diff(&x, &y, k);
-        let passes = COUNT_PASSES.with(|c| c.get());
+        let passes = COUNT_PASSES.with(std::cell::Cell::get);
         // The answer by counting: count(v) ≥ k > count(v − 1) (integer differences).
         let count = |d: f64| -> u64 {
             x.iter()

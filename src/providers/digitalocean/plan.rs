@@ -157,7 +157,7 @@ pub fn catalogue_problems(
                     c.size,
                     c.region,
                     some(r.sizes.iter().map(String::as_str).collect())
-                ))
+                ));
             }
             _ => {}
         }
@@ -266,7 +266,7 @@ mod tests {
         let region = |slug: &str, available: bool, sizes: &[&str]| RegionInfo {
             slug: slug.into(),
             available,
-            sizes: sizes.iter().map(|s| s.to_string()).collect(),
+            sizes: sizes.iter().map(ToString::to_string).collect(),
         };
         let size = |slug: &str| SizeInfo {
             slug: slug.into(),

@@ -78,7 +78,7 @@ impl DigitalOcean {
                 };
                 match state {
                     Ok(ip) if ssh_ok.contains(name) => {
-                        progress.show(name, format!("ready at {ip}, SSH answers"))
+                        progress.show(name, format!("ready at {ip}, SSH answers"));
                     }
                     Ok(ip) => progress.show(name, format!("ready at {ip}")),
                     Err(why) => {

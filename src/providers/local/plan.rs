@@ -81,7 +81,7 @@ impl Subnet {
         Ok(net)
     }
 
-    fn mask(&self) -> u32 {
+    fn mask(self) -> u32 {
         if self.prefix == 0 {
             0
         } else {
@@ -242,7 +242,7 @@ fn strip_loopback(text: &str) -> String {
                 && w.next()
                     .is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())))
         })
-        .map(|l| format!("{l}\n"))
+        .flat_map(|l| [l, "\n"])
         .collect()
 }
 

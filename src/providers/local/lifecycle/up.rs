@@ -158,7 +158,7 @@ impl Local {
 
         system::enable_forwarding(&self.forwarding_file())?;
         let ips: Vec<_> = state.hosts.values().map(|h| h.ip).collect();
-        system::nft_apply(&system::nft_script(&table, &subnet, &ips), &table)?;
+        system::nft_apply(&system::nft_script(&table, subnet, &ips), &table)?;
 
         let ctx = HostContext {
             pubkey,

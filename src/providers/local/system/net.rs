@@ -94,7 +94,7 @@ pub fn create_network(h: &HostRecord) -> Result<(), Error> {
 
 /// The nftables script that (re)defines an environment's table: masquerade traffic from its hosts to
 /// anything outside the sandbox subnet (traffic between hosts keeps its source address).
-pub fn nft_script(table: &str, subnet: &Subnet, ips: &[Ipv4Addr]) -> String {
+pub fn nft_script(table: &str, subnet: Subnet, ips: &[Ipv4Addr]) -> String {
     let set = ips
         .iter()
         .map(Ipv4Addr::to_string)
@@ -169,13 +169,13 @@ mod tests {
         let subnet = Subnet::parse("10.213.0.0/16").unwrap();
         let s = nft_script(
             "pipeline_e2e",
-            &subnet,
+            subnet,
             &["10.213.0.2".parse().unwrap(), "10.213.0.6".parse().unwrap()],
         );
         assert!(s.starts_with("table ip pipeline_e2e\ndelete table ip pipeline_e2e\n"));
         assert!(
             s.contains("ip saddr { 10.213.0.2, 10.213.0.6 } ip daddr != 10.213.0.0/16 masquerade")
         );
-        assert!(!nft_script("t", &subnet, &[]).contains("masquerade"));
+        assert!(!nft_script("t", subnet, &[]).contains("masquerade"));
     }
 }
