@@ -66,6 +66,7 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
         }
         None => {
             let app = args.app.expect("clap requires APP without a subcommand");
+            let prometheus = args.options.prometheus.clone();
             let s = settings::resolve(app, args.options, global)?;
             let fleet = control::fleet(&s)?;
             if args.dry_run {
@@ -78,7 +79,7 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 print!("{text}");
                 return Ok(Outcome::Success);
             }
-            control::start(global, s, fleet).await?
+            control::start(global, s, fleet, prometheus).await?
         }
     };
     Ok(ended(&result.ending, global))

@@ -9,6 +9,7 @@ use crate::exit::UsageError;
 use crate::settings::Global;
 
 use super::exec::{self, RunResult};
+use super::monitor::Monitor;
 use super::plan::{self, Plan};
 use super::real::RealWorld;
 use super::state::{Phase, Recorded, RolloutState, StateStore};
@@ -76,15 +77,48 @@ fn target(section: &crate::deploy::DeploySection, s: &Recorded) -> anyhow::Resul
     Ok(Target::resolve(app, &vars).map_err(|e| UsageError(e.to_string()))?)
 }
 
-/// Starts a new rollout of `s` over `fleet` on the environment's hosts.
-pub async fn start(global: &Global, s: Recorded, fleet: Fleet) -> anyhow::Result<RunResult> {
+/// Starts a new rollout of `s` over `fleet` on the environment's hosts; `prometheus` (`--prometheus`)
+/// is recorded for a resume.
+pub async fn start(
+    global: &Global,
+    s: Recorded,
+    fleet: Fleet,
+    prometheus: Option<String>,
+) -> anyhow::Result<RunResult> {
     target(&global.config.section("deploy")?, &s)?;
     let store = StateStore::new(&global.state_dir);
     let judge = exec::judge_config(global)?;
     let canary = plan::canary_host(&s.app);
-    let state = RolloutState::new(s, fleet.stable, canary, fleet.front_door);
+    let mut state = RolloutState::new(s, fleet.stable, canary, fleet.front_door);
+    state.prometheus = prometheus;
     let mut real = RealWorld::new(&state, global)?;
-    exec::start(&store, state, &mut real, &global.ui, &judge).await
+    real.monitor = Monitor::resolve(&state, global)?;
+    let key = key(&state);
+    let result = exec::start(&store, state, &mut real, &global.ui, &judge).await;
+    finish(real.monitor, &store, key, result, global).await
+}
+
+fn key(state: &RolloutState) -> (String, String) {
+    (
+        state.settings.environment.clone(),
+        state.settings.app.clone(),
+    )
+}
+
+/// The dashboard's last view of the rollout and its event (see [`Monitor::finish`]), then the result.
+async fn finish(
+    monitor: Monitor,
+    store: &StateStore,
+    (env, app): (String, String),
+    result: anyhow::Result<RunResult>,
+    global: &Global,
+) -> anyhow::Result<RunResult> {
+    let state = store.load(&env, &app).ok().flatten();
+    let ending = result.as_ref().ok().map(|r| &r.ending);
+    if let Some(state) = &state {
+        monitor.finish(state, ending, &global.ui).await;
+    }
+    result
 }
 
 /// Continues the recorded rollout of `app` (or the environment's only one) from its recorded action.
@@ -104,7 +138,10 @@ pub async fn resume(
         .into());
     }
     let mut real = RealWorld::new(&state, global)?;
-    exec::resume(&store, state, &mut real, &global.ui, &judge).await
+    real.monitor = Monitor::resolve(&state, global)?;
+    let key = key(&state);
+    let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await;
+    finish(real.monitor, &store, key, result, global).await
 }
 
 /// Ends the recorded rollout of `app` (or the environment's only one): 100 % stable, no canary host,
@@ -121,7 +158,10 @@ pub async fn abort(
     let _lock = stop_running(&store, &state, &global.ui).await?;
     // The state as the stopped rollout left it.
     let state = recorded(&store, environment, App::parse(&state.settings.app).ok())?;
-    exec::abort(&store, state, &mut real, &global.ui, &judge).await
+    real.monitor = Monitor::dashboard_only(&state, global);
+    let key = key(&state);
+    let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await;
+    finish(real.monitor, &store, key, result, global).await
 }
 
 /// A recorded rollout and whether a process is running it now.

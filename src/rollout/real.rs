@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::canary_host::CanaryHost;
-use super::front_door::{self, SYNTHETIC_HEADER};
+use super::front_door;
 use super::state::RolloutState;
 use super::target::{self, Target};
 use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
@@ -36,6 +36,10 @@ pub struct RealWorld<'a> {
     /// the end).
     offset: Option<u64>,
     pending: Vec<u8>,
+    /// The synthetic load (`--load`) while it runs.
+    synthetic: Option<super::load::SyntheticLoad>,
+    /// The Prometheus metrics and the dashboard ([`super::monitor`]); none until the command sets it.
+    pub monitor: super::monitor::Monitor,
 }
 
 impl<'a> RealWorld<'a> {
@@ -61,6 +65,8 @@ impl<'a> RealWorld<'a> {
             canary,
             offset: None,
             pending: Vec::new(),
+            synthetic: None,
+            monitor: super::monitor::Monitor::default(),
         })
     }
 
@@ -290,12 +296,15 @@ impl RolloutWorld for RealWorld<'_> {
     }
 
     async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
-        match rate {
-            None => Ok(()),
-            Some(_) => anyhow::bail!(
-                "--load (synthetic requests through the front door, header {SYNTHETIC_HEADER}) is not in this build; roll out without --load and let real traffic reach the front door"
-            ),
-        }
+        let (lb, app) = (self.lb.address().to_string(), self.app.key());
+        let url = || {
+            crate::fleet::front_door_urls(&lb, &[app])
+                .into_iter()
+                .next()
+                .map(|(_, url)| url)
+                .with_context(|| format!("{app} has no front door URL"))
+        };
+        super::load::set(&mut self.synthetic, rate, url, &self.global.ui).await
     }
 
     async fn observe(&mut self) -> anyhow::Result<Vec<Observed>> {
@@ -360,5 +369,21 @@ impl RolloutWorld for RealWorld<'_> {
         self.host.retire().await?;
         self.canary = None;
         Ok(())
+    }
+
+    fn metric_plan(&self) -> Vec<crate::canary::judge::MetricInput> {
+        self.monitor.metric_plan()
+    }
+
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<crate::canary::judge::MetricInput>, Vec<String>)> {
+        self.monitor.metrics(from, to).await
+    }
+
+    fn recorded(&mut self, state: &RolloutState) {
+        self.monitor.recorded(state);
     }
 }

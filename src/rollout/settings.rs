@@ -64,6 +64,11 @@ pub struct RolloutOptions {
     /// A role variable, KEY=VALUE (repeatable), as for `pipeline deploy`.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,
+    /// Prometheus to query for the `[canary]` metrics (`metrics_file` or `[[canary.metric]]`) at each
+    /// step [config: [canary] prometheus; default: the inventory's monitor host, through its dashboard];
+    /// credentials from PIPELINE_PROMETHEUS_* variables.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
     /// Directory for the report [default: rollout-report-<env>-<app> under the state directory].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,

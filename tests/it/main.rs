@@ -29,5 +29,7 @@ mod rollout;
 mod rollout_digitalocean;
 mod rollout_front_door;
 mod rollout_itrust;
+mod rollout_load;
+mod rollout_prometheus;
 mod security;
 mod signals;
