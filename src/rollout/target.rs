@@ -34,7 +34,7 @@ pub enum TargetError {
     App(#[from] AppError),
     #[error("pipeline_health = {0} is not a health check; give an object, e.g. -e 'pipeline_health={{\"port\": 80, \"path\": \"/api/status\", \"retries\": 10}}'")]
     BadHealth(String),
-    #[error("{url} on {host} did not answer 2xx within {seconds} s ({last}); look at the app on {host} (`journalctl` there), or roll back with `pipeline rollout abort`")]
+    #[error("{url} on {host} did not answer 2xx within {seconds} s ({last}); the app's logs on {host} say why")]
     Unhealthy {
         url: String,
         host: String,
@@ -317,7 +317,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("did not answer 2xx") && e.contains("abort"),
+            e.contains("did not answer 2xx") && e.contains("logs on itrust-canary"),
             "{e}"
         );
     }

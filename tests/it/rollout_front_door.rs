@@ -15,7 +15,7 @@ use pipeline::rollout::world::Arm;
 
 const ROLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles/front_door");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -24,12 +24,12 @@ fn free_port() -> u16 {
 }
 
 /// nginx on a prefix directory, stopped when dropped.
-pub(super) struct Nginx {
-    dir: PathBuf,
+pub(crate) struct Nginx {
+    pub(crate) dir: PathBuf,
 }
 
 impl Nginx {
-    fn signal(&self, s: &str) {
+    pub(crate) fn signal(&self, s: &str) {
         let out = Command::new("nginx")
             .arg("-p")
             .arg(&self.dir)
@@ -86,7 +86,7 @@ fn python() -> String {
 }
 
 /// Renders the role's template with Ansible, as the role does on the lb host.
-fn render_template(dir: &Path, vars: &serde_json::Value, dest: &Path) {
+pub(crate) fn render_template(dir: &Path, vars: &serde_json::Value, dest: &Path) {
     let vars_file = dir.join("vars.json");
     std::fs::write(&vars_file, vars.to_string()).unwrap();
     let out = Command::new("ansible")
