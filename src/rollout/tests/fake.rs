@@ -18,7 +18,6 @@ pub(super) struct Infra {
     pub(super) stable_version: &'static str,
     pub(super) log: Vec<Observed>,
     pub(super) cursor: usize,
-    pub(super) synthetic_rate: Option<f64>,
     /// Every action and the phase the state file held when it began.
     pub(super) calls: Vec<(String, Option<Phase>)>,
     pub(super) seq: u64,
@@ -35,6 +34,10 @@ pub(super) struct Fake {
     pub(super) crash_at: Option<(&'static str, usize)>,
     pub(super) count: std::collections::HashMap<&'static str, usize>,
     pub(super) crashed: Arc<tokio::sync::Notify>,
+    /// The action (name, and which occurrence from 1) that fails with an error.
+    pub(super) fail_at: Option<(&'static str, usize)>,
+    /// The synthetic load's rate while it runs: it lives in the tool's process and ends with a crash.
+    pub(super) synthetic_rate: Option<f64>,
     /// A Prometheus metric (`cpu_percent`, a sample every 5 s per arm) whose canary runs this many points
     /// above the stable hosts (`None`: no Prometheus metric configured).
     pub(super) prom_shift: Option<f64>,
@@ -61,6 +64,8 @@ impl Fake {
             crash_at: None,
             count: std::collections::HashMap::default(),
             crashed: Arc::new(tokio::sync::Notify::new()),
+            fail_at: None,
+            synthetic_rate: None,
             prom_shift: None,
             queries: Vec::new(),
             told: Vec::new(),
@@ -76,8 +81,9 @@ impl Fake {
         m
     }
 
-    /// Records the call with the state on disk; an injected crash never returns.
-    async fn call(&mut self, name: &'static str) {
+    /// Records the call with the state on disk; an injected crash never returns, an injected failure
+    /// is an error.
+    async fn call(&mut self, name: &'static str) -> anyhow::Result<()> {
         let phase = self
             .store
             .load("prod", "checkbox")
@@ -90,6 +96,10 @@ impl Fake {
             self.crashed.notify_one();
             std::future::pending::<()>().await;
         }
+        if self.fail_at == Some((name, *n)) {
+            anyhow::bail!("{name} failed (injected)");
+        }
+        Ok(())
     }
 
     fn request(&self, infra: &mut Infra, at: f64, synthetic: bool) -> Observed {
@@ -130,20 +140,20 @@ impl RolloutWorld for Fake {
             }
         };
         push(self.rate, false, &mut infra);
-        if let Some(rate) = infra.synthetic_rate {
+        if let Some(rate) = self.synthetic_rate {
             push(rate, true, &mut infra);
         }
         infra.clock = from + seconds;
     }
 
     async fn provision_canary(&mut self) -> anyhow::Result<()> {
-        self.call("provision").await;
+        self.call("provision").await?;
         self.infra.lock().unwrap().canary_host = true;
         Ok(())
     }
 
     async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary> {
-        self.call("deploy").await;
+        self.call("deploy").await?;
         let mut infra = self.infra.lock().unwrap();
         anyhow::ensure!(
             infra.canary_host,
@@ -159,22 +169,29 @@ impl RolloutWorld for Fake {
     }
 
     async fn check_canary(&mut self) -> anyhow::Result<()> {
-        self.call("check").await;
+        self.call("check").await?;
         anyhow::ensure!(self.infra.lock().unwrap().canary_version.is_some());
         Ok(())
     }
 
     async fn set_weight(&mut self, weight: u8) -> anyhow::Result<()> {
         let name: &'static str = if weight == 0 { "weight 0" } else { "weight" };
-        self.call(name).await;
+        let called = self.call(name).await;
         let mut infra = self.infra.lock().unwrap();
         infra.calls.last_mut().unwrap().0 = format!("weight {weight}");
+        called?;
         infra.weight = weight;
         Ok(())
     }
 
     async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
-        self.infra.lock().unwrap().synthetic_rate = rate;
+        self.call("load").await?;
+        let mut infra = self.infra.lock().unwrap();
+        infra.calls.last_mut().unwrap().0 = match rate {
+            Some(r) => format!("load {r}"),
+            None => "load off".into(),
+        };
+        self.synthetic_rate = rate;
         Ok(())
     }
 
@@ -186,7 +203,7 @@ impl RolloutWorld for Fake {
     }
 
     async fn promote(&mut self) -> anyhow::Result<DeploySummary> {
-        self.call("promote").await;
+        self.call("promote").await?;
         self.infra.lock().unwrap().stable_version = "v2";
         Ok(DeploySummary {
             what: "promotion".into(),
@@ -231,7 +248,7 @@ impl RolloutWorld for Fake {
     }
 
     async fn retire_canary(&mut self) -> anyhow::Result<()> {
-        self.call("retire").await;
+        self.call("retire").await?;
         let mut infra = self.infra.lock().unwrap();
         infra.canary_host = false;
         infra.canary_version = None;

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 mod fake;
+mod load;
 mod prom;
 use fake::{Fake, Infra};
 
