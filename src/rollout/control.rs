@@ -69,6 +69,24 @@ pub fn plan(global: &Global, s: &Recorded, fleet: &Fleet) -> anyhow::Result<Plan
     ))
 }
 
+/// For `--dry-run`: the `[canary]` Prometheus metrics a rollout of `s` would judge, checked (exit 2 on a
+/// mistake) and named in a line of the plan; empty without metrics.
+pub fn plan_metrics(
+    global: &Global,
+    s: &Recorded,
+    fleet: &Fleet,
+    prometheus: Option<String>,
+) -> anyhow::Result<String> {
+    let mut preview = RolloutState::new(
+        s.clone(),
+        fleet.stable.clone(),
+        plan::canary_host(&s.app),
+        fleet.front_door.clone(),
+    );
+    preview.prometheus = prometheus;
+    super::monitor::dry_run_line(&preview, global)
+}
+
 /// Where the app of `s` will answer on the canary host (`[deploy.vars]` and `-e`); a variable that
 /// says nothing usable is the user's to fix, before any host is made.
 fn target(section: &crate::deploy::DeploySection, s: &Recorded) -> anyhow::Result<Target> {
