@@ -156,6 +156,15 @@ fn canary_1_master_against_broken_fails_on_error_rate_and_response_size() {
     assert_eq!(classification(&report, "error_rate"), "High");
     assert_eq!(classification(&report, "response_bytes"), "Low");
     assert_report_files(&dir);
+    // The sequential judge stopped the load early: the broken arm's 5xx are final at an interim look,
+    // well before the 15 s window, and the report shows the looks up to that one.
+    let seq = &report["sequential"];
+    assert_eq!(seq["stopped_early"], true, "{seq:#}");
+    let stopped = seq["stopped_at_s"].as_f64().expect("stopped_at_s");
+    assert!(stopped < 15.0, "stopped at {stopped} s of 15: {seq:#}");
+    let looks = seq["looks"].as_array().expect("looks");
+    assert!(!looks.is_empty(), "{seq:#}");
+    assert_eq!(looks.last().unwrap()["verdict"], "FAIL", "{seq:#}");
     // The report carries the Ansible deploy summary and the samples re-judge the same way.
     assert_eq!(report["deploy"]["success"], true, "{report:#}");
     let again = Command::new(common::pipeline())
