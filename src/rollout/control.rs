@@ -95,24 +95,6 @@ fn target(section: &crate::deploy::DeploySection, s: &Recorded) -> anyhow::Resul
     Ok(Target::resolve(app, &vars).map_err(|e| UsageError(e.to_string()))?)
 }
 
-/// The `--dry-run` line naming the Prometheus metrics a rollout of `s` would judge (empty without any);
-/// an error for a metrics file or server that does not resolve.
-pub fn plan_metrics(
-    global: &Global,
-    s: &Recorded,
-    fleet: &Fleet,
-    prometheus: Option<String>,
-) -> anyhow::Result<String> {
-    let mut preview = RolloutState::new(
-        s.clone(),
-        fleet.stable.clone(),
-        plan::canary_host(&s.app),
-        fleet.front_door.clone(),
-    );
-    preview.prometheus = prometheus;
-    super::monitor::dry_run_line(&preview, global)
-}
-
 /// Starts a new rollout of `s` over `fleet` on the environment's hosts; `prometheus` (`--prometheus`)
 /// is recorded for a resume.
 pub async fn start(

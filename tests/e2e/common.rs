@@ -339,3 +339,315 @@ impl CanaryFixture {
         }
     }
 }
+
+// ---- A fleet of checkbox hosts behind the front door, and a client counting every answer through it
+// (shared by tests/e2e/fleet.rs and tests/e2e/rollout.rs).
+
+/// `status`, stdout and stderr of a finished command, for assertion messages.
+pub fn show(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `pipeline --config <work>/<config> --state-dir <work>/.pipeline ARGS` in `work`, with neither
+/// `PIPELINE_CONFIG` nor `PIPELINE_ENV` from the caller's environment.
+pub fn pipeline_in(work: &Path, config: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(pipeline());
+    cmd.current_dir(work)
+        .env_remove("PIPELINE_CONFIG")
+        .env_remove("PIPELINE_ENV")
+        .arg("--config")
+        .arg(work.join(config))
+        .arg("--state-dir")
+        .arg(work.join(".pipeline"))
+        .args(args);
+    cmd
+}
+
+/// `git -C repo ARGS` as user e2e; panics when it fails.
+pub fn git(repo: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@localhost"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", show(&out));
+}
+
+/// Where a committed stand-in version answers 500 to everything its node server gets (the static site,
+/// which nginx serves, still answers).
+#[derive(Debug, Clone, Copy)]
+pub enum Broken<'a> {
+    Nowhere,
+    /// Only on the host of this name.
+    On(&'a str),
+    Everywhere,
+}
+
+/// Commits the checkbox.io stand-in's `server.js` with `version` in an X-Version header of every answer,
+/// broken where `broken` says, and tags the commit `version`.
+pub fn commit_version(repo: &Path, version: &str, broken: Broken) {
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/checkbox-standin/server-side/site/server.js"),
+    )
+    .unwrap();
+    let broken = match broken {
+        Broken::Nowhere => "false".to_string(),
+        Broken::On(h) => format!("require('os').hostname() === '{h}'"),
+        Broken::Everywhere => "true".to_string(),
+    };
+    let patched = original.replacen(
+        "http.createServer((req, res) => {",
+        &format!(
+            "const E2E_BROKEN = {broken};\nhttp.createServer((req, res) => {{\n  if (E2E_BROKEN) {{ res.writeHead(500); res.end('broken'); return; }}\n  res.setHeader('X-Version', '{version}');"
+        ),
+        1,
+    );
+    assert_ne!(
+        patched, original,
+        "the stand-in's server.js has its createServer line"
+    );
+    std::fs::write(repo.join("server-side/site/server.js"), patched).unwrap();
+    git(repo, &["commit", "-qam", &format!("e2e {version}")]);
+    git(repo, &["tag", "-f", version]);
+}
+
+/// One answer over HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    /// The front door's `X-Backend`: the host that served.
+    pub backend: String,
+    /// The stand-in's `X-Version` (see [`commit_version`]).
+    pub version: String,
+}
+
+/// One `GET path` to `ip:80` on a connection of its own, or the I/O error.
+pub fn request(ip: Ipv4Addr, path: &str) -> Result<Answer, String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&(ip, 80).into(), std::time::Duration::from_secs(5))
+            .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line: {buf:?}"))?;
+    let header = |name: &str| {
+        buf.lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    Ok(Answer {
+        status,
+        backend: header("X-Backend"),
+        version: header("X-Version"),
+    })
+}
+
+/// What the client saw for one request: when the answer (or error) came, and which.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: std::time::Instant,
+    pub answer: Result<Answer, String>,
+}
+
+impl Seen {
+    pub fn ok(&self) -> bool {
+        matches!(&self.answer, Ok(a) if a.status == 200)
+    }
+
+    pub fn backend(&self) -> &str {
+        self.answer.as_ref().map_or("", |a| a.backend.as_str())
+    }
+
+    /// The failure in a few words, for an assertion message.
+    pub fn describe(&self) -> String {
+        match &self.answer {
+            Ok(a) => format!("{} from {} ({})", a.status, a.backend, a.version),
+            Err(e) => e.clone(),
+        }
+    }
+}
+
+/// A client sending one `GET /api/env` every 20 ms through the front door until [`Client::finish`],
+/// recording every answer.
+pub struct Client {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<Seen>>,
+}
+
+impl Client {
+    pub fn start(lb: Ipv4Addr) -> Client {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let answer = request(lb, "/api/env");
+                seen.push(Seen {
+                    at: std::time::Instant::now(),
+                    answer,
+                });
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        });
+        Client { stop, handle }
+    }
+
+    pub fn finish(self) -> Vec<Seen> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// The failed requests of `seen` (not a 200), described.
+pub fn failures(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter(|s| !s.ok())
+        .map(Seen::describe)
+        .collect()
+}
+
+/// `count` checkbox hosts (`checkbox-1…`) behind the front door `lb`, plus the idle `itrust` and
+/// `monitor`, in environment `<e2e env>-<suffix>`, with a checkout of the stand-in at `v1` deployed on
+/// every checkbox host in one batch. Configs in the work dir: `first.toml` (`serial = "100%"`) and
+/// `rolling.toml` (`serial = 1`, `max_fail_percentage = 0`).
+pub struct Fleet {
+    pub environment: String,
+    pub work: PathBuf,
+    pub inventory: PathBuf,
+    pub repo: PathBuf,
+    pub lb: Ipv4Addr,
+    /// The checkbox hosts: name, address.
+    pub hosts: Vec<(String, Ipv4Addr)>,
+}
+
+impl Fleet {
+    pub fn up(suffix: &str, count: u32) -> Fleet {
+        let environment = test_env(suffix);
+        let work = work_root().join(&environment);
+        std::fs::create_dir_all(&work).unwrap();
+        let fleet_toml = format!("[prod.hosts.checkbox]\ncount = {count}\n");
+        std::fs::write(
+            work.join("first.toml"),
+            format!("{fleet_toml}[deploy]\nserial = \"100%\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            work.join("rolling.toml"),
+            format!("{fleet_toml}[deploy]\nserial = 1\nmax_fail_percentage = 0\n"),
+        )
+        .unwrap();
+        let inventory = work.join("inventory.ini");
+        let inv_arg = inventory.display().to_string();
+        let started = std::time::Instant::now();
+        let out = pipeline_in(
+            &work,
+            "first.toml",
+            &[
+                "prod",
+                "up",
+                "--provider",
+                "local",
+                "--env",
+                &environment,
+                "-i",
+                &inv_arg,
+                "--timeout",
+                "10m",
+            ],
+        )
+        .output()
+        .expect("pipeline runs");
+        assert!(out.status.success(), "prod up: {}", show(&out));
+        eprintln!("{suffix}: prod up took {:?}", started.elapsed());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("front door (lb): checkbox http://"),
+            "{stdout}"
+        );
+        let inv = Inventory::load(&inventory).unwrap();
+        let hosts: Vec<(String, Ipv4Addr)> = inv
+            .group("checkbox")
+            .unwrap()
+            .iter()
+            .map(|h| (h.name.clone(), h.address().parse().unwrap()))
+            .collect();
+        let lb = inv.group("lb").unwrap()[0].address().parse().unwrap();
+        // A checkout of the stand-in of its own (commits are added to it).
+        let repo = work.join("checkbox-standin");
+        if !repo.join(".git").exists() {
+            let _ = std::fs::remove_dir_all(&repo);
+            pipeline::canary::example::checkbox_repo(&work).expect("commit the stand-in");
+        }
+        commit_version(&repo, "v1", Broken::Nowhere);
+        let fleet = Fleet {
+            environment,
+            work,
+            inventory,
+            repo,
+            lb,
+            hosts,
+        };
+        let started = std::time::Instant::now();
+        let out = fleet.deploy("first.toml", "first.json", &[]);
+        assert!(out.status.success(), "first deploy: {}", show(&out));
+        eprintln!(
+            "{suffix}: first deploy (one batch of {count}) took {:?}",
+            started.elapsed()
+        );
+        fleet
+    }
+
+    /// `pipeline` with `config` of the work dir; see [`pipeline_in`].
+    pub fn pipeline(&self, config: &str, args: &[&str]) -> std::process::Command {
+        pipeline_in(&self.work, config, args)
+    }
+
+    /// `pipeline deploy checkbox.io` of the stand-in checkout's HEAD over the fleet's inventory.
+    pub fn deploy(&self, config: &str, report: &str, extra: &[&str]) -> std::process::Output {
+        let repo = self.repo.display().to_string();
+        let inv = self.inventory.display().to_string();
+        let report = self.work.join(report).display().to_string();
+        let mut args = vec![
+            "deploy",
+            "checkbox.io",
+            "-i",
+            &inv,
+            "--source",
+            &repo,
+            "-e",
+            "checkbox_mongodb_install=false",
+            "--report",
+            &report,
+        ];
+        args.extend(extra);
+        self.pipeline(config, &args)
+            .output()
+            .expect("pipeline runs")
+    }
+}

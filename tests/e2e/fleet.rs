@@ -6,248 +6,34 @@
 //! commit that fails its health check on the second host only stops the deploy with exit 4 naming it
 //! while the client still sees no failure.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common;
+use crate::common::{self, commit_version, failures, request, show, Broken, Client, Fleet};
 
 const HOSTS: [&str; 3] = ["checkbox-1", "checkbox-2", "checkbox-3"];
-
-struct Fleet {
-    work: PathBuf,
-    inventory: PathBuf,
-    repo: PathBuf,
-    lb: Ipv4Addr,
-    hosts: Vec<(String, Ipv4Addr)>,
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn pipeline(work: &Path, config: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .current_dir(work)
-        .env_remove("PIPELINE_CONFIG")
-        .arg("--config")
-        .arg(work.join(config))
-        .arg("--state-dir")
-        .arg(work.join(".pipeline"))
-        .args(args)
-        .output()
-        .expect("pipeline runs")
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@localhost"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", show(&out));
-}
-
-/// Commits the stand-in's `server.js` with `version` in an X-Version header of every answer; on the host
-/// `fail_on` the new commit answers 500 to everything (so only there its health check fails).
-fn commit_version(repo: &Path, version: &str, fail_on: Option<&str>) {
-    let original = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/checkbox-standin/server-side/site/server.js"),
-    )
-    .unwrap();
-    let broken = match fail_on {
-        Some(h) => format!("require('os').hostname() === '{h}'"),
-        None => "false".to_string(),
-    };
-    let patched = original.replacen(
-        "http.createServer((req, res) => {",
-        &format!(
-            "const E2E_BROKEN = {broken};\nhttp.createServer((req, res) => {{\n  if (E2E_BROKEN) {{ res.writeHead(500); res.end('broken'); return; }}\n  res.setHeader('X-Version', '{version}');"
-        ),
-        1,
-    );
-    assert_ne!(
-        patched, original,
-        "the stand-in's server.js has its createServer line"
-    );
-    std::fs::write(repo.join("server-side/site/server.js"), patched).unwrap();
-    git(repo, &["commit", "-qam", &format!("e2e {version}")]);
-}
 
 fn fleet() -> &'static Fleet {
     static FLEET: OnceLock<Fleet> = OnceLock::new();
     FLEET.get_or_init(|| {
-        let environment = common::test_env("fleet");
-        let work = common::work_root().join(&environment);
-        std::fs::create_dir_all(&work).unwrap();
-        let fleet_toml = "[prod.hosts.checkbox]\ncount = 3\n";
-        std::fs::write(
-            work.join("first.toml"),
-            format!("{fleet_toml}[deploy]\nserial = \"100%\"\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            work.join("rolling.toml"),
-            format!("{fleet_toml}[deploy]\nserial = 1\nmax_fail_percentage = 0\n"),
-        )
-        .unwrap();
-        let inventory = work.join("inventory.ini");
-        let inv_arg = inventory.display().to_string();
-        let started = Instant::now();
-        let out = pipeline(
-            &work,
-            "first.toml",
-            &[
-                "prod",
-                "up",
-                "--provider",
-                "local",
-                "--env",
-                &environment,
-                "-i",
-                &inv_arg,
-                "--timeout",
-                "10m",
-            ],
-        );
-        assert!(out.status.success(), "prod up: {}", show(&out));
-        eprintln!("fleet: prod up took {:?}", started.elapsed());
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("front door (lb): checkbox http://"),
-            "{stdout}"
-        );
-        let inv = pipeline::inventory::Inventory::load(&inventory).unwrap();
-        let hosts: Vec<(String, Ipv4Addr)> = inv
-            .group("checkbox")
-            .unwrap()
-            .iter()
-            .map(|h| (h.name.clone(), h.address().parse().unwrap()))
-            .collect();
+        let fleet = Fleet::up("fleet", 3);
         assert_eq!(
-            hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+            fleet.hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
             HOSTS
-        );
-        let lb = inv.group("lb").unwrap()[0].address().parse().unwrap();
-        // A checkout of the stand-in of its own (commits are added to it).
-        let repo = work.join("checkbox-standin");
-        if !repo.join(".git").exists() {
-            let _ = std::fs::remove_dir_all(&repo);
-            pipeline::canary::example::checkbox_repo(&work).expect("commit the stand-in");
-        }
-        commit_version(&repo, "v1", None);
-        let fleet = Fleet {
-            work,
-            inventory,
-            repo,
-            lb,
-            hosts,
-        };
-        let started = Instant::now();
-        let out = fleet.deploy("first.toml", "first.json", &[]);
-        assert!(out.status.success(), "first deploy: {}", show(&out));
-        eprintln!(
-            "fleet: first deploy (one batch of 3) took {:?}",
-            started.elapsed()
         );
         fleet
     })
 }
 
-impl Fleet {
-    fn deploy(&self, config: &str, report: &str, extra: &[&str]) -> Output {
-        let repo = self.repo.display().to_string();
-        let inv = self.inventory.display().to_string();
-        let report = self.work.join(report).display().to_string();
-        let mut args = vec![
-            "deploy",
-            "checkbox.io",
-            "-i",
-            &inv,
-            "--source",
-            &repo,
-            "-e",
-            "checkbox_mongodb_install=false",
-            "--report",
-            &report,
-        ];
-        args.extend(extra);
-        pipeline(&self.work, config, &args)
-    }
-}
-
-/// One request through `ip:80`: (status, X-Backend, X-Version), or the I/O error.
-fn request(ip: Ipv4Addr, path: &str) -> Result<(u16, String, String), String> {
-    let mut s = TcpStream::connect_timeout(&(ip, 80).into(), Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: fleet\r\nConnection: close\r\n\r\n"
+/// (requests sent, the failed ones described, the host of every good answer).
+fn summary(seen: &[common::Seen]) -> (usize, Vec<String>, Vec<String>) {
+    let good = seen.iter().filter(|s| s.ok());
+    (
+        seen.len(),
+        failures(seen),
+        good.map(|s| s.backend().to_string()).collect(),
     )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status line: {buf:?}"))?;
-    let header = |name: &str| {
-        buf.lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-            .unwrap_or_default()
-    };
-    Ok((status, header("X-Backend"), header("X-Version")))
-}
-
-/// A client sending one request every 20 ms through the front door until stopped.
-struct Client {
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<(usize, Vec<String>, Vec<String>)>,
-}
-
-impl Client {
-    fn start(lb: Ipv4Addr) -> Client {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let (mut sent, mut failures, mut backends) = (0, Vec::new(), Vec::new());
-            while !flag.load(Ordering::Relaxed) {
-                sent += 1;
-                match request(lb, "/api/env") {
-                    Ok((200, backend, _)) => backends.push(backend),
-                    Ok((code, backend, _)) => failures.push(format!("{code} from {backend}")),
-                    Err(e) => failures.push(e),
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (sent, failures, backends)
-        });
-        Client { stop, handle }
-    }
-
-    fn finish(self) -> (usize, Vec<String>, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap()
-    }
 }
 
 #[test]
@@ -256,7 +42,9 @@ fn fleet_1_front_door_balances_over_every_host_and_names_it_in_x_backend() {
     let f = fleet();
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..60 {
-        let (status, backend, _) = request(f.lb, "/api/env").unwrap();
+        let common::Answer {
+            status, backend, ..
+        } = request(f.lb, "/api/env").unwrap();
         assert_eq!(status, 200);
         *seen.entry(backend).or_insert(0) += 1;
     }
@@ -268,7 +56,9 @@ fn fleet_1_front_door_balances_over_every_host_and_names_it_in_x_backend() {
         );
     }
     // Static files too, with the header on every answer (`always`).
-    let (status, backend, _) = request(f.lb, "/no-such-page").unwrap();
+    let common::Answer {
+        status, backend, ..
+    } = request(f.lb, "/no-such-page").unwrap();
     assert!(HOSTS.contains(&backend.as_str()), "{status} {backend}");
 }
 
@@ -276,14 +66,14 @@ fn fleet_1_front_door_balances_over_every_host_and_names_it_in_x_backend() {
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn fleet_2_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every_host_on_it() {
     let f = fleet();
-    commit_version(&f.repo, "v2", None);
+    commit_version(&f.repo, "v2", Broken::Nowhere);
     let client = Client::start(f.lb);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     let out = f.deploy("rolling.toml", "rolling.json", &[]);
     let took = started.elapsed();
     std::thread::sleep(Duration::from_secs(2));
-    let (sent, failures, backends) = client.finish();
+    let (sent, failures, backends) = summary(&client.finish());
     assert!(out.status.success(), "rolling deploy: {}", show(&out));
     eprintln!(
         "fleet: rolling deploy (serial 1, 3 hosts) took {took:?}; client sent {sent}, failed {}",
@@ -295,7 +85,9 @@ fn fleet_2_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every
         assert!(backends.iter().any(|b| b == h), "{h} never served");
     }
     for (name, ip) in &f.hosts {
-        let (status, _, version) = request(*ip, "/api/env").unwrap();
+        let common::Answer {
+            status, version, ..
+        } = request(*ip, "/api/env").unwrap();
         assert_eq!((status, version.as_str()), (200, "v2"), "{name}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -312,7 +104,7 @@ fn fleet_2_rolling_redeploy_of_a_new_commit_drops_no_request_and_ends_with_every
     if std::env::var_os("PIPELINE_E2E_BENCH").is_none() {
         return;
     }
-    commit_version(&f.repo, "v2b", None);
+    commit_version(&f.repo, "v2b", Broken::Nowhere);
     let started = Instant::now();
     let out = f.deploy("first.toml", "one-batch.json", &[]);
     assert!(out.status.success(), "{}", show(&out));
@@ -328,8 +120,8 @@ fn fleet_4_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_
     let f = fleet();
     // Every host is in rotation after the fleet's first deploy or a successful redeploy; checkbox-3's
     // commit now is what it must still serve afterwards.
-    let (_, _, before) = request(f.hosts[2].1, "/api/env").unwrap();
-    commit_version(&f.repo, "v3", Some("checkbox-2"));
+    let before = request(f.hosts[2].1, "/api/env").unwrap().version;
+    commit_version(&f.repo, "v3", Broken::On("checkbox-2"));
     let client = Client::start(f.lb);
     std::thread::sleep(Duration::from_secs(2));
     let out = f.deploy(
@@ -341,7 +133,7 @@ fn fleet_4_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_
         ],
     );
     std::thread::sleep(Duration::from_secs(2));
-    let (sent, failures, backends) = client.finish();
+    let (sent, failures, backends) = summary(&client.finish());
     eprintln!(
         "fleet: failing deploy: client sent {sent}, failed {}",
         failures.len()
@@ -358,13 +150,13 @@ fn fleet_4_a_commit_failing_on_the_second_host_stops_with_exit_4_and_the_client_
     assert_eq!(failures, Vec::<String>::new(), "of {sent} requests");
     // checkbox-2 is out of rotation; checkbox-3 still serves the previous commit.
     let after: Vec<String> = (0..30)
-        .map(|_| request(f.lb, "/api/env").unwrap().1)
+        .map(|_| request(f.lb, "/api/env").unwrap().backend)
         .collect();
     assert!(!after.iter().any(|b| b == "checkbox-2"), "{after:?}");
     assert!(backends.iter().any(|b| b == "checkbox-3"));
-    let (_, _, v3) = request(f.hosts[2].1, "/api/env").unwrap();
+    let v3 = request(f.hosts[2].1, "/api/env").unwrap().version;
     assert_eq!(v3, before, "checkbox-3 untouched");
-    let (_, _, v1) = request(f.hosts[0].1, "/api/env").unwrap();
+    let v1 = request(f.hosts[0].1, "/api/env").unwrap().version;
     assert_eq!(v1, "v3", "checkbox-1 got the new commit");
 }
 
@@ -374,7 +166,10 @@ fn fleet_3_monitor_setup_probes_every_host_and_the_front_door_and_groups_them_by
     let f = fleet();
     let inv = f.inventory.display().to_string();
     let started = Instant::now();
-    let out = pipeline(&f.work, "rolling.toml", &["monitor-setup", "-i", &inv]);
+    let out = f
+        .pipeline("rolling.toml", &["monitor-setup", "-i", &inv])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "monitor-setup: {}", show(&out));
     eprintln!("fleet: monitor-setup took {:?}", started.elapsed());
     let stdout = String::from_utf8_lossy(&out.stdout);

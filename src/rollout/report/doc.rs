@@ -176,7 +176,7 @@ pub fn document(dir: &Path, state: &RolloutState) -> Document {
                 started_at: r.started_at,
                 duration_s: r.duration_s,
                 extended: r.extended,
-                verdict: r.verdict.map(|v| v.as_str()),
+                verdict: r.verdict.map(crate::canary::judge::Verdict::as_str),
                 reason: r.reason.clone(),
                 requests: Requests::of(r),
                 looks: r.looks.clone(),
