@@ -48,6 +48,10 @@ pub fn error_code(err: &anyhow::Error) -> ExitCode {
             e.downcast_ref::<crate::ansible::AnsibleError>()
                 .is_some_and(super::ansible::AnsibleError::is_usage)
         })
+        || err.chain().any(|e| {
+            e.downcast_ref::<crate::rollout::RolloutError>()
+                .is_some_and(crate::rollout::RolloutError::is_usage)
+        })
     {
         ExitCode::from(2)
     } else {

@@ -1,19 +1,14 @@
 //! `pipeline rollout APP --ref R` and `pipeline rollout status|abort|resume [APP]`: resolves the settings
-//! ([`crate::rollout::settings`]) and the recorded state, prints the plan (`--dry-run`) or the status, or
-//! hands the rollout to the executor ([`crate::rollout::exec`]) and exits with its outcome.
+//! ([`crate::rollout::settings`]), has [`crate::rollout::control`] plan, start, resume or abort the
+//! rollout (or read its state), prints the plan, the status or how it ended, and exits with its outcome.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::apps::App;
-use crate::commands::playbook::load_inventory;
-use crate::exit::UsageError;
+use crate::rollout::control;
 use crate::rollout::exec;
-use crate::rollout::plan;
-use crate::rollout::real::RealWorld;
 use crate::rollout::settings::{self, RolloutOptions};
-use crate::rollout::state::{RolloutState, StateStore};
-use crate::rollout::RolloutError;
 use crate::settings::Global;
 use crate::Outcome;
 
@@ -61,60 +56,21 @@ pub struct RecordedArgs {
 }
 
 pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let store = StateStore::new(&global.state_dir);
-    let judge = exec::judge_config(global)?;
-    match args.command {
-        Some(RolloutCommand::Status(r)) => status(&store, r, global),
+    let result = match args.command {
+        Some(RolloutCommand::Status(r)) => return status(&r, global),
         Some(RolloutCommand::Abort(r)) => {
-            let state = recorded(&store, &r, global)?;
-            let mut real = RealWorld::new(&state, global)?;
-            let _lock = stop_running(&store, &state, global).await?;
-            // The state as the stopped rollout left it.
-            let state = recorded(&store, &r, global)?;
-            let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await?;
-            Ok(ended(&result.ending, global))
+            control::abort(global, r.environment.as_deref(), r.app).await?
         }
         Some(RolloutCommand::Resume(r)) => {
-            let state = recorded(&store, &r, global)?;
-            if let crate::rollout::state::Phase::Done { outcome } = state.phase {
-                return Err(usage_or(RolloutError::Finished {
-                    app: state.settings.app.clone(),
-                    outcome: outcome.as_str(),
-                }));
-            }
-            let mut real = RealWorld::new(&state, global)?;
-            let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await?;
-            Ok(ended(&result.ending, global))
+            control::resume(global, r.environment.as_deref(), r.app).await?
         }
         None => {
             let app = args.app.expect("clap requires APP without a subcommand");
+            let prometheus = args.options.prometheus.clone();
             let s = settings::resolve(app, args.options, global)?;
-            let inventory = load_inventory(&s.inventory)?;
-            let stable: Vec<String> = inventory
-                .group(app.key())
-                .map_err(|e| UsageError(e.to_string()))?
-                .iter()
-                .map(|h| h.name.clone())
-                .collect();
-            let front_door = inventory
-                .group(crate::rollout::world::LB_GROUP)
-                .map_err(|e| {
-                    UsageError(format!(
-                        "{e}; a rollout splits the app's requests at the front door, the [lb] host of a fleet (`[prod] {}_count` and `pipeline prod up`)",
-                        app.key()
-                    ))
-                })?[0]
-                .name
-                .clone();
-            let state_file = store.path(&s.environment, &s.app);
+            let fleet = control::fleet(&s)?;
             if args.dry_run {
-                let p = plan::plan(
-                    &s,
-                    &stable,
-                    &front_door,
-                    &judge,
-                    &state_file.display().to_string(),
-                );
+                let p = control::plan(global, &s, &fleet)?;
                 let text = if args.json {
                     serde_json::to_string_pretty(&p).context("failed to serialize the plan")? + "\n"
                 } else {
@@ -123,12 +79,10 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
                 print!("{text}");
                 return Ok(Outcome::Success);
             }
-            let state = RolloutState::new(s, stable, plan::canary_host(app.key()), front_door);
-            let mut real = RealWorld::new(&state, global)?;
-            let result = exec::start(&store, state, &mut real, &global.ui, &judge).await?;
-            Ok(ended(&result.ending, global))
+            control::start(global, s, fleet, prometheus).await?
         }
-    }
+    };
+    Ok(ended(&result.ending, global))
 }
 
 /// Says how the rollout ended; its exit status.
@@ -151,104 +105,20 @@ fn ended(ending: &exec::Ending, global: &Global) -> Outcome {
     ending.outcome()
 }
 
-fn usage_or(e: RolloutError) -> anyhow::Error {
-    if e.is_usage() {
-        UsageError(e.to_string()).into()
-    } else {
-        e.into()
-    }
-}
-
-/// The recorded rollout `r` names (or the only one in the environment).
-fn recorded(
-    store: &StateStore,
-    r: &RecordedArgs,
-    _global: &Global,
-) -> anyhow::Result<RolloutState> {
-    let environment = r.environment.clone().unwrap_or_else(|| "prod".into());
-    crate::provision::check_environment(&environment)?;
-    match r.app {
-        Some(app) => store
-            .load(&environment, app.key())
-            .map_err(usage_or)?
-            .ok_or_else(|| {
-                usage_or(RolloutError::NoneRecorded {
-                    app: Some(app.display().into()),
-                    environment,
-                })
-            }),
-        None => {
-            let mut all = store.all(&environment).map_err(usage_or)?;
-            match all.len() {
-                0 => Err(usage_or(RolloutError::NoneRecorded {
-                    app: None,
-                    environment,
-                })),
-                1 => Ok(all.remove(0)),
-                n => Err(usage_or(RolloutError::Ambiguous {
-                    count: n,
-                    environment,
-                    apps: all
-                        .iter()
-                        .map(|s| s.settings.app.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })),
-            }
-        }
-    }
-}
-
-fn status(store: &StateStore, r: RecordedArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let state = recorded(store, &r, global)?;
+fn status(r: &RecordedArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let control::Status { state, running } =
+        control::status(global, r.environment.as_deref(), r.app)?;
     if r.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&state).context("failed to serialize the state")?
         );
     } else {
-        let running = match store.lock(&state.settings.environment, &state.settings.app) {
-            Ok(_free) => "not running",
-            Err(RolloutError::Busy { .. }) => "running",
-            Err(e) => return Err(e.into()),
-        };
         print!("{}", state.render());
-        println!(
-            "  process: {running}{}",
-            if running == "running" {
-                format!(" (pid {})", state.pid)
-            } else {
-                String::new()
-            }
-        );
+        match running {
+            Some(pid) => println!("  process: running (pid {pid})"),
+            None => println!("  process: not running"),
+        }
     }
     Ok(Outcome::Success)
-}
-
-/// The rollout lock; a live rollout holding it is sent SIGTERM first (it stops where it is, the state
-/// says what was under way) and given 60 s to let go.
-async fn stop_running(
-    store: &StateStore,
-    state: &RolloutState,
-    global: &Global,
-) -> anyhow::Result<crate::lock::FileLock> {
-    let (env, app) = (&state.settings.environment, &state.settings.app);
-    match store.lock(env, app) {
-        Ok(lock) => Ok(lock),
-        Err(RolloutError::Busy { pid, .. }) => {
-            if let Some(pid) = pid.filter(|p| *p > 1 && *p != std::process::id()) {
-                global.ui.info(format!(
-                    "rollout: stopping the running rollout of {app} (pid {pid})"
-                ));
-                // SAFETY: kill has no memory-safety preconditions; the pid holds the rollout's lock.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGTERM);
-                }
-            }
-            Ok(store
-                .lock_within(env, app, std::time::Duration::from_secs(60))
-                .await?)
-        }
-        Err(e) => Err(e.into()),
-    }
 }

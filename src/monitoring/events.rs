@@ -1,4 +1,4 @@
-//! Deploy, canary (and later rollout) events on the dashboard: [`record`] pushes one event (kind, app,
+//! Deploy, canary and rollout events on the dashboard: [`record`] pushes one event (kind, app,
 //! version, verdict, time) to the monitor host's Pushgateway through the dashboard's nginx
 //! (`POST /events/id/<ms>`, with the dashboard's login from `<state_dir>/secrets/`), where Prometheus
 //! scrapes it as `pipeline_event_timestamp_seconds{kind,app,version,verdict}` and the page marks it on
@@ -20,7 +20,8 @@ pub struct Event {
     pub app: String,
     /// What was deployed or judged (a commit, a branch, `master..feature`).
     pub version: String,
-    /// `success`/`failed` for a deploy, the judge's verdict (`PASS`, `FAIL`, …) for a canary.
+    /// `success`/`failed` for a deploy, the judge's verdict (`PASS`, `FAIL`, …) for a canary, how it ended
+    /// for a rollout (`promoted`, `rolled-back`, `aborted`, `paused`).
     pub verdict: String,
     pub time: SystemTime,
 }
@@ -97,11 +98,18 @@ pub async fn push(
     login: Option<(&str, &str)>,
     event: &Event,
 ) -> Result<(), EventError> {
-    let url = format!(
-        "{}/events/{}",
-        base.trim_end_matches('/'),
-        event.group_path()
-    );
+    push_text(base, login, &event.group_path(), event.exposition()).await
+}
+
+/// Pushes `body` (Prometheus' text format) into the Pushgateway group `group` (e.g. `id/deploy-1`) through
+/// the dashboard site at `base`: it replaces the metrics of the same names in that group.
+pub async fn push_text(
+    base: &str,
+    login: Option<(&str, &str)>,
+    group: &str,
+    body: String,
+) -> Result<(), EventError> {
+    let url = format!("{}/events/{group}", base.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -112,7 +120,7 @@ pub async fn push(
     let mut request = client
         .post(&url)
         .header("Content-Type", "text/plain; version=0.0.4")
-        .body(event.exposition());
+        .body(body);
     if let Some((user, password)) = login {
         request = request.basic_auth(user, Some(password));
     }
@@ -133,7 +141,7 @@ pub async fn push(
 }
 
 /// Records `event` on the monitor host of `inventory_path`, if it has one. Never fails: a missing monitor
-/// is a note, a failed push a warning (the deploy or canary itself has already happened).
+/// is a note, a failed push a warning (the deploy, canary or rollout itself has already happened).
 pub async fn record(inventory_path: &Path, state_dir: &Path, ui: &Ui, event: &Event) {
     use crate::inventory::InventoryError;
     use crate::monitoring::endpoint::{self, EndpointError};

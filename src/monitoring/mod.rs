@@ -10,11 +10,13 @@
 //! still work with a deprecation warning.
 //!
 //! - [`access`]: the dashboard login and Alertmanager's receivers.
-//! - [`events`]: deploy and canary events pushed to the dashboard.
+//! - [`events`]: deploy, canary and rollout events pushed to the dashboard.
+//! - [`rollout`]: a running rollout's weight and verdict so far on the dashboard.
 
 pub mod access;
 pub mod endpoint;
 pub mod events;
+pub mod rollout;
 
 use std::net::Ipv4Addr;
 use std::path::Path;

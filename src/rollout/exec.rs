@@ -200,6 +200,7 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
 
     fn save(&mut self) -> anyhow::Result<()> {
         self.store.save(&mut self.state)?;
+        self.world.recorded(&self.state);
         Ok(())
     }
 
@@ -217,6 +218,12 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
             sig = crate::signals::cancelled() => Err(anyhow::Error::from(crate::signals::Interrupted(sig))
                 .context("the rollout was stopped")),
         };
+        if result.is_err() {
+            // A signal or an action's error: the synthetic load stops with the rollout.
+            if let Err(e) = self.stop_load().await {
+                self.ui.warn(format!("rollout: {e:#}"));
+            }
+        }
         self.write_summary();
         match result {
             Ok(ending) => Ok(RunResult {

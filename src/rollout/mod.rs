@@ -5,15 +5,22 @@
 //!
 //! Layout as for the canary: [`plan`] (what a rollout will do, pure), [`state`] (the state file written
 //! before every action), [`world`] (the effects behind a small trait), [`exec`] (the one loop that runs,
-//! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default).
+//! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default), [`control`] (what the command
+//! line starts, resumes, aborts and reads, on the real world of [`real`]), [`monitor`] (Prometheus metrics
+//! judged per step, the weight and verdict on the dashboard, the rollout's event), [`load`] (the synthetic
+//! requests of `--load`).
 
+pub mod control;
 pub mod exec;
 pub mod front_door;
+pub mod load;
+pub mod monitor;
 pub mod plan;
 pub mod real;
 pub mod report;
 pub mod settings;
 pub mod state;
+pub mod target;
 pub mod world;
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 use serde::Serialize;
 
 use crate::canary::judge::{num, JudgeConfig};
+use crate::fleet::Serial;
+
+use super::target::Target;
 
 use super::state::Recorded;
 
@@ -37,6 +40,8 @@ pub struct Plan {
     pub load: Option<f64>,
     pub judge: JudgeConfig,
     pub actions: Vec<PlannedAction>,
+    /// The promotion's batches (`[deploy] serial` over the stable hosts), in order.
+    pub promotion_batches: Vec<Vec<String>>,
     pub on_fail: String,
     pub on_inconclusive: String,
     pub state_file: String,
@@ -62,13 +67,16 @@ pub fn version(s: &Recorded) -> String {
     }
 }
 
-/// The plan (pure).
+/// The plan (pure); `serial` is `[deploy] serial`, the promotion's batches; `target` where the app
+/// answers on the canary host (its health check).
 pub fn plan(
     s: &Recorded,
     stable_hosts: &[String],
     front_door: &str,
     judge: &JudgeConfig,
     state_file: &str,
+    serial: &Serial,
+    target: &Target,
 ) -> Plan {
     let canary = canary_host(&s.app);
     let stable = stable_hosts.join(", ");
@@ -92,7 +100,12 @@ pub fn plan(
         PlannedAction {
             action: "check",
             weight: None,
-            what: format!("check {canary} directly, before it sees traffic"),
+            what: format!(
+                "check {canary} directly (GET :{}{} until 2xx, up to {} s), before it sees traffic",
+                target.health_port,
+                target.health_path,
+                target.health_timeout().as_secs()
+            ),
         },
     ];
     for (k, w) in s.steps.iter().enumerate() {
@@ -125,12 +138,24 @@ pub fn plan(
             ),
         });
     }
+    let batches: Vec<Vec<String>> = serial
+        .batches(stable_hosts)
+        .into_iter()
+        .map(<[String]>::to_vec)
+        .collect();
     actions.push(PlannedAction {
         action: "promote",
         weight: None,
         what: format!(
-            "rolling deploy of {} on {stable} through {front_door} (drain, deploy, health check, restore)",
-            version(s)
+            "rolling deploy of {} on {stable} through {front_door} in {} batch{} ([deploy] serial: {}), each drained, deployed, health-checked and restored before the next",
+            version(s),
+            batches.len(),
+            if batches.len() == 1 { "" } else { "es" },
+            batches
+                .iter()
+                .map(|b| b.join(" + "))
+                .collect::<Vec<_>>()
+                .join(", then ")
         ),
     });
     actions.push(PlannedAction {
@@ -154,6 +179,7 @@ pub fn plan(
         load: s.load,
         judge: judge.clone(),
         actions,
+        promotion_batches: batches,
         on_fail: format!(
             "a FAIL at any look: weight 0 on {canary} at once, {canary} destroyed, exit 4"
         ),
@@ -195,9 +221,8 @@ impl Plan {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_plan_lists_provision_deploy_check_each_step_then_promote_and_retire() {
-        let s = Recorded {
+    fn recorded() -> Recorded {
+        Recorded {
             app: "checkbox".into(),
             provider: "local".into(),
             environment: "prod".into(),
@@ -212,13 +237,103 @@ mod tests {
             look_every_s: 5.0,
             load: Some(20.0),
             report_dir: "r".into(),
+        }
+    }
+
+    fn serial(toml: &str) -> Serial {
+        toml::from_str::<crate::deploy::DeploySection>(toml)
+            .unwrap()
+            .serial
+            .unwrap_or_default()
+    }
+
+    fn target() -> Target {
+        Target::resolve(crate::apps::App::Checkbox, &serde_json::Map::new()).unwrap()
+    }
+
+    fn names(n: u32) -> Vec<String> {
+        crate::fleet::host_names("checkbox", n)
+    }
+
+    #[test]
+    fn a_fleet_of_one_or_three_promotes_in_the_batches_of_deploy_serial() {
+        let judge = JudgeConfig::default();
+        let batches = |hosts: &[String], toml: &str| {
+            plan(
+                &recorded(),
+                hosts,
+                "lb",
+                &judge,
+                "f",
+                &serial(toml),
+                &target(),
+            )
+            .promotion_batches
         };
+        let one = names(1);
+        assert_eq!(one, ["checkbox"]);
+        assert_eq!(batches(&one, ""), [["checkbox"]]);
+        assert_eq!(batches(&one, "serial = \"50%\""), [["checkbox"]]);
+        let three = names(3);
+        assert_eq!(
+            batches(&three, ""),
+            [["checkbox-1"], ["checkbox-2"], ["checkbox-3"]]
+        );
+        assert_eq!(
+            batches(&three, "serial = 2"),
+            vec![vec!["checkbox-1", "checkbox-2"], vec!["checkbox-3"]]
+        );
+        assert_eq!(
+            batches(&three, "serial = [1, \"100%\"]"),
+            vec![vec!["checkbox-1"], vec!["checkbox-2", "checkbox-3"]]
+        );
+        let p = plan(
+            &recorded(),
+            &three,
+            "lb",
+            &judge,
+            "f",
+            &serial("serial = 2"),
+            &target(),
+        );
+        let promote = &p.actions[p.actions.len() - 2];
+        assert_eq!(promote.action, "promote");
+        assert!(
+            promote.what.contains(
+                "in 2 batches ([deploy] serial: checkbox-1 + checkbox-2, then checkbox-3)"
+            ),
+            "{}",
+            promote.what
+        );
+        let p = plan(
+            &recorded(),
+            &one,
+            "lb",
+            &judge,
+            "f",
+            &Serial::default(),
+            &target(),
+        );
+        assert!(
+            p.render()
+                .contains("on checkbox through lb in 1 batch ([deploy] serial: checkbox)"),
+            "{}",
+            p.render()
+        );
+        assert!(p.render().contains("95 % to checkbox;"), "{}", p.render());
+    }
+
+    #[test]
+    fn the_plan_lists_provision_deploy_check_each_step_then_promote_and_retire() {
+        let s = recorded();
         let p = plan(
             &s,
             &["checkbox-1".into(), "checkbox-2".into()],
             "lb",
             &JudgeConfig::default(),
             ".pipeline/rollout-prod-checkbox.json",
+            &Serial::default(),
+            &target(),
         );
         let order: Vec<_> = p.actions.iter().map(|a| (a.action, a.weight)).collect();
         assert_eq!(

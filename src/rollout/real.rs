@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use super::front_door::{self, SYNTHETIC_HEADER};
+use super::front_door;
 use super::state::RolloutState;
+use super::target::{self, Target};
 use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
 use crate::apps::App;
 use crate::deploy::{self, DeploySection, DeploySettings};
@@ -22,9 +23,6 @@ use crate::process::Cmd;
 use crate::providers::{ProviderKind, WaitFor};
 use crate::provision::{self, HostOverride, ProdSection, UpRequest};
 use crate::settings::Global;
-
-/// How long the canary's direct health check keeps trying.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The world of one recorded rollout on the environment's hosts.
 pub struct RealWorld<'a> {
@@ -41,6 +39,10 @@ pub struct RealWorld<'a> {
     /// the end).
     offset: Option<u64>,
     pending: Vec<u8>,
+    /// The synthetic load (`--load`) while it runs.
+    synthetic: Option<super::load::SyntheticLoad>,
+    /// The Prometheus metrics and the dashboard ([`super::monitor`]); none until the command sets it.
+    pub monitor: super::monitor::Monitor,
 }
 
 impl<'a> RealWorld<'a> {
@@ -85,6 +87,8 @@ impl<'a> RealWorld<'a> {
             canary,
             offset: None,
             pending: Vec::new(),
+            synthetic: None,
+            monitor: super::monitor::Monitor::default(),
         })
     }
 
@@ -172,27 +176,33 @@ impl<'a> RealWorld<'a> {
         })
     }
 
+    /// `[deploy.vars]` with `-e` over them, as the canary's deploy gets them.
+    fn user_vars(&self) -> anyhow::Result<serde_json::Map<String, Value>> {
+        super::target::user_vars(self.section()?.vars_json(), &self.state.settings.extra_vars)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Where the app answers on the canary host and how it is checked.
+    fn target(&self) -> anyhow::Result<Target> {
+        Ok(Target::resolve(self.app, &self.user_vars()?)?)
+    }
+
     /// The canary's `address:port` as the front door logs it.
     fn canary_addr(&self) -> Option<String> {
         let c = self.canary.as_ref()?;
-        Some(format!("{}:{}", c.address(), self.backend_port()))
+        Some(self.target().ok()?.backend(c.address()))
     }
 
-    fn backend_port(&self) -> u16 {
-        let vars: serde_json::Map<String, Value> =
-            self.section().map(|s| s.vars_json()).unwrap_or_default();
-        self.app.endpoint(&vars).map(|e| e.port).unwrap_or(80)
+    /// A front door setting of the role (`front_door_conf_dir`, …) as the deploy sets it, else `default`.
+    fn front_door_var(&self, key: &str, default: &str) -> String {
+        self.user_vars()
+            .ok()
+            .and_then(|v| v.get(key).and_then(|v| v.as_str().map(String::from)))
+            .unwrap_or_else(|| default.into())
     }
 
     fn conf_dir(&self) -> String {
-        self.section()
-            .ok()
-            .and_then(|s| {
-                s.vars_json()
-                    .get("front_door_conf_dir")
-                    .and_then(|v| v.as_str().map(String::from))
-            })
-            .unwrap_or_else(|| "/etc/nginx/front_door".into())
+        self.front_door_var("front_door_conf_dir", "/etc/nginx/front_door")
     }
 
     /// `sh -c`-free remote command on the lb host over SSH (key and user from the inventory).
@@ -285,32 +295,16 @@ impl RolloutWorld for RealWorld<'_> {
 
     async fn check_canary(&mut self) -> anyhow::Result<()> {
         let canary = self.canary()?.clone();
-        let d = self.deployment(&self.canary_inventory, std::slice::from_ref(&canary), None)?;
-        let (_, url) = d
-            .urls(std::slice::from_ref(&canary))?
-            .into_iter()
-            .next()
-            .context("the canary has no URL")?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .context("failed to build an HTTP client")?;
-        let started = Instant::now();
-        loop {
-            let last = match client.get(&url).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => format!("it answered {}", r.status()),
-                Err(e) => format!("{e}"),
-            };
-            if started.elapsed() > CHECK_TIMEOUT {
-                anyhow::bail!(
-                    "{url} on {} did not answer 2xx within {} s ({last})",
-                    canary.name,
-                    CHECK_TIMEOUT.as_secs()
-                );
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        let target = self.target()?;
+        let url = target.health_url(canary.address());
+        target::check(
+            &url,
+            &canary.name,
+            target.health_timeout(),
+            target::CHECK_EVERY,
+        )
+        .await?;
+        Ok(())
     }
 
     async fn set_weight(&mut self, weight: u8) -> anyhow::Result<()> {
@@ -353,24 +347,21 @@ impl RolloutWorld for RealWorld<'_> {
     }
 
     async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
-        match rate {
-            None => Ok(()),
-            Some(_) => anyhow::bail!(
-                "--load (synthetic requests through the front door, header {SYNTHETIC_HEADER}) is not in this build; roll out without --load and let real traffic reach the front door"
-            ),
-        }
+        let (lb, app) = (self.lb.address().to_string(), self.app.key());
+        let url = || {
+            crate::fleet::front_door_urls(&lb, &[app])
+                .into_iter()
+                .next()
+                .map(|(_, url)| url)
+                .with_context(|| format!("{app} has no front door URL"))
+        };
+        super::load::set(&mut self.synthetic, rate, url, &self.global.ui).await
     }
 
     async fn observe(&mut self) -> anyhow::Result<Vec<Observed>> {
         let file = format!(
             "{}/front_door_{}.json",
-            self.section()
-                .ok()
-                .and_then(|s| s
-                    .vars_json()
-                    .get("front_door_access_log_dir")
-                    .and_then(|v| v.as_str().map(String::from)))
-                .unwrap_or_else(|| "/var/log/nginx".into()),
+            self.front_door_var("front_door_access_log_dir", "/var/log/nginx"),
             self.app.key()
         );
         let from = self.offset.unwrap_or(u64::MAX);
@@ -436,5 +427,21 @@ impl RolloutWorld for RealWorld<'_> {
         let _ = std::fs::remove_file(&self.canary_inventory);
         self.canary = None;
         Ok(())
+    }
+
+    fn metric_plan(&self) -> Vec<crate::canary::judge::MetricInput> {
+        self.monitor.metric_plan()
+    }
+
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<crate::canary::judge::MetricInput>, Vec<String>)> {
+        self.monitor.metrics(from, to).await
+    }
+
+    fn recorded(&mut self, state: &RolloutState) {
+        self.monitor.recorded(state);
     }
 }

@@ -64,6 +64,11 @@ pub struct RolloutOptions {
     /// A role variable, KEY=VALUE (repeatable), as for `pipeline deploy`.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,
+    /// Prometheus to query for the `[canary]` metrics (`metrics_file` or `[[canary.metric]]`) at each
+    /// step [config: [canary] prometheus; default: the inventory's monitor host, through its dashboard];
+    /// credentials from PIPELINE_PROMETHEUS_* variables.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
     /// Directory for the report [default: rollout-report-<env>-<app> under the state directory].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
@@ -119,6 +124,19 @@ pub fn check_steps(steps: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The WAR of `--artifact`, absolute; a usage error when it is not a file.
+fn artifact_path(war: &std::path::Path) -> anyhow::Result<PathBuf> {
+    std::fs::canonicalize(war)
+        .ok()
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            usage(format!(
+                "--artifact {}: no such file; give the WAR to roll out (`mvn package` writes target/iTrust2-0.0.1-SNAPSHOT.war), or --ref REF to build it from source on the canary host",
+                war.display()
+            ))
+        })
 }
 
 /// Resolves a new rollout of `app`: flags > env > `[rollout]` > defaults.
@@ -186,6 +204,8 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
     for e in &opts.extra_vars {
         crate::deploy::vars::parse_extra_var(e).map_err(usage)?;
     }
+    // Checked now, before a canary host is made for it, and recorded absolute for `resume`.
+    let artifact = opts.artifact.map(|war| artifact_path(&war)).transpose()?;
     let report_dir = opts.report_dir.unwrap_or_else(|| {
         global
             .state_dir
@@ -201,7 +221,7 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
         environment,
         source: opts.source,
         git_ref: opts.git_ref,
-        artifact: opts.artifact,
+        artifact,
         extra_vars: opts.extra_vars,
         steps,
         step_time_s: step_time.as_secs_f64(),
@@ -285,7 +305,60 @@ mod tests {
         o.max_step_time = Some(Duration::from_secs(1));
         let e = resolve(App::Checkbox, o, &g).unwrap_err();
         assert!(e.to_string().contains("shorter than --step-time"), "{e}");
+        let mut o = opts();
+        o.git_ref = None;
+        o.artifact = Some("missing/iTrust2.war".into());
+        let e = resolve(App::Itrust, o, &g).unwrap_err();
+        assert!(
+            e.is::<UsageError>()
+                && e.to_string()
+                    .contains("--artifact missing/iTrust2.war: no such file"),
+            "{e}"
+        );
         let e = resolve(App::Checkbox, opts(), &global("[rollout]\nstep = 1\n")).unwrap_err();
         assert!(format!("{e:#}").contains("step"), "{e:#}");
+    }
+
+    #[test]
+    fn an_itrust_rollout_takes_a_ref_or_a_war_recorded_by_its_absolute_path() {
+        let g = global("");
+        let mut o = opts();
+        o.git_ref = Some("v8".into());
+        let r = resolve(App::Itrust, o, &g).unwrap();
+        assert_eq!(
+            (r.app.as_str(), r.git_ref.as_deref()),
+            ("itrust", Some("v8"))
+        );
+        assert_eq!(r.artifact, None);
+        let dir = tempfile::tempdir().unwrap();
+        let war = dir.path().join("iTrust2.war");
+        std::fs::write(&war, "PK").unwrap();
+        let mut o = opts();
+        o.git_ref = None;
+        // Relative to the current directory, as given on the command line.
+        let cwd = std::env::current_dir().unwrap();
+        let relative: PathBuf = pathdiff(&war, &cwd);
+        o.artifact = Some(relative);
+        let r = resolve(App::Itrust, o, &g).unwrap();
+        assert_eq!(r.artifact, Some(std::fs::canonicalize(&war).unwrap()));
+        assert!(r.artifact.as_ref().unwrap().is_absolute());
+        let mut o = opts();
+        o.artifact = Some(dir.path().to_path_buf());
+        let e = resolve(App::Itrust, o, &g).unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+    }
+
+    /// `path` relative to `base` (`../..` up to their common ancestor).
+    fn pathdiff(path: &std::path::Path, base: &std::path::Path) -> PathBuf {
+        let (p, b): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+        let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let mut out = PathBuf::new();
+        for _ in common..b.len() {
+            out.push("..");
+        }
+        for c in &p[common..] {
+            out.push(c);
+        }
+        out
     }
 }

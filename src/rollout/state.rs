@@ -190,6 +190,9 @@ pub struct RolloutState {
     /// The last error that stopped the rollout, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// `--prometheus URL` as given at the start (`resume` queries the same server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
 }
 
 pub fn now_s() -> f64 {
@@ -221,6 +224,7 @@ impl RolloutState {
             started_at: now,
             updated_at: now,
             last_error: None,
+            prometheus: None,
         }
     }
 

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+use super::state::RolloutState;
+use crate::canary::judge::MetricInput;
+
 /// Which arm served a request, as the front door logged it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +67,26 @@ pub trait RolloutWorld {
     async fn promote(&mut self) -> anyhow::Result<DeploySummary>;
     /// Destroys the canary host; fine when it does not exist.
     async fn retire_canary(&mut self) -> anyhow::Result<()>;
+    /// The Prometheus metrics (`[[canary.metric]]`) judged with the per-request ones, without samples:
+    /// each step's judge plans its family from them. None by default.
+    fn metric_plan(&self) -> Vec<MetricInput> {
+        Vec::new()
+    }
+    /// Those metrics over `[from, to]` (Unix seconds): the stable hosts are the baseline arm, the canary
+    /// host the canary arm, time offsets count from `from`; with notes (no data, dropped points).
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<MetricInput>, Vec<String>)> {
+        let _ = (from, to);
+        Ok((Vec::new(), Vec::new()))
+    }
+    /// Told after every write of the state (before each action, after each look): the dashboard's view
+    /// of the rollout. Nothing by default.
+    fn recorded(&mut self, state: &RolloutState) {
+        let _ = state;
+    }
 }
 
 /// The inventory group of the front door host.

@@ -38,14 +38,14 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A real Prometheus serving a TSDB made from OpenMetrics text; killed when dropped.
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     dir: tempfile::TempDir,
 }
 
 impl Prometheus {
-    fn start(openmetrics: &str) -> Prometheus {
+    pub(crate) fn start(openmetrics: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("data.om"), openmetrics).unwrap();
@@ -117,7 +117,7 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 }
 
 /// A whole minute about three hours ago (inside the retention, well before Prometheus' head block).
-fn base_time() -> u64 {
+pub(crate) fn base_time() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -133,7 +133,7 @@ fn values(n: usize, salt: u64, shift: f64) -> Vec<f64> {
 }
 
 /// OpenMetrics text: one gauge family, one series per `(labels, values)`, a sample every second from `t0`.
-fn openmetrics(family: &str, series: &[(&str, &[f64])], t0: u64) -> String {
+pub(crate) fn openmetrics(family: &str, series: &[(&str, &[f64])], t0: u64) -> String {
     let mut out = format!("# TYPE {family} gauge\n");
     for (labels, vals) in series {
         for (i, v) in vals.iter().enumerate() {

@@ -27,5 +27,8 @@ mod prod_digitalocean_fleet;
 mod report_browser;
 mod rollout;
 mod rollout_front_door;
+mod rollout_itrust;
+mod rollout_load;
+mod rollout_prometheus;
 mod security;
 mod signals;

@@ -5,7 +5,8 @@
 //!
 //! The page sits behind the role's basic auth (401 without the login), shows firing alerts from the role's
 //! rules (evaluated by this Prometheus, routed to a real Alertmanager) at the top, and marks deploy events
-//! pushed through nginx into a real Pushgateway. Rule `for:` and evaluation intervals are shortened through
+//! pushed through nginx into a real Pushgateway, and a running rollout's canary weight and verdict so far on
+//! its app's group (cleared when it ends, its end marked as an event). Rule `for:` and evaluation intervals are shortened through
 //! role variables; the roles' defaults stay user-sized.
 //!
 //! Needs the Debian packages prometheus, prometheus-node-exporter, prometheus-blackbox-exporter,
@@ -479,6 +480,7 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
         marked.is_some(),
         "the deploy of checkbox.io marked on each of its card's charts (and not on iTrust's) within 30 s"
     );
+    rollout_on_the_dashboard(&runtime, &mut browser, ports.nginx);
 
     checkbox.stop();
     let down = browser.wait_for(
@@ -628,4 +630,108 @@ fn dashboard_groups_a_fleets_hosts_by_app_and_shows_each_app_of_the_front_door_o
     browser.screenshot(&artifacts_dir().join("dashboard-fleet-groups.png"));
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// A rollout of checkbox.io as `pipeline rollout` shows it: its state pushed by the rollout's own background
+/// pusher at step 2 (25 %, step 1 passed), then done, then its event.
+fn rollout_on_the_dashboard(runtime: &tokio::runtime::Runtime, browser: &mut Browser, nginx: u16) {
+    use pipeline::monitoring::endpoint::Dashboard;
+    use pipeline::monitoring::rollout::Progress;
+    use pipeline::rollout::monitor::{ending_verdict, status};
+    use pipeline::rollout::state::{Finished, Phase, Recorded, RolloutState, StepRecord};
+
+    let mut state = RolloutState::new(
+        Recorded {
+            app: "checkbox".into(),
+            provider: "local".into(),
+            environment: "prod".into(),
+            inventory: "inventory.ini".into(),
+            source: None,
+            git_ref: Some("v2".into()),
+            artifact: None,
+            extra_vars: Vec::new(),
+            steps: vec![5, 25, 50, 100],
+            step_time_s: 20.0,
+            max_step_time_s: 60.0,
+            look_every_s: 5.0,
+            load: None,
+            report_dir: "report".into(),
+        },
+        vec!["checkbox".into()],
+        "checkbox-canary".into(),
+        "lb".into(),
+    );
+    let step: StepRecord = serde_json::from_value(json!({
+        "index": 0, "weight": 5, "started_at": 0.0, "duration_s": 20.0, "extended": false,
+        "verdict": "PASS", "stable": {"real": 1, "synthetic": 0, "errors": 0},
+        "canary": {"real": 1, "synthetic": 0, "errors": 0}, "unattributed": 0, "looks": [], "reason": ""
+    }))
+    .unwrap();
+    state.steps.push(step);
+    state.phase = Phase::Step { index: 1 };
+    state.weight = 25;
+    state.canary_exists = true;
+    let dashboard = Dashboard {
+        base_url: format!("http://127.0.0.1:{nginx}"),
+        login: Some((DASHBOARD_USER.into(), PASSWORD.into())),
+    };
+    let ui = pipeline::ui::Ui::new(true);
+    runtime.block_on(async {
+        let progress = Progress::start(dashboard.clone(), ui.clone());
+        progress.update(status(&state));
+        progress.finish().await;
+    });
+    let line = "document.querySelector('.app-group[data-app=\"checkbox.io\"] .rollout')";
+    let shown = browser.wait_for(
+        &format!(
+            "(() => {{ const r = {line}; return !!r && !r.hidden && r.dataset.weight === '25' && r.dataset.verdict === 'PASS' \
+             && !document.querySelector('.app-group[data-app=\"iTrust\"] .rollout:not([hidden])'); }})()"
+        ),
+        Duration::from_secs(30),
+    );
+    let text = browser.eval(&format!("{line}?.textContent"));
+    assert!(
+        shown.is_some(),
+        "the rollout's weight and verdict shown on checkbox.io's group within 30 s; it shows {text}"
+    );
+    assert_eq!(
+        text,
+        json!("rollout of v2: canary 25 %, verdict so far PASS · step 2/4 (25 % to the canary)")
+    );
+    browser.screenshot(&artifacts_dir().join("dashboard-rollout.png"));
+
+    // Rolled back: weight 0, no canary host, done; the line clears and the end is an event on the axis.
+    state.phase = Phase::Done {
+        outcome: Finished::RolledBack,
+    };
+    state.weight = 0;
+    state.canary_exists = false;
+    let end = pipeline::rollout::exec::Ending::RolledBack {
+        reason: "FAIL".into(),
+    };
+    runtime.block_on(async {
+        let progress = Progress::start(dashboard.clone(), ui.clone());
+        progress.update(status(&state));
+        progress.finish().await;
+        let event = Event::new("rollout", "checkbox.io", "v2", ending_verdict(&end));
+        events::push(
+            &dashboard.base_url,
+            Some((DASHBOARD_USER, PASSWORD)),
+            &event,
+        )
+        .await
+        .expect("push the rollout's event");
+    });
+    let cleared = browser.wait_for(
+        &format!(
+            "(() => {{ const r = {line}; return !!r && r.hidden && \
+             document.querySelectorAll('[data-host=checkbox] .event-mark.bad[data-kind=rollout][data-verdict=rolled-back]').length >= 4; }})()"
+        ),
+        Duration::from_secs(30),
+    );
+    let text = browser.eval(&format!("{line}?.textContent"));
+    assert!(
+        cleared.is_some(),
+        "the rollout line cleared and its rollback marked within 30 s; it shows {text}"
+    );
 }

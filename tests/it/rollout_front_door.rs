@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 }
 
 /// nginx on a prefix directory, stopped when dropped.
-struct Nginx {
+pub(super) struct Nginx {
     dir: PathBuf,
 }
 
@@ -55,7 +55,7 @@ impl Drop for Nginx {
 }
 
 /// GET / through the front door: (status, X-Backend).
-fn get(port: u16, synthetic: bool) -> (u16, String) {
+pub(super) fn get(port: u16, synthetic: bool) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mark = if synthetic {
@@ -118,76 +118,106 @@ fn render_template(dir: &Path, vars: &serde_json::Value, dest: &Path) {
     );
 }
 
+/// A front door on loopback: nginx with the role's template, one stable backend answering 200 and a
+/// canary (at another loopback address) answering 503; the canary's weight is written as `pipeline
+/// rollout` writes it.
+pub(super) struct Door {
+    pub(super) nginx: Nginx,
+    pub(super) front: u16,
+    pub(super) canary: String,
+    pub(super) conf_dir: PathBuf,
+    pub(super) log: PathBuf,
+}
+
+impl Door {
+    pub(super) fn start(dir: &Path) -> Door {
+        let (front, backend) = (free_port(), free_port());
+        let conf_dir = dir.join("front_door");
+        std::fs::create_dir_all(conf_dir.join("checkbox")).unwrap();
+        std::fs::create_dir_all(conf_dir.join("checkbox-canary")).unwrap();
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let stable = format!("127.0.0.1:{backend}");
+        let canary = format!("127.0.0.2:{backend}");
+        std::fs::write(
+            conf_dir.join("checkbox/checkbox-1.conf"),
+            format!("server {stable} max_fails=2 fail_timeout=10s;\n"),
+        )
+        .unwrap();
+        let vars = serde_json::json!({
+            "front_door_app": "checkbox",
+            "front_door_listen_port": front,
+            "front_door_backend_port": backend,
+            "front_door_backends": [{"name": "checkbox-1", "address": "127.0.0.1"}],
+            "front_door_conf_dir": conf_dir,
+            "front_door_access_log_dir": dir.join("logs"),
+            "front_door_keepalive": 8,
+            "front_door_keepalive_timeout": "4s",
+            "front_door_next_upstream_tries": 3,
+            "front_door_connect_timeout": "2s",
+            "front_door_read_timeout": "10s",
+            "front_door_backend_header": "X-Backend",
+        });
+        render_template(dir, &vars, &dir.join("front_door_checkbox.conf"));
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log off;\n    include {d}/front_door_checkbox.conf;\n    server {{ listen {stable}; location / {{ return 200 \"stable version\"; }} }}\n    server {{ listen {canary}; location / {{ return 503 \"broken\"; }} }}\n}}\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let door = Door {
+            nginx: Nginx {
+                dir: dir.to_path_buf(),
+            },
+            front,
+            canary,
+            conf_dir,
+            log: dir.join("logs/front_door_checkbox.json"),
+        };
+        door.write_canary(0);
+        let out = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nginx did not start: {out:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        door
+    }
+
+    /// The canary's weight as `pipeline rollout` writes it (the caller reloads nginx).
+    pub(super) fn write_canary(&self, weight: u8) {
+        std::fs::write(
+            self.conf_dir.join("checkbox-canary/split.conf"),
+            split_conf("checkbox", Some(&self.canary), weight),
+        )
+        .unwrap();
+        std::fs::write(
+            self.conf_dir.join("checkbox-canary/map.conf"),
+            map_conf((weight > 0).then_some(("checkbox-canary", self.canary.as_str()))),
+        )
+        .unwrap();
+    }
+
+    /// A new weight with a graceful reload; the new workers take over, old ones finish what they hold.
+    pub(super) fn set_weight(&self, weight: u8) {
+        self.write_canary(weight);
+        self.nginx.signal("reload");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn the_front_door_splits_requests_by_the_canary_weight_and_logs_each_arm_as_json() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let (front, backend) = (free_port(), free_port());
-    let conf_dir = dir.join("front_door");
-    std::fs::create_dir_all(conf_dir.join("checkbox")).unwrap();
-    std::fs::create_dir_all(conf_dir.join("checkbox-canary")).unwrap();
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let stable = format!("127.0.0.1:{backend}");
-    let canary = format!("127.0.0.2:{backend}");
-    std::fs::write(
-        conf_dir.join("checkbox/checkbox-1.conf"),
-        format!("server {stable} max_fails=2 fail_timeout=10s;\n"),
-    )
-    .unwrap();
-    let write_canary = |weight: u8| {
-        std::fs::write(
-            conf_dir.join("checkbox-canary/split.conf"),
-            split_conf("checkbox", Some(&canary), weight),
-        )
-        .unwrap();
-        std::fs::write(
-            conf_dir.join("checkbox-canary/map.conf"),
-            map_conf((weight > 0).then_some(("checkbox-canary", canary.as_str()))),
-        )
-        .unwrap();
-    };
-    write_canary(0);
-    let vars = serde_json::json!({
-        "front_door_app": "checkbox",
-        "front_door_listen_port": front,
-        "front_door_backend_port": backend,
-        "front_door_backends": [{"name": "checkbox-1", "address": "127.0.0.1"}],
-        "front_door_conf_dir": conf_dir,
-        "front_door_access_log_dir": dir.join("logs"),
-        "front_door_keepalive": 8,
-        "front_door_keepalive_timeout": "4s",
-        "front_door_next_upstream_tries": 3,
-        "front_door_connect_timeout": "2s",
-        "front_door_read_timeout": "10s",
-        "front_door_backend_header": "X-Backend",
-    });
-    render_template(&dir, &vars, &dir.join("front_door_checkbox.conf"));
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log off;\n    include {d}/front_door_checkbox.conf;\n    server {{ listen {stable}; location / {{ return 200 \"stable version\"; }} }}\n    server {{ listen {canary}; location / {{ return 503 \"broken\"; }} }}\n}}\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "nginx did not start: {out:?}");
-    let nginx = Nginx { dir: dir.clone() };
-    let log = dir.join("logs/front_door_checkbox.json");
-    std::thread::sleep(Duration::from_millis(300));
-
+    let door = Door::start(tmp.path());
+    let (front, canary, log) = (door.front, door.canary.clone(), door.log.clone());
     let mut tail = LogTail::new(Some(canary.clone()));
     let mut round = |weight: u8, n: usize| {
-        write_canary(weight);
-        nginx.signal("reload");
-        // The new workers take over; old ones finish what they hold.
-        std::thread::sleep(Duration::from_millis(500));
+        door.set_weight(weight);
         tail.skip_existing(&log).unwrap();
         let mut seen = Vec::new();
         for k in 0..n {
@@ -236,5 +266,5 @@ fn the_front_door_splits_requests_by_the_canary_weight_and_logs_each_arm_as_json
         "{seen:?}"
     );
     assert!(logged.iter().all(|o| o.arm == Arm::Stable));
-    drop(nginx);
+    drop(door);
 }

@@ -11,8 +11,10 @@
 // or unknown), and each metric's data-value (the latest number, empty when there is none). Firing alerts
 // (Prometheus' /api/v1/alerts) are listed at the top in #alerts (data-count; one .alert per alert with
 // data-alertname and data-host); deploy and canary events (pipeline_event_timestamp_seconds, pushed by
-// `pipeline deploy` and `pipeline canary`) are marked on every chart of the card of their app
-// (.event-mark with data-kind, data-app, data-version, data-verdict).
+// `pipeline deploy`, `pipeline canary` and `pipeline rollout`) are marked on every chart of the card of their app
+// (.event-mark with data-kind, data-app, data-version, data-verdict). A running rollout
+// (pipeline_rollout_canary_weight{active="true"}) shows its canary weight and verdict so far on its app's group
+// (.rollout with data-weight, data-verdict, data-phase; hidden when none runs).
 (function () {
   "use strict";
 
@@ -52,10 +54,14 @@
 
   // Events the tool pushed: one series per event, whose value is the event's time.
   const EVENTS_QUERY = "pipeline_event_timestamp_seconds";
+  // Running rollouts: one series per app, whose value is the canary's weight.
+  const ROLLOUT_QUERY = 'pipeline_rollout_canary_weight{active="true"}';
+  const BAD_VERDICTS = ["FAIL", "failed", "rolled-back"];
 
   const state = {
     config: null,
     cards: new Map(), // cardKey(entry) -> { root, badge, values, charts, scales, strip }, keyed by metric
+    rollouts: new Map(), // app -> the .rollout line of its group
   };
 
   function $(id) {
@@ -278,7 +284,7 @@
       for (const e of mine) {
         const x = (((e.time - start) / (end - start)) * CHART_W).toFixed(1);
         const mark = svg("line", {
-          class: "event-mark " + (e.verdict === "FAIL" || e.verdict === "failed" ? "bad" : "good"),
+          class: "event-mark " + (BAD_VERDICTS.includes(e.verdict) ? "bad" : "good"),
           x1: x,
           x2: x,
           y1: 0,
@@ -296,6 +302,30 @@
     }
   }
 
+  // { app: { weight, verdict, phase, version } } of the rollouts that run now.
+  async function rollouts() {
+    const data = await prometheus("/query", { query: ROLLOUT_QUERY });
+    const out = {};
+    for (const s of data.result) {
+      const weight = Number(s.value[1]);
+      if (!s.metric.app || !Number.isFinite(weight)) continue;
+      out[s.metric.app] = { weight, verdict: s.metric.verdict || "", phase: s.metric.phase || "", version: s.metric.version || "" };
+    }
+    return out;
+  }
+
+  function drawRollouts(running) {
+    for (const [app, node] of state.rollouts) {
+      const r = running[app];
+      node.hidden = !r;
+      node.dataset.weight = r ? String(r.weight) : "";
+      node.dataset.verdict = r ? r.verdict : "";
+      node.dataset.phase = r ? r.phase : "";
+      node.className = "rollout" + (r && BAD_VERDICTS.includes(r.verdict) ? " bad" : "");
+      node.textContent = r ? "rollout of " + r.version + ": canary " + r.weight + " %, verdict so far " + r.verdict + " · " + r.phase : "";
+    }
+  }
+
   async function refresh() {
     const cfg = state.config;
     const end = await serverNow();
@@ -304,11 +334,13 @@
     const freshness = Math.max(3 * cfg.refresh_seconds, 2 * step) + 5;
 
     const queries = [APP_UP, EXPORTER_UP, ...METRICS];
-    const [results, eventList] = await Promise.all([
+    const [results, eventList, running] = await Promise.all([
       Promise.all(queries.map((q) => rangeByHost(q.query, start, end, step))),
       events(),
+      rollouts(),
       refreshAlerts(),
     ]);
+    drawRollouts(running);
     const byKey = {};
     queries.forEach((q, i) => (byKey[q.key] = results[i]));
 
@@ -370,6 +402,10 @@
       const hosts = entries.filter((e) => e.group !== "lb").length;
       const section = el("section", { class: "app-group", "data-app": app, "data-hosts": String(hosts) });
       section.append(el("h2", {}, app + " · " + hosts + (hosts === 1 ? " host" : " hosts")));
+      const rollout = el("div", { class: "rollout", "data-app": app });
+      rollout.hidden = true;
+      state.rollouts.set(app, rollout);
+      section.append(rollout);
       const grid = el("div", { class: "app-hosts" });
       for (const entry of entries) {
         const card = buildCard(entry);

@@ -51,6 +51,18 @@ pub fn resolve(
     config_path: &Path,
     monitor: impl FnOnce() -> Result<Dashboard, String>,
 ) -> Result<Option<CanaryQueries>, PromError> {
+    resolve_with_arms(flag_url, section, config_path, monitor, None)
+}
+
+/// [`resolve`], with `$arm` standing for `arms` whatever `[arms]` the file or section names (`None`: theirs,
+/// else [`DEFAULT_ARMS`]). `pipeline rollout` passes its own hosts here.
+pub fn resolve_with_arms(
+    flag_url: Option<String>,
+    section: CanaryPromSection,
+    config_path: &Path,
+    monitor: impl FnOnce() -> Result<Dashboard, String>,
+    arms: Option<Arms>,
+) -> Result<Option<CanaryQueries>, PromError> {
     let url = flag_url.or(section.prometheus);
     let mut file = match (&section.metrics_file, section.metric.is_empty()) {
         (Some(_), false) => {
@@ -94,6 +106,9 @@ pub fn resolve(
             (dashboard.base_url, auth)
         }
     };
+    if let Some(arms) = arms {
+        file.arms = arms;
+    }
     file.arms
         .baseline
         .get_or_insert_with(|| DEFAULT_ARMS.0.into());
@@ -124,13 +139,35 @@ impl CanaryQueries {
         start: SystemTime,
         end: SystemTime,
     ) -> Result<(Vec<MetricInput>, Vec<String>), PromError> {
+        self.query_unix(unix(start), unix(end)).await
+    }
+
+    /// [`CanaryQueries::query`] over `[start, end]` in Unix seconds.
+    pub async fn query_unix(
+        &self,
+        start: f64,
+        end: f64,
+    ) -> Result<(Vec<MetricInput>, Vec<String>), PromError> {
         let window = Window {
-            start: unix(start),
-            end: unix(end),
+            start,
+            end,
             step: self.step,
         };
         let collected = collect(&self.client, &self.metrics, &window).await?;
         Ok((collected.input.metrics, collected.notes))
+    }
+
+    /// Every metric without samples: what a sequential judge plans its family from.
+    pub fn plan(&self) -> Vec<MetricInput> {
+        self.metrics
+            .iter()
+            .map(|m| m.input(Default::default(), Default::default()))
+            .collect()
+    }
+
+    /// Each metric's name and its two queries, as resolved.
+    pub fn metrics(&self) -> &[PlannedMetric] {
+        &self.metrics
     }
 
     pub fn url(&self) -> &str {

@@ -313,20 +313,33 @@ pub async fn collect(
         }
         let (canary, canary_t) = arms.pop().unwrap_or_default();
         let (baseline, baseline_t) = arms.pop().unwrap_or_default();
-        let s = &m.spec;
-        let mut input = MetricInput::new(name, s.fail_on, baseline, canary);
+        out.input
+            .metrics
+            .push(m.input((baseline, baseline_t), (canary, canary_t)));
+    }
+    Ok(out)
+}
+
+impl PlannedMetric {
+    /// The judge's input for this metric with the given (values, time offsets) per arm.
+    pub fn input(
+        &self,
+        baseline: (Vec<f64>, Vec<f64>),
+        canary: (Vec<f64>, Vec<f64>),
+    ) -> MetricInput {
+        let s = &self.spec;
+        let mut input = MetricInput::new(s.name.trim(), s.fail_on, baseline.0, canary.0);
         input.kind = s.kind;
         input.unit = s.unit.clone();
-        input.baseline_time_s = Some(baseline_t);
-        input.canary_time_s = Some(canary_t);
+        input.baseline_time_s = Some(baseline.1);
+        input.canary_time_s = Some(canary.1);
         input.allowed_increase = s.allowed_increase;
         input.allowed_decrease = s.allowed_decrease;
         input.weight = s.weight;
         input.critical = s.critical;
         input.min_samples = s.min_samples;
-        out.input.metrics.push(input);
+        input
     }
-    Ok(out)
 }
 
 /// The points of the one series a query returned.

@@ -58,7 +58,9 @@ impl<W: RolloutWorld> Executor<'_, W> {
             return Ok(StepEnd::Pass);
         }
         self.save()?;
-        let mut seq = SequentialJudge::new(&input(&[], start), &self.judge, s.look_every_s)?;
+        let mut plan = input(&[], start);
+        plan.metrics.extend(self.world.metric_plan());
+        let mut seq = SequentialJudge::new(&plan, &self.judge, s.look_every_s)?;
         let mut seen: Vec<Observed> = Vec::new();
         let mut t = 0.0f64;
         loop {
@@ -80,7 +82,11 @@ impl<W: RolloutWorld> Executor<'_, W> {
                     .filter(|o| o.at >= start),
             );
             t = (self.world.now() - start).max(next);
-            let data = input(&seen, start);
+            let mut data = input(&seen, start);
+            // The Prometheus metrics of the step so far, in the same family.
+            // Its notes (no data, dropped points) are said once, at the look that ends the step.
+            let (external, notes) = self.world.metrics(start, start + t).await?;
+            data.metrics.extend(external);
             let at_end = t >= s.step_time_s - 1e-6;
             let (j, end) = if !at_end {
                 let j = seq.look(t, &data, false)?;
@@ -126,6 +132,9 @@ impl<W: RolloutWorld> Executor<'_, W> {
             match end {
                 None => self.save()?,
                 Some(end) => {
+                    for note in &notes {
+                        self.ui.warn(format!("rollout:   {note}"));
+                    }
                     let judgement = seq.finish().unwrap_or(j);
                     let rec = self.current_mut();
                     rec.verdict = Some(judgement.verdict);

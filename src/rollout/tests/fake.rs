@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::super::state::{Phase, StateStore};
 use super::super::world::{Arm, DeploySummary, Observed, RolloutWorld};
+use crate::canary::judge::{FailOn, MetricInput};
 
 /// What exists outside the process: it survives a crash of the tool.
 #[derive(Debug, Default)]
@@ -17,7 +18,6 @@ pub(super) struct Infra {
     pub(super) stable_version: &'static str,
     pub(super) log: Vec<Observed>,
     pub(super) cursor: usize,
-    pub(super) synthetic_rate: Option<f64>,
     /// Every action and the phase the state file held when it began.
     pub(super) calls: Vec<(String, Option<Phase>)>,
     pub(super) seq: u64,
@@ -34,6 +34,16 @@ pub(super) struct Fake {
     pub(super) crash_at: Option<(&'static str, usize)>,
     pub(super) count: std::collections::HashMap<&'static str, usize>,
     pub(super) crashed: Arc<tokio::sync::Notify>,
+    /// The action (name, and which occurrence from 1) that fails with an error.
+    pub(super) fail_at: Option<(&'static str, usize)>,
+    /// The synthetic load's rate while it runs: it lives in the tool's process and ends with a crash.
+    pub(super) synthetic_rate: Option<f64>,
+    /// A Prometheus metric (`cpu_percent`, a sample every 5 s per arm) whose canary runs this many points
+    /// above the stable hosts (`None`: no Prometheus metric configured).
+    pub(super) prom_shift: Option<f64>,
+    /// Every metrics query (from, to), and every state the executor told the world about.
+    pub(super) queries: Vec<(f64, f64)>,
+    pub(super) told: Vec<super::super::state::RolloutState>,
 }
 
 /// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
@@ -54,11 +64,26 @@ impl Fake {
             crash_at: None,
             count: std::collections::HashMap::default(),
             crashed: Arc::new(tokio::sync::Notify::new()),
+            fail_at: None,
+            synthetic_rate: None,
+            prom_shift: None,
+            queries: Vec::new(),
+            told: Vec::new(),
         }
     }
 
-    /// Records the call with the state on disk; an injected crash never returns.
-    async fn call(&mut self, name: &'static str) {
+    fn cpu(values: (Vec<f64>, Vec<f64>), canary: (Vec<f64>, Vec<f64>)) -> MetricInput {
+        let mut m = MetricInput::new("cpu_percent", FailOn::Increase, values.0, canary.0);
+        m.baseline_time_s = Some(values.1);
+        m.canary_time_s = Some(canary.1);
+        m.unit = Some("%".into());
+        m.critical = true;
+        m
+    }
+
+    /// Records the call with the state on disk; an injected crash never returns, an injected failure
+    /// is an error.
+    async fn call(&mut self, name: &'static str) -> anyhow::Result<()> {
         let phase = self
             .store
             .load("prod", "checkbox")
@@ -71,6 +96,10 @@ impl Fake {
             self.crashed.notify_one();
             std::future::pending::<()>().await;
         }
+        if self.fail_at == Some((name, *n)) {
+            anyhow::bail!("{name} failed (injected)");
+        }
+        Ok(())
     }
 
     fn request(&self, infra: &mut Infra, at: f64, synthetic: bool) -> Observed {
@@ -111,20 +140,20 @@ impl RolloutWorld for Fake {
             }
         };
         push(self.rate, false, &mut infra);
-        if let Some(rate) = infra.synthetic_rate {
+        if let Some(rate) = self.synthetic_rate {
             push(rate, true, &mut infra);
         }
         infra.clock = from + seconds;
     }
 
     async fn provision_canary(&mut self) -> anyhow::Result<()> {
-        self.call("provision").await;
+        self.call("provision").await?;
         self.infra.lock().unwrap().canary_host = true;
         Ok(())
     }
 
     async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary> {
-        self.call("deploy").await;
+        self.call("deploy").await?;
         let mut infra = self.infra.lock().unwrap();
         anyhow::ensure!(
             infra.canary_host,
@@ -140,22 +169,29 @@ impl RolloutWorld for Fake {
     }
 
     async fn check_canary(&mut self) -> anyhow::Result<()> {
-        self.call("check").await;
+        self.call("check").await?;
         anyhow::ensure!(self.infra.lock().unwrap().canary_version.is_some());
         Ok(())
     }
 
     async fn set_weight(&mut self, weight: u8) -> anyhow::Result<()> {
         let name: &'static str = if weight == 0 { "weight 0" } else { "weight" };
-        self.call(name).await;
+        let called = self.call(name).await;
         let mut infra = self.infra.lock().unwrap();
         infra.calls.last_mut().unwrap().0 = format!("weight {weight}");
+        called?;
         infra.weight = weight;
         Ok(())
     }
 
     async fn load(&mut self, rate: Option<f64>) -> anyhow::Result<()> {
-        self.infra.lock().unwrap().synthetic_rate = rate;
+        self.call("load").await?;
+        let mut infra = self.infra.lock().unwrap();
+        infra.calls.last_mut().unwrap().0 = match rate {
+            Some(r) => format!("load {r}"),
+            None => "load off".into(),
+        };
+        self.synthetic_rate = rate;
         Ok(())
     }
 
@@ -167,7 +203,7 @@ impl RolloutWorld for Fake {
     }
 
     async fn promote(&mut self) -> anyhow::Result<DeploySummary> {
-        self.call("promote").await;
+        self.call("promote").await?;
         self.infra.lock().unwrap().stable_version = "v2";
         Ok(DeploySummary {
             what: "promotion".into(),
@@ -177,8 +213,42 @@ impl RolloutWorld for Fake {
         })
     }
 
+    fn metric_plan(&self) -> Vec<MetricInput> {
+        match self.prom_shift {
+            Some(_) => vec![Fake::cpu(Default::default(), Default::default())],
+            None => Vec::new(),
+        }
+    }
+
+    /// A scrape every 5 s of virtual time, as a range query at step 5 s would return it.
+    async fn metrics(
+        &mut self,
+        from: f64,
+        to: f64,
+    ) -> anyhow::Result<(Vec<MetricInput>, Vec<String>)> {
+        self.queries.push((from, to));
+        let Some(shift) = self.prom_shift else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let (mut stable, mut canary) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        let mut t = (from / 5.0).ceil() * 5.0;
+        while t <= to {
+            let k = t as u64;
+            stable.0.push(30.0 + 4.0 * unit(k * 3 + 1));
+            stable.1.push(t - from);
+            canary.0.push(30.0 + shift + 4.0 * unit(k * 3 + 2));
+            canary.1.push(t - from);
+            t += 5.0;
+        }
+        Ok((vec![Fake::cpu(stable, canary)], Vec::new()))
+    }
+
+    fn recorded(&mut self, state: &super::super::state::RolloutState) {
+        self.told.push(state.clone());
+    }
+
     async fn retire_canary(&mut self) -> anyhow::Result<()> {
-        self.call("retire").await;
+        self.call("retire").await?;
         let mut infra = self.infra.lock().unwrap();
         infra.canary_host = false;
         infra.canary_version = None;

@@ -6,6 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 mod fake;
+mod load;
+mod prom;
 use fake::{Fake, Infra};
 
 use super::exec::{self, Ending};
