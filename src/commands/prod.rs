@@ -5,13 +5,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
 use crate::providers::digitalocean;
 use crate::providers::{self, Host, OpenError, Opened, Provider, ProviderKind, Purpose, WaitFor};
 use crate::provision::{self, prod, HostOverride, ProdUpFlags};
 use crate::settings::Global;
 use crate::Outcome;
-use anyhow::Context;
-use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]
 pub struct ProdArgs {

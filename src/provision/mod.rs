@@ -1,4 +1,4 @@
-//! Bringing an environment's hosts up or down through a [`Provider`], shared by `prod`, `canary` and `demo`:
+//! Bringing an environment's hosts up or down through a [`Provider`](crate::providers::Provider), shared by `prod`, `canary` and `demo`:
 //! resolve the provider, create or adopt the hosts, wait until they are usable, write the inventory
 //! atomically. Also builds host specs from defaults, pipeline.toml and flags.
 //!
@@ -22,8 +22,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`specs`] builds host specs (defaults, pipeline.toml, flags, fleets), [`up`] brings them up and
-//! writes the inventory (with `--prune` and `only_these`), [`down`] destroys or lists an environment,
+//! Layout: `specs.rs` builds host specs (defaults, pipeline.toml, flags, fleets), `up.rs` brings them up
+//! and writes the inventory (with `--prune` and `only_these`), `down.rs` destroys or lists an environment,
 //! [`prod`] is the `prod` command's request and reports; this file resolves and opens the provider and
 //! checks environment names.
 

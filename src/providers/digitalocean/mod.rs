@@ -5,10 +5,11 @@
 //!
 //! The tag `pipeline-<environment>` is the source of truth: every droplet `up` creates carries it (plus
 //! `pipeline`), `up` adopts droplets that already carry it instead of creating duplicates, and `down` deletes
-//! by it. A small state file (`<state_dir>/digitalocean-<environment>.json`, mode 0600) records ids for people.//!
-//! The lifecycle is one file per step: [`up`](self::up) (adopt, check the catalogue, register the key,
-//! create), `wait` (until active and answering SSH), `prune` (named droplets) and `down` (the whole tag);
-//! [`Error`] in `error`.
+//! by it. A small state file (`<state_dir>/digitalocean-<environment>.json`, mode 0600) records ids for people.
+//!
+//! The lifecycle is one file per step: `up.rs` (adopt, check the catalogue, register the key, create),
+//! `wait.rs` (until active and answering SSH), `prune.rs` (named droplets) and `down.rs` (the whole tag);
+//! [`Error`] in `error.rs`.
 
 pub mod api;
 pub mod client;
