@@ -16,7 +16,7 @@ use super::canary_host::CanaryHost;
 use super::front_door;
 use super::state::RolloutState;
 use super::target::{self, Target};
-use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
+use super::world::{DeployBatch, DeploySummary, Observed, RolloutWorld, LB_GROUP};
 use crate::apps::App;
 use crate::deploy::{self, DeploySection, DeploySettings};
 use crate::inventory::{Inventory, InventoryHost};
@@ -117,10 +117,20 @@ impl<'a> RealWorld<'a> {
             format!("failed to run the deploy of {what}"),
         )
         .await?;
+        let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
+        let batches = d
+            .rollout
+            .as_ref()
+            // A deploy through the front door (the promotion) goes in batches; the canary's does not.
+            .filter(|r| r.lb.is_some())
+            .map(|r| {
+                let names: Vec<String> = r.hosts.iter().map(|h| h.name.clone()).collect();
+                DeployBatch::of(&r.serial.batches(&names), &bad)
+            })
+            .unwrap_or_default();
         let text = if report.success {
             format!("{} deployed on {what}", d.version)
         } else {
-            let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
             let first = match (&report.problem, report.failures.first()) {
                 (Some(p), _) => format!(": {p}"),
                 (None, Some(f)) => format!(": {f:?}"),
@@ -142,6 +152,7 @@ impl<'a> RealWorld<'a> {
             success: report.success,
             text,
             duration_s: started.elapsed().as_secs_f64(),
+            batches,
         })
     }
 

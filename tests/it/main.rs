@@ -31,5 +31,6 @@ mod rollout_front_door;
 mod rollout_itrust;
 mod rollout_load;
 mod rollout_prometheus;
+mod rollout_report;
 mod security;
 mod signals;

@@ -203,6 +203,7 @@ impl RolloutWorld for World<'_> {
             success: true,
             text: "v2 deployed".into(),
             duration_s: 1.0,
+            batches: Vec::new(),
         })
     }
 
@@ -230,6 +231,7 @@ impl RolloutWorld for World<'_> {
             success: true,
             text: "v2 deployed".into(),
             duration_s: 3.0,
+            batches: Vec::new(),
         })
     }
 

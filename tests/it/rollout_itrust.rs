@@ -307,6 +307,7 @@ mod front_door {
                 success: true,
                 text: "iTrust2.war deployed".into(),
                 duration_s: 0.0,
+                batches: Vec::new(),
             })
         }
 
@@ -356,6 +357,7 @@ mod front_door {
                 success: true,
                 text: "iTrust2.war deployed".into(),
                 duration_s: 0.0,
+                batches: Vec::new(),
             })
         }
 
