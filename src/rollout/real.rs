@@ -1,10 +1,11 @@
 //! The rollout's world on real hosts ([`RealWorld`]): the canary host comes from the environment's
 //! provider ([`super::canary_host`]: `<app>-canary`, made like the app's hosts, in an inventory of its
-//! own next to the state file); the app's deploy (same roles, `-e` and `[deploy.vars]`) puts the new version on it, without the
-//! front door; the canary's weight is written on the `lb` host as `split.conf`/`map.conf` by the static
-//! playbook `rollout-weight.yml` (the text through vars.json) and nginx reloads gracefully; a step's
-//! samples are the new lines of the front door's JSON access log, fetched over SSH from where the last
-//! read stopped; the promotion is the app's rolling deploy of the stable hosts through the front door.
+//! own next to the state file); the app's deploy (same roles, `-e` and `[deploy.vars]`) puts the new
+//! version on it, without the front door, and it is checked directly ([`super::target`]); the canary's
+//! weight is written on the `lb` host as `split.conf`/`map.conf` by the static playbook
+//! `rollout-weight.yml` (the text through vars.json) and nginx reloads gracefully; a step's samples are
+//! the new lines of the front door's JSON access log, fetched over SSH from where the last read stopped;
+//! the promotion is the app's rolling deploy of the stable hosts through the front door.
 
 use std::time::{Duration, Instant};
 
