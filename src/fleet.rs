@@ -117,15 +117,26 @@ pub fn wants_front_door(setting: Option<bool>, counts: &BTreeMap<String, u32>) -
 
 /// The hosts of a listing beyond what the specs ask for (after a count was lowered, or the front door
 /// turned off): `up` names them and removes them only with `--prune`. Sorted.
+/// A rollout's canary host (`<app>-canary`) is left out: `pipeline rollout` made it and retires it.
 pub fn extras<'a>(wanted: &[HostSpec], existing: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = existing
         .into_iter()
-        .filter(|n| !wanted.iter().any(|s| s.name == *n))
+        .filter(|n| !wanted.iter().any(|s| s.name == *n) && !is_canary_host(n))
         .map(str::to_string)
         .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// The name of `app`'s canary host during a `pipeline rollout` (`checkbox-canary`).
+pub fn canary_host(app: &str) -> String {
+    format!("{app}-canary")
+}
+
+/// Whether `name` is the canary host of one of the fleet apps.
+pub fn is_canary_host(name: &str) -> bool {
+    FLEET_APPS.iter().any(|a| name == canary_host(a.app))
 }
 
 /// The front door's URL for each app present in `groups` (app group → its hosts), given the lb's address.
@@ -339,6 +350,20 @@ mod tests {
         let wanted = vec![spec("checkbox-1"), spec("checkbox-2")];
         let listed = ["checkbox-3", "checkbox-1", "checkbox-2", "checkbox-10"];
         assert_eq!(extras(&wanted, listed), vec!["checkbox-10", "checkbox-3"]);
+    }
+
+    #[test]
+    fn a_rollouts_canary_host_is_no_extra_so_prune_leaves_it_to_the_rollout() {
+        let wanted = vec![spec("checkbox-1"), spec("itrust")];
+        let listed = [
+            "checkbox-1",
+            "checkbox-canary",
+            "itrust",
+            "itrust-canary",
+            "monitor-canary",
+        ];
+        assert_eq!(extras(&wanted, listed), vec!["monitor-canary"]);
+        assert!(is_canary_host("itrust-canary") && !is_canary_host("lb"));
     }
 
     #[test]

@@ -225,8 +225,11 @@ async fn stages<W: World>(
     let judging = std::time::Instant::now();
     let judgement = match looks.judge.take() {
         Some(mut seq) => {
-            // The last look, on every sample, unless a FAIL already stopped the load.
-            if !load_run.stopped_early() {
+            // The last look, on every sample, unless a FAIL already stopped the load; then that look
+            // is judged again with the host samples up to it (they come only with the load's end).
+            if load_run.stopped_early() {
+                looks.amend(&mut seq, &hosts)?;
+            } else {
                 let t = load_run
                     .elapsed()
                     .as_secs_f64()
@@ -275,6 +278,8 @@ struct Looks<'a> {
     next: Duration,
     early_stop: bool,
     so_far: Vec<crate::canary::load::Tapped>,
+    /// The time of the look whose FAIL stopped the load.
+    stopped_at: Option<f64>,
 }
 
 impl<'a> Looks<'a> {
@@ -301,22 +306,12 @@ impl<'a> Looks<'a> {
             next: s.look_every,
             early_stop: s.early_stop,
             so_far: Vec::new(),
+            stopped_at: None,
         })
     }
 
-    /// Takes an interim look when one is due (the last look is taken after the load, on every sample).
-    fn on_progress(&mut self, snap: &Snapshot) -> ControlFlow<()> {
-        let Some(judge) = &mut self.judge else {
-            return ControlFlow::Continue(());
-        };
-        if snap.elapsed < self.next || self.next >= self.window {
-            return ControlFlow::Continue(());
-        }
-        let t = self.next;
-        while self.next <= snap.elapsed {
-            self.next += self.every;
-        }
-        self.so_far.extend(self.tap.drain());
+    /// The per-request samples of the looks so far with `hosts`' samples, and the requests per arm.
+    fn input(&self, baseline: &HostSeries, canary: &HostSeries) -> (judge::JudgeInput, (u64, u64)) {
         let split = samples::split_requests(
             self.so_far.iter().map(|r| RequestObs {
                 offset_s: r.offset_s,
@@ -328,16 +323,46 @@ impl<'a> Looks<'a> {
             run::BASELINE_LABEL,
             run::CANARY_LABEL,
         );
-        let input = samples::judge_input(
-            &split,
+        let n = (split.baseline.requests, split.canary.requests);
+        (samples::judge_input(&split, baseline, canary), n)
+    }
+
+    /// Judges the look that stopped the load again with the host samples taken up to it: the same
+    /// requests, and the arms' CPU and memory instead of no data.
+    fn amend(&self, seq: &mut SequentialJudge, hosts: &[HostSeries]) -> anyhow::Result<()> {
+        let (Some(t), [baseline, canary, ..]) = (self.stopped_at, hosts) else {
+            return Ok(());
+        };
+        let upto = judge::sequential::truncate(&self.input(baseline, canary).0, t);
+        seq.amend_last_look(&upto)
+            .context("failed to judge the host samples up to the early stop")?;
+        Ok(())
+    }
+
+    /// Takes an interim look when one is due (the last look is taken after the load, on every sample).
+    fn on_progress(&mut self, snap: &Snapshot) -> ControlFlow<()> {
+        if self.judge.is_none() {
+            return ControlFlow::Continue(());
+        }
+        if snap.elapsed < self.next || self.next >= self.window {
+            return ControlFlow::Continue(());
+        }
+        let t = self.next;
+        while self.next <= snap.elapsed {
+            self.next += self.every;
+        }
+        self.so_far.extend(self.tap.drain());
+        let (input, n) = self.input(
             &no_samples(run::BASELINE_HOST),
             &no_samples(run::CANARY_HOST),
         );
         let t_s = t.as_secs_f64();
         let upto = judge::sequential::truncate(&input, t_s);
+        let Some(judge) = &mut self.judge else {
+            return ControlFlow::Continue(());
+        };
         match judge.look(t_s, &upto, false) {
             Ok(j) => {
-                let n = (split.baseline.requests, split.canary.requests);
                 self.ui.info(format!(
                     "canary: look at {t_s:.1} s ({} baseline, {} canary requests): {}{}",
                     n.0,
@@ -351,6 +376,7 @@ impl<'a> Looks<'a> {
                 ));
                 if j.verdict == judge::Verdict::Fail && self.early_stop {
                     self.ui.info(format!("canary: stopping the load early at {t_s:.1} s: the verdict is a final FAIL"));
+                    self.stopped_at = Some(t_s);
                     return ControlFlow::Break(());
                 }
             }

@@ -5,16 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::providers::digitalocean;
+use crate::providers::{self, Host, OpenError, Opened, Provider, ProviderKind, Purpose, WaitFor};
+use crate::provision::{self, prod, HostOverride, ProdUpFlags};
+use crate::settings::Global;
+use crate::Outcome;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde::Serialize;
-
-use crate::providers::digitalocean::{self, DigitalOcean};
-use crate::providers::local::Local;
-use crate::providers::{Host, Provider, ProviderKind, WaitFor};
-use crate::provision::{self, HostOverride, ProdSection, UpRequest};
-use crate::settings::{pick, Global};
-use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub struct ProdArgs {
@@ -122,31 +119,25 @@ fn do_options(target: &TargetArgs, ssh_key: Option<PathBuf>) -> digitalocean::Op
 
 async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
     let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
-    let section = ProdSection::load(&global.config)?;
-    let flags = HostOverride {
-        region: args.region,
-        image: args.image,
-        size: args.size,
-        memory_limit: None,
-        count: None,
+    let flags = ProdUpFlags {
+        inventory: args.inventory,
+        wait: args.wait,
+        timeout: args.timeout,
+        hosts: HostOverride {
+            region: args.region,
+            image: args.image,
+            size: args.size,
+            memory_limit: None,
+            count: None,
+        },
+        prune: args.prune,
     };
-    let hosts = provision::prod_host_specs(&section, &flags)?;
-    let timeout = pick(args.timeout, section.timeout()?, || {
-        provision::DEFAULT_TIMEOUT
-    });
-    let mut req = UpRequest::new(
+    let req = flags.request(
+        &global.config,
         kind,
-        args.target.environment.clone(),
-        hosts,
-        pick(args.inventory, section.inventory.clone(), || {
-            PathBuf::from("inventory.ini")
-        }),
-        "prod up",
-    );
-    req.wait = pick(args.wait, section.wait, || WaitFor::Ssh);
-    req.timeout = timeout;
-    req.digitalocean = do_options(&args.target, args.ssh_key);
-    req.prune = args.prune;
+        &args.target.environment,
+        do_options(&args.target, args.ssh_key),
+    )?;
     let done = provision::up(global, &req).await?;
     global.ui.info(format!(
         "{} hosts ready; inventory written to {}",
@@ -154,16 +145,8 @@ async fn up(args: UpArgs, global: &Global) -> anyhow::Result<Outcome> {
         done.inventory.display()
     ));
     print_table(&done.hosts)?;
-    if !done.extras.is_empty() {
-        println!(
-            "{} {}",
-            if done.pruned {
-                "destroyed (--prune):"
-            } else {
-                "beyond the configuration, left running (`prod up --prune` destroys them):"
-            },
-            done.extras.join(", ")
-        );
+    if let Some(line) = prod::extras_line(&done) {
+        println!("{line}");
     }
     print_front_door(&done.hosts)?;
     Ok(Outcome::Success)
@@ -196,13 +179,6 @@ async fn down(target: TargetArgs, global: &Global) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-#[derive(Serialize)]
-struct StatusJson<'a> {
-    provider: &'static str,
-    environment: &'a str,
-    hosts: &'a [Host],
-}
-
 async fn status(args: StatusArgs, global: &Global) -> anyhow::Result<Outcome> {
     let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
     let hosts = provision::list(
@@ -213,11 +189,7 @@ async fn status(args: StatusArgs, global: &Global) -> anyhow::Result<Outcome> {
     )
     .await?;
     if args.json {
-        let json = StatusJson {
-            provider: provision::kind_name(kind),
-            environment: &args.target.environment,
-            hosts: &hosts,
-        };
+        let json = prod::StatusJson::new(kind, &args.target.environment, &hosts);
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &json)?;
         writeln!(out)?;
@@ -235,138 +207,51 @@ async fn status(args: StatusArgs, global: &Global) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
+    provision::check_environment(&args.target.environment)?;
+    let context = || format!("failed to read the logs of host {}", args.host);
+    let opened = match providers::open(
+        kind,
+        global,
+        &do_options(&args.target, None),
+        &args.target.environment,
+        Purpose::Inspect,
+        &global.ui,
+    ) {
+        Err(OpenError::Config(e)) => return Err(e.into()),
+        other => other,
+    };
+    match opened {
+        Ok(Opened::Local(local)) => {
+            let text = local.logs(&args.host).with_context(context)?;
+            write!(std::io::stdout().lock(), "{text}")?;
+            Ok(Outcome::Success)
+        }
+        Err(e) if kind == ProviderKind::Local => Err(anyhow::Error::new(e).context(context())),
+        droplets => {
+            // DigitalOcean has no log API. Looking the droplet up only sharpens the hint, so a failure
+            // here (no token, API down) is reported, not fatal.
+            let lookup = async { droplets?.list().await };
+            anyhow::bail!(
+                "{}",
+                prod::droplet_logs_hint(&args.host, &args.target.environment, lookup.await)
+            )
+        }
+    }
+}
+
 /// `front door: checkbox http://…/, itrust http://…:8080/iTrust2` when the environment has an `lb` host.
 fn print_front_door(hosts: &[Host]) -> anyhow::Result<()> {
-    if let Some(line) = front_door_line(hosts) {
+    if let Some(line) = prod::front_door_line(hosts) {
         writeln!(std::io::stdout().lock(), "{line}")?;
     }
     Ok(())
 }
 
-/// The front door line for [`print_front_door`]. Pure.
-pub fn front_door_line(hosts: &[Host]) -> Option<String> {
-    let lb = hosts.iter().find(|h| h.name == crate::fleet::LB)?;
-    let ip = lb.ip?.to_string();
-    let groups: Vec<&str> = hosts
-        .iter()
-        .map(|h| crate::fleet::group_of(&h.name))
-        .collect();
-    let urls: Vec<String> = crate::fleet::front_door_urls(&ip, &groups)
-        .into_iter()
-        .map(|(app, url)| format!("{app} {url}"))
-        .collect();
-    Some(format!("front door ({}): {}", lb.name, urls.join(", ")))
-}
-
-async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
-    provision::check_environment(&args.target.environment)?;
-    match kind {
-        ProviderKind::Local => {
-            let text = Local::new(global, &args.target.environment)
-                .and_then(|l| l.logs(&args.host))
-                .with_context(|| format!("failed to read the logs of host {}", args.host))?;
-            write!(std::io::stdout().lock(), "{text}")?;
-            Ok(Outcome::Success)
-        }
-        ProviderKind::Digitalocean => {
-            let settings =
-                digitalocean::Settings::resolve(global, &do_options(&args.target, None))?;
-            // Looking the droplet up only sharpens the hint, so a failure here is reported, not fatal.
-            let lookup = async {
-                DigitalOcean::new(settings, &args.target.environment, false, &global.ui)?
-                    .list()
-                    .await
-            };
-            let where_ = match lookup.await {
-                Ok(hosts) => match hosts.iter().find(|h| h.name == args.host) {
-                    Some(h) => format!(
-                        "open the droplet console at https://cloud.digitalocean.com/droplets/{}/console, or run `ssh root@{} journalctl -b`",
-                        h.id,
-                        h.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "<its IP>".into())
-                    ),
-                    None => format!(
-                        "and there is no host {} in environment {} (see `pipeline prod status`)",
-                        args.host, args.target.environment
-                    ),
-                },
-                Err(e) => format!(
-                    "open the droplet's console from https://cloud.digitalocean.com/droplets \
-                     (looking it up failed: {e})"
-                ),
-            };
-            anyhow::bail!("DigitalOcean has no API for droplet logs; {where_}")
-        }
-    }
-}
-
 /// Hosts as an aligned table on stdout.
 fn print_table(hosts: &[Host]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(render_table(hosts).as_bytes())?;
+    out.write_all(prod::render_table(hosts).as_bytes())?;
     Ok(())
-}
-
-/// `NAME ID STATUS IP SIZE REGION`, columns padded to their widest cell. Pure.
-pub fn render_table(hosts: &[Host]) -> String {
-    let header = ["NAME", "ID", "STATUS", "IP", "SIZE", "REGION"].map(String::from);
-    let rows: Vec<[String; 6]> = std::iter::once(header)
-        .chain(hosts.iter().map(|h| {
-            [
-                h.name.clone(),
-                h.id.clone(),
-                h.status.clone(),
-                h.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
-                h.size.clone(),
-                h.region.clone(),
-            ]
-        }))
-        .collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        text.push_str(line.join("  ").trim_end());
-        text.push('\n');
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_aligns_columns_and_marks_missing_ip() {
-        let hosts = [
-            Host {
-                name: "itrust".into(),
-                id: "101".into(),
-                status: "active".into(),
-                ip: Some("203.0.113.7".parse().unwrap()),
-                size: "s-1vcpu-2gb".into(),
-                region: "nyc1".into(),
-            },
-            Host {
-                name: "monitor".into(),
-                id: "1020".into(),
-                status: "new".into(),
-                ip: None,
-                size: "s-1vcpu-1gb".into(),
-                region: "nyc1".into(),
-            },
-        ];
-        assert_eq!(
-            render_table(&hosts),
-            "NAME     ID    STATUS  IP           SIZE         REGION\n\
-             itrust   101   active  203.0.113.7  s-1vcpu-2gb  nyc1\n\
-             monitor  1020  new     -            s-1vcpu-1gb  nyc1\n"
-        );
-    }
 }

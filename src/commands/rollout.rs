@@ -71,10 +71,11 @@ pub async fn run(args: RolloutArgs, global: &Global) -> anyhow::Result<Outcome> 
             let fleet = control::fleet(&s)?;
             if args.dry_run {
                 let p = control::plan(global, &s, &fleet)?;
+                let metrics = control::plan_metrics(global, &s, &fleet, prometheus)?;
                 let text = if args.json {
                     serde_json::to_string_pretty(&p).context("failed to serialize the plan")? + "\n"
                 } else {
-                    p.render()
+                    p.render() + &metrics
                 };
                 print!("{text}");
                 return Ok(Outcome::Success);

@@ -7,7 +7,7 @@
 //!
 //! [`Progress`] pushes from a background task fed by a watch channel: the rollout never waits for the
 //! monitor, states that come faster than the pushes collapse into the newest, and a monitor that does not
-//! answer costs one warning, never the rollout.
+//! answer costs one warning (and is not asked again), never the rollout.
 
 use tokio::sync::watch;
 
@@ -87,21 +87,18 @@ impl Progress {
                 .as_ref()
                 .map(|(u, p)| (u.as_str(), p.as_str()));
             let mut last: Option<RolloutStatus> = None;
-            let mut warned = false;
             loop {
                 let open = rx.changed().await.is_ok();
                 let current = rx.borrow_and_update().clone();
                 if let Some(status) = current.filter(|s| last.as_ref() != Some(s)) {
-                    match push(&dashboard.base_url, login, &status).await {
-                        Ok(()) => last = Some(status),
-                        Err(e) if !warned => {
-                            warned = true;
-                            ui.warn(format!(
-                                "rollout: the dashboard does not show this rollout: {e}"
-                            ));
-                        }
-                        Err(_) => {}
+                    if let Err(e) = push(&dashboard.base_url, login, &status).await {
+                        // A monitor that does not answer is not asked again during this run.
+                        ui.warn(format!(
+                            "rollout: the dashboard does not show this rollout: {e}"
+                        ));
+                        break;
                     }
+                    last = Some(status);
                 }
                 if !open {
                     break;
@@ -127,6 +124,42 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(weight: u8) -> RolloutStatus {
+        RolloutStatus {
+            app: "checkbox.io".into(),
+            key: "checkbox".into(),
+            version: "v2".into(),
+            phase: "step 1/4 (5 % to the canary)".into(),
+            weight,
+            verdict: "none yet".into(),
+            active: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_monitor_that_does_not_answer_is_given_up_at_once_and_does_not_hold_up_the_end() {
+        // A port nothing listens on: the first push is refused, the rest are not tried.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let progress = Progress::start(
+            Dashboard {
+                base_url: format!("http://127.0.0.1:{port}"),
+                login: None,
+            },
+            Ui::new(true),
+        );
+        progress.update(status(5));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(progress.task.is_finished(), "the pusher gave up");
+        progress.update(status(25));
+        let began = std::time::Instant::now();
+        progress.finish().await;
+        assert!(began.elapsed() < std::time::Duration::from_secs(1));
+    }
 
     #[test]
     fn the_status_is_one_gauge_per_app_whose_value_is_the_weight() {

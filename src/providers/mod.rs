@@ -5,7 +5,11 @@
 //! blue/green/proxy): `up`, `list` and `down` only ever see that environment's hosts.
 
 pub mod digitalocean;
+pub mod keys;
 pub mod local;
+mod open;
+
+pub use open::{open, Error as OpenError, Opened, Purpose};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

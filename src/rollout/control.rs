@@ -77,6 +77,24 @@ fn target(section: &crate::deploy::DeploySection, s: &Recorded) -> anyhow::Resul
     Ok(Target::resolve(app, &vars).map_err(|e| UsageError(e.to_string()))?)
 }
 
+/// The `--dry-run` line naming the Prometheus metrics a rollout of `s` would judge (empty without any);
+/// an error for a metrics file or server that does not resolve.
+pub fn plan_metrics(
+    global: &Global,
+    s: &Recorded,
+    fleet: &Fleet,
+    prometheus: Option<String>,
+) -> anyhow::Result<String> {
+    let mut preview = RolloutState::new(
+        s.clone(),
+        fleet.stable.clone(),
+        plan::canary_host(&s.app),
+        fleet.front_door.clone(),
+    );
+    preview.prometheus = prometheus;
+    super::monitor::dry_run_line(&preview, global)
+}
+
 /// Starts a new rollout of `s` over `fleet` on the environment's hosts; `prometheus` (`--prometheus`)
 /// is recorded for a resume.
 pub async fn start(
@@ -95,7 +113,7 @@ pub async fn start(
     real.monitor = Monitor::resolve(&state, global)?;
     let key = key(&state);
     let result = exec::start(&store, state, &mut real, &global.ui, &judge).await;
-    finish(real.monitor, &store, key, result, global).await
+    finish(real.monitor, &store, key, result, true, global).await
 }
 
 fn key(state: &RolloutState) -> (String, String) {
@@ -105,16 +123,18 @@ fn key(state: &RolloutState) -> (String, String) {
     )
 }
 
-/// The dashboard's last view of the rollout and its event (see [`Monitor::finish`]), then the result.
+/// The dashboard's last view of the rollout and (with `record`) its event (see [`Monitor::finish`]), then
+/// the result.
 async fn finish(
     monitor: Monitor,
     store: &StateStore,
     (env, app): (String, String),
     result: anyhow::Result<RunResult>,
+    record: bool,
     global: &Global,
 ) -> anyhow::Result<RunResult> {
     let state = store.load(&env, &app).ok().flatten();
-    let ending = result.as_ref().ok().map(|r| &r.ending);
+    let ending = result.as_ref().ok().filter(|_| record).map(|r| &r.ending);
     if let Some(state) = &state {
         monitor.finish(state, ending, &global.ui).await;
     }
@@ -141,7 +161,7 @@ pub async fn resume(
     real.monitor = Monitor::resolve(&state, global)?;
     let key = key(&state);
     let result = exec::resume(&store, state, &mut real, &global.ui, &judge).await;
-    finish(real.monitor, &store, key, result, global).await
+    finish(real.monitor, &store, key, result, true, global).await
 }
 
 /// Ends the recorded rollout of `app` (or the environment's only one): 100 % stable, no canary host,
@@ -159,9 +179,11 @@ pub async fn abort(
     // The state as the stopped rollout left it.
     let state = recorded(&store, environment, App::parse(&state.settings.app).ok())?;
     real.monitor = Monitor::dashboard_only(&state, global);
+    // An abort of a rollout that had already ended changes nothing: no new event.
+    let record = !(state.phase.is_done() && !state.canary_exists && state.weight == 0);
     let key = key(&state);
     let result = exec::abort(&store, state, &mut real, &global.ui, &judge).await;
-    finish(real.monitor, &store, key, result, global).await
+    finish(real.monitor, &store, key, result, record, global).await
 }
 
 /// A recorded rollout and whether a process is running it now.

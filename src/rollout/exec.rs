@@ -178,7 +178,8 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
         }
     }
 
-    /// `rollout.md` and `rollout.json` from the state on disk (the last one written before any action).
+    /// The rollout's report (`report.json`, `report.md`, `report.html`) from the state on disk (the last
+    /// one written before any action), and its terminal text on stdout.
     fn write_summary(&self) {
         let (env, app) = (&self.state.settings.environment, &self.state.settings.app);
         let state = match self.store.load(env, app) {
@@ -187,10 +188,14 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
         };
         let dir = &state.settings.report_dir;
         match super::report::write_summary(dir, &state) {
-            Ok(()) => self.ui.info(format!(
-                "rollout: report in {}",
-                dir.join("rollout.md").display()
-            )),
+            Ok(text) => {
+                use std::io::Write;
+                let _ = write!(std::io::stdout(), "\n{text}");
+                self.ui.info(format!(
+                    "rollout: report in {} (report.md, report.json; each judged step's in step-N/)",
+                    dir.join("report.html").display()
+                ));
+            }
             Err(e) => self.ui.warn(format!(
                 "rollout: could not write the report into {}: {e}",
                 dir.display()
@@ -224,12 +229,14 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
                 self.ui.warn(format!("rollout: {e:#}"));
             }
         }
-        self.write_summary();
         match result {
-            Ok(ending) => Ok(RunResult {
-                ending,
-                judgements: std::mem::take(&mut self.judgements),
-            }),
+            Ok(ending) => {
+                self.write_summary();
+                Ok(RunResult {
+                    ending,
+                    judgements: std::mem::take(&mut self.judgements),
+                })
+            }
             Err(e) => {
                 // Reload the state as last written: a cancelled action may have left `self.state` ahead.
                 let (env, app) = (
@@ -239,12 +246,15 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
                 if let Ok(Some(mut on_disk)) = self.store.load(&env, &app) {
                     on_disk.last_error = Some(crate::exit::error_message(&e));
                     let _ = self.store.save(&mut on_disk);
+                    // The report says where the rollout stopped and why.
+                    self.write_summary();
                     let what = on_disk.phase.describe(&on_disk.settings.steps);
                     return Err(e.context(format!(
                         "the rollout of {app} stopped while {what}; the front door sends {} % to the canary; see `pipeline rollout status {app}`, then `pipeline rollout resume {app}` or `pipeline rollout abort {app}`",
                         on_disk.weight
                     )));
                 }
+                self.write_summary();
                 Err(e)
             }
         }
@@ -270,6 +280,8 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
                         self.state.canary_host
                     ));
                     let d = self.world.deploy_canary().await?;
+                    self.state.deploys.push(d.clone());
+                    self.save()?;
                     if !d.success {
                         let reason = format!("the canary deploy failed: {}", d.text);
                         return self.roll_back(reason).await;
@@ -326,6 +338,8 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
                         self.state.stable_hosts.join(", ")
                     ));
                     let d = self.world.promote().await?;
+                    self.state.deploys.push(d.clone());
+                    self.save()?;
                     if !d.success {
                         anyhow::bail!(
                             "the promotion (rolling deploy of the stable hosts) failed: {}",

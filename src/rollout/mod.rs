@@ -8,8 +8,9 @@
 //! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default), [`control`] (what the command
 //! line starts, resumes, aborts and reads, on the real world of [`real`]), [`monitor`] (Prometheus metrics
 //! judged per step, the weight and verdict on the dashboard, the rollout's event), [`load`] (the synthetic
-//! requests of `--load`).
+//! requests of `--load`), [`report`] (one report per rollout, each judged step's inside).
 
+pub mod canary_host;
 pub mod control;
 pub mod exec;
 pub mod front_door;

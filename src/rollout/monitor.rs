@@ -74,6 +74,31 @@ pub fn resolve_metrics(
     })
 }
 
+/// For `--dry-run`: checks the Prometheus metrics a rollout of `state` would judge (a mistake is exit 2, as
+/// at the start) and names them in a line of the plan; empty without metrics.
+pub fn dry_run_line(state: &RolloutState, global: &Global) -> anyhow::Result<String> {
+    let inventory = &state.settings.inventory;
+    let metrics = resolve_metrics(state, global, || {
+        endpoint::dashboard(inventory, &global.state_dir)
+            .map_err(|e| format!("{}: {e}", inventory.display()))
+    })?;
+    let Some(q) = metrics else {
+        return Ok(String::new());
+    };
+    let arms = arms(state);
+    Ok(format!(
+        "Prometheus metrics judged with the requests at every look: {} from {} ($arm = {} for stable, {} for the canary)\n",
+        q.metrics()
+            .iter()
+            .map(|m| m.spec.name.trim().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        q.url(),
+        arms.baseline.unwrap_or_default(),
+        arms.canary.unwrap_or_default()
+    ))
+}
+
 /// The dashboard's view of `state`.
 pub fn status(state: &RolloutState) -> RolloutStatus {
     let s = &state.settings;

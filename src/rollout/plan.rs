@@ -50,7 +50,7 @@ pub struct Plan {
 
 /// The canary host's name for an app (`checkbox-canary`).
 pub fn canary_host(app: &str) -> String {
-    format!("{app}-canary")
+    crate::fleet::canary_host(app)
 }
 
 /// What is rolled out, in words.

@@ -1,37 +1,34 @@
 //! The rollout's world on real hosts ([`RealWorld`]): the canary host comes from the environment's
-//! provider (`<app>-canary`, sized like the app's hosts, in an inventory of its own next to the state
-//! file); the app's deploy (same roles, `-e` and `[deploy.vars]`) puts the new version on it, without the
+//! provider ([`super::canary_host`]: `<app>-canary`, made like the app's hosts, in an inventory of its
+//! own next to the state file); the app's deploy (same roles, `-e` and `[deploy.vars]`) puts the new version on it, without the
 //! front door; the canary's weight is written on the `lb` host as `split.conf`/`map.conf` by the static
 //! playbook `rollout-weight.yml` (the text through vars.json) and nginx reloads gracefully; a step's
 //! samples are the new lines of the front door's JSON access log, fetched over SSH from where the last
 //! read stopped; the promotion is the app's rolling deploy of the stable hosts through the front door.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
 
+use super::canary_host::CanaryHost;
 use super::front_door;
 use super::state::RolloutState;
 use super::target::{self, Target};
-use super::world::{DeploySummary, Observed, RolloutWorld, LB_GROUP};
+use super::world::{DeployBatch, DeploySummary, Observed, RolloutWorld, LB_GROUP};
 use crate::apps::App;
 use crate::deploy::{self, DeploySection, DeploySettings};
 use crate::inventory::{Inventory, InventoryHost};
 use crate::process::Cmd;
-use crate::providers::{ProviderKind, WaitFor};
-use crate::provision::{self, HostOverride, ProdSection, UpRequest};
 use crate::settings::Global;
 
 /// The world of one recorded rollout on the environment's hosts.
 pub struct RealWorld<'a> {
     global: &'a Global,
     app: App,
-    kind: ProviderKind,
     state: RolloutState,
-    /// The inventory holding only the canary host (written when it is provisioned).
-    canary_inventory: PathBuf,
+    /// The canary host through the environment's provider (its own inventory).
+    host: CanaryHost<'a>,
     lb: InventoryHost,
     /// The canary host once known (from its inventory).
     canary: Option<InventoryHost>,
@@ -50,12 +47,6 @@ impl<'a> RealWorld<'a> {
     pub fn new(state: &RolloutState, global: &'a Global) -> anyhow::Result<Self> {
         let s = &state.settings;
         let app = App::parse(&s.app).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let kind = ProviderKind::parse(&s.provider).with_context(|| {
-            format!(
-                "the rollout state names provider `{}`, which this build does not know",
-                s.provider
-            )
-        })?;
         let inventory = load(&s.inventory)?;
         let lb = inventory.group(LB_GROUP).map_err(|e| {
             anyhow::anyhow!(
@@ -63,26 +54,13 @@ impl<'a> RealWorld<'a> {
             )
         })?[0]
             .clone();
-        let canary_inventory = global
-            .state_dir
-            .join(format!("rollout-{}-{}-canary.ini", s.environment, s.app));
-        let canary = if canary_inventory.exists() {
-            load(&canary_inventory).ok().and_then(|i| {
-                i.groups
-                    .values()
-                    .flatten()
-                    .find(|h| h.name == state.canary_host)
-                    .cloned()
-            })
-        } else {
-            None
-        };
+        let host = CanaryHost::new(state, global)?;
+        let canary = host.known();
         Ok(RealWorld {
             global,
             app,
-            kind,
             state: state.clone(),
-            canary_inventory,
+            host,
             lb,
             canary,
             offset: None,
@@ -138,10 +116,20 @@ impl<'a> RealWorld<'a> {
             format!("failed to run the deploy of {what}"),
         )
         .await?;
+        let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
+        let batches = d
+            .rollout
+            .as_ref()
+            // A deploy through the front door (the promotion) goes in batches; the canary's does not.
+            .filter(|r| r.lb.is_some())
+            .map(|r| {
+                let names: Vec<String> = r.hosts.iter().map(|h| h.name.clone()).collect();
+                DeployBatch::of(&r.serial.batches(&names), &bad)
+            })
+            .unwrap_or_default();
         let text = if report.success {
             format!("{} deployed on {what}", d.version)
         } else {
-            let bad: Vec<String> = report.bad_hosts().iter().map(|h| h.name.clone()).collect();
             let first = match (&report.problem, report.failures.first()) {
                 (Some(p), _) => format!(": {p}"),
                 (None, Some(f)) => format!(": {f:?}"),
@@ -163,6 +151,7 @@ impl<'a> RealWorld<'a> {
             success: report.success,
             text,
             duration_s: started.elapsed().as_secs_f64(),
+            batches,
         })
     }
 
@@ -171,7 +160,7 @@ impl<'a> RealWorld<'a> {
             format!(
                 "the canary host {} is not in {}; run `pipeline rollout resume` to provision it again, or `pipeline rollout abort`",
                 self.state.canary_host,
-                self.canary_inventory.display()
+                self.host.inventory.display()
             )
         })
     }
@@ -248,42 +237,13 @@ impl RolloutWorld for RealWorld<'_> {
     }
 
     async fn provision_canary(&mut self) -> anyhow::Result<()> {
-        let section = ProdSection::load(&self.global.config)?;
-        let specs = provision::prod_host_specs(&section, &HostOverride::default())?;
-        let mut spec = specs
-            .into_iter()
-            .find(|h| crate::fleet::group_of(&h.name) == self.app.key())
-            .with_context(|| {
-                format!("pipeline.toml's [prod] has no host for {}", self.app.key())
-            })?;
-        spec.name = self.state.canary_host.clone();
-        let mut req = UpRequest::new(
-            self.kind,
-            self.state.settings.environment.clone(),
-            vec![spec],
-            self.canary_inventory.clone(),
-            "rollout",
-        );
-        req.wait = WaitFor::Ssh;
-        req.only_these = true;
-        if let Some(t) = section.timeout()? {
-            req.timeout = t;
-        }
-        provision::up(self.global, &req).await?;
-        let inv = load(&self.canary_inventory)?;
-        self.canary = inv
-            .groups
-            .values()
-            .flatten()
-            .find(|h| h.name == self.state.canary_host)
-            .cloned();
-        self.canary()?;
+        self.canary = Some(self.host.provision().await?);
         Ok(())
     }
 
     async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary> {
         let canary = self.canary()?.clone();
-        let mut d = self.deployment(&self.canary_inventory, std::slice::from_ref(&canary), None)?;
+        let mut d = self.deployment(&self.host.inventory, std::slice::from_ref(&canary), None)?;
         // The canary's own group (its name): the deploy's play runs on it alone.
         for key in ["pipeline_hosts", "pipeline_front_door_hosts"] {
             d.run
@@ -417,14 +377,7 @@ impl RolloutWorld for RealWorld<'_> {
     }
 
     async fn retire_canary(&mut self) -> anyhow::Result<()> {
-        provision::remove(
-            self.global,
-            self.kind,
-            &self.state.settings.environment,
-            std::slice::from_ref(&self.state.canary_host),
-        )
-        .await?;
-        let _ = std::fs::remove_file(&self.canary_inventory);
+        self.host.retire().await?;
         self.canary = None;
         Ok(())
     }

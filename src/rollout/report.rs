@@ -1,10 +1,15 @@
 //! The rollout's report. Each judged step gets the canary's full report (`step-N/report.json` with its
 //! schema, `report.md`, self-contained `report.html`: the judge's table, the looks, the charts), with the
 //! step's weight, duration and request counts per arm (real and synthetic) as its run section. The
-//! rollout as a whole is `rollout.md` and `rollout.json` (the recorded state plus the decision in words),
-//! rewritten whenever the rollout stops, however it stopped.
+//! rollout as a whole is one report in the same directory, rewritten whenever the rollout stops, however
+//! it stopped: `report.json` ([`doc`], schema `report/report.schema.json`), `report.md` and a
+//! self-contained `report.html` ([`render`]; every step with its weight, duration, requests per arm real
+//! and synthetic, looks and judge table), and the same on the terminal.
 
-use std::path::{Path, PathBuf};
+pub mod doc;
+pub mod render;
+
+use std::path::Path;
 
 use serde_json::json;
 
@@ -26,7 +31,8 @@ pub fn write_step(
         "step": format!("{}/{}", rec.index + 1, state.settings.steps.len()),
         "canary weight (%)": rec.weight,
         "duration (s)": num(rec.duration_s),
-        "extended past the step time": rec.extended,
+        // The canary schema's `run` values are strings or numbers.
+        "extended past the step time": if rec.extended { "yes" } else { "no" },
         "stable host(s)": state.stable_hosts.join(", "),
         "canary host": state.canary_host,
         "stable requests (real)": rec.stable.real,
@@ -39,11 +45,10 @@ pub fn write_step(
         run: Some(RunInfo::Other(run)),
         deploy: None,
     };
-    report::write_all(&step_dir(dir, rec.index), judgement, &extras)
-}
-
-pub fn step_dir(dir: &Path, index: usize) -> PathBuf {
-    dir.join(format!("step-{}", index + 1))
+    let name = doc::step_dirs(state)
+        .pop()
+        .unwrap_or_else(|| format!("step-{}", rec.index + 1));
+    report::write_all(&dir.join(name), judgement, &extras)
 }
 
 /// The decision so far, in words.
@@ -52,8 +57,9 @@ pub fn decision(state: &RolloutState) -> String {
     match &state.phase {
         Phase::Done { outcome } => match outcome {
             super::state::Finished::Promoted => format!(
-                "Promoted: the canary passed every judged step; {} now run the new version and the canary host is gone.",
-                state.stable_hosts.join(", ")
+                "Promoted: the canary passed every judged step; {} now {} the new version and the canary host is gone.",
+                state.stable_hosts.join(", "),
+                if state.stable_hosts.len() == 1 { "runs" } else { "run" }
             ),
             super::state::Finished::RolledBack => format!(
                 "Rolled back: {}; 100 % of {app}'s requests go to the stable hosts again and the canary host is gone.",
@@ -78,54 +84,22 @@ pub fn decision(state: &RolloutState) -> String {
     }
 }
 
-/// `rollout.md`: the steps as a table and the decision.
-pub fn to_markdown(state: &RolloutState) -> String {
-    let s = &state.settings;
-    let mut out = format!(
-        "# Rollout of {} in {}\n\n{}\n\n| Step | Weight | Duration | Stable (real + synthetic) | Canary (real + synthetic) | Canary errors | Looks | Verdict |\n|---|---|---|---|---|---|---|---|\n",
-        s.app,
-        s.environment,
-        decision(state)
-    );
-    for r in &state.steps {
-        let verdict = match (r.judged, r.verdict) {
-            (false, _) => "not judged".to_string(),
-            (true, None) => "interrupted".to_string(),
-            (true, Some(v)) => format!("[{}](step-{}/report.md)", v.as_str(), r.index + 1),
-        };
-        out.push_str(&format!(
-            "| {}/{} | {} % | {} s{} | {} + {} | {} + {} | {} | {} | {} |\n",
-            r.index + 1,
-            s.steps.len(),
-            r.weight,
-            num(r.duration_s),
-            if r.extended { " (extended)" } else { "" },
-            r.stable.real,
-            r.stable.synthetic,
-            r.canary.real,
-            r.canary.synthetic,
-            r.canary.errors,
-            r.looks.len(),
-            verdict
-        ));
+/// Writes the rollout's `report.json`, `report.md` and `report.html` into `dir`; returns the terminal text.
+pub fn write_summary(dir: &Path, state: &RolloutState) -> Result<String, ReportError> {
+    crate::fsutil::ensure_private_dir(dir).map_err(|source| ReportError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let d = doc::document(dir, state);
+    let files = [
+        ("report.json", doc::to_json(&d)),
+        ("report.md", render::to_markdown(&d)?),
+        ("report.html", render::to_html(&d)?),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|source| ReportError::Write { path, source })?;
     }
-    out
-}
-
-/// Writes `rollout.json` and `rollout.md` into `dir`.
-pub fn write_summary(dir: &Path, state: &RolloutState) -> std::io::Result<()> {
-    crate::fsutil::ensure_private_dir(dir)?;
-    let doc = json!({
-        "schema": "pipeline-rollout-report/1",
-        "decision": decision(state),
-        "state": state,
-    });
-    let mut text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
-    text.push('\n');
-    crate::fsutil::write_atomic(&dir.join("rollout.json"), text.as_bytes(), 0o600)?;
-    crate::fsutil::write_atomic(
-        &dir.join("rollout.md"),
-        to_markdown(state).as_bytes(),
-        0o644,
-    )
+    Ok(render::terminal(&d))
 }

@@ -193,6 +193,9 @@ pub struct RolloutState {
     /// `--prometheus URL` as given at the start (`resume` queries the same server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<String>,
+    /// The deploys so far, in order (the canary host's, the promotion), for the report.
+    #[serde(default)]
+    pub deploys: Vec<super::world::DeploySummary>,
 }
 
 pub fn now_s() -> f64 {
@@ -225,6 +228,7 @@ impl RolloutState {
             updated_at: now,
             last_error: None,
             prometheus: None,
+            deploys: Vec::new(),
         }
     }
 

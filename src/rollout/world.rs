@@ -3,7 +3,7 @@
 //! virtually, requests are generated per weight) without root. Every action is idempotent: after a crash
 //! `resume` and `abort` redo the one that was under way.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::state::RolloutState;
 use crate::canary::judge::MetricInput;
@@ -35,12 +35,47 @@ pub struct Observed {
 }
 
 /// A deploy's outcome in a line or two (for the report and the error on failure).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploySummary {
     pub what: String,
     pub success: bool,
     pub text: String,
     pub duration_s: f64,
+    /// A rolling deploy's batches in order (empty for a deploy of one host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<DeployBatch>,
+}
+
+/// One batch of a rolling deploy and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployBatch {
+    pub hosts: Vec<String>,
+    /// `ok`, `failed`, or `not reached` (a batch after a failed one).
+    pub result: String,
+}
+
+impl DeployBatch {
+    /// The batches of `batches` (host names in deploy order) given the hosts that failed.
+    pub fn of(batches: &[&[String]], failed: &[String]) -> Vec<DeployBatch> {
+        let mut stopped = false;
+        batches
+            .iter()
+            .map(|b| {
+                let result = if stopped {
+                    "not reached"
+                } else if b.iter().any(|h| failed.contains(h)) {
+                    stopped = true;
+                    "failed"
+                } else {
+                    "ok"
+                };
+                DeployBatch {
+                    hosts: b.to_vec(),
+                    result: result.into(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// The effects of a rollout.

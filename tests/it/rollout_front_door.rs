@@ -119,8 +119,8 @@ fn render_template(dir: &Path, vars: &serde_json::Value, dest: &Path) {
 }
 
 /// A front door on loopback: nginx with the role's template, one stable backend answering 200 and a
-/// canary (at another loopback address) answering 503; the canary's weight is written as `pipeline
-/// rollout` writes it.
+/// canary at another loopback address answering `canary` (an nginx `return`, e.g. `503 "broken"`); the
+/// canary's weight is written as `pipeline rollout` writes it.
 pub(super) struct Door {
     pub(super) nginx: Nginx,
     pub(super) front: u16,
@@ -130,7 +130,7 @@ pub(super) struct Door {
 }
 
 impl Door {
-    pub(super) fn start(dir: &Path) -> Door {
+    pub(super) fn start(dir: &Path, canary_answer: &str) -> Door {
         let (front, backend) = (free_port(), free_port());
         let conf_dir = dir.join("front_door");
         std::fs::create_dir_all(conf_dir.join("checkbox")).unwrap();
@@ -161,7 +161,7 @@ impl Door {
         std::fs::write(
             dir.join("nginx.conf"),
             format!(
-                "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log off;\n    include {d}/front_door_checkbox.conf;\n    server {{ listen {stable}; location / {{ return 200 \"stable version\"; }} }}\n    server {{ listen {canary}; location / {{ return 503 \"broken\"; }} }}\n}}\n",
+                "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log off;\n    include {d}/front_door_checkbox.conf;\n    server {{ listen {stable}; location / {{ return 200 \"stable version\"; }} }}\n    server {{ listen {canary}; location / {{ return {canary_answer}; }} }}\n}}\n",
                 d = dir.display()
             ),
         )
@@ -213,7 +213,7 @@ impl Door {
 #[test]
 fn the_front_door_splits_requests_by_the_canary_weight_and_logs_each_arm_as_json() {
     let tmp = tempfile::tempdir().unwrap();
-    let door = Door::start(tmp.path());
+    let door = Door::start(tmp.path(), r#"503 "broken""#);
     let (front, canary, log) = (door.front, door.canary.clone(), door.log.clone());
     let mut tail = LogTail::new(Some(canary.clone()));
     let mut round = |weight: u8, n: usize| {

@@ -15,7 +15,7 @@ use super::rollout_front_door::{get, Door};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_synthetic_load_goes_through_the_front_door_and_is_logged_apart_from_real_requests() {
     let tmp = tempfile::tempdir().unwrap();
-    let door = Door::start(tmp.path());
+    let door = Door::start(tmp.path(), r#"503 "broken""#);
     door.set_weight(25);
     let mut tail = LogTail::new(Some(door.canary.clone()));
     tail.skip_existing(&door.log).unwrap();

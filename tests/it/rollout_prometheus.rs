@@ -38,6 +38,7 @@ fn done(what: &str) -> DeploySummary {
         success: true,
         text: "ok".into(),
         duration_s: 0.0,
+        batches: Vec::new(),
     }
 }
 
@@ -226,4 +227,46 @@ async fn a_rollout_whose_canary_host_matches_the_stable_hosts_in_prometheus_is_p
         // A 60 s step at a 5 s resolution: 13 points per arm (the stable hosts averaged into one).
         assert_eq!((cpu.baseline.n, cpu.canary.n), (13, 13), "{cpu:?}");
     }
+}
+
+#[test]
+fn the_dry_run_names_the_prometheus_metrics_and_refuses_a_bad_one_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.ini"),
+        "[checkbox]\ncheckbox-1 ansible_host=10.0.0.2\ncheckbox-2 ansible_host=10.0.0.3\n[lb]\nlb ansible_host=10.0.0.4\n",
+    )
+    .unwrap();
+    let run = |toml: &str| {
+        std::fs::write(dir.path().join("pipeline.toml"), toml).unwrap();
+        let out = crate::support::pipeline(dir.path())
+            .args([
+                "rollout",
+                "checkbox.io",
+                "--ref",
+                "v2",
+                "--provider",
+                "local",
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--dry-run",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(PIPELINE_TOML);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Prometheus metrics judged with the requests at every look: cpu_percent from http://127.0.0.1:9 ($arm = checkbox-1|checkbox-2 for stable, checkbox-canary for the canary)"),
+        "{out}"
+    );
+    // A query without `$arm` would judge one series against itself: refused before anything runs.
+    let (code, _, err) = run("[[canary.metric]]\nname = 'cpu'\nquery = 'avg(cpu)'\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has no `$arm`"), "{err}");
 }

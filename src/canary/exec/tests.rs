@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 
 use super::*;
 use crate::ansible::DeployReport;
-use crate::canary::judge::{MetricInput, Verdict};
+use crate::canary::judge::{Classification, MetricInput, Verdict};
 use crate::canary::load::{self, LoadRun, Progress};
 use crate::canary::metrics::{HostSample, HostSeries};
 use crate::canary::report::{self, Extras, ReportFiles};
@@ -75,6 +75,8 @@ struct Loopback {
     proxy: String,
     fail_at: Option<&'static str>,
     baseline_unhealthy: bool,
+    /// The arms' host samples the load returns (default: [`hosts`] over 60 s).
+    host_samples: Option<Vec<HostSeries>>,
 }
 
 impl Loopback {
@@ -84,6 +86,7 @@ impl Loopback {
             proxy: split_proxy(canary_status).await,
             fail_at: None,
             baseline_unhealthy: false,
+            host_samples: None,
         }
     }
 
@@ -187,7 +190,7 @@ impl World for Loopback {
         self.step("load")?;
         let run = load::run(plan, progress).await?;
         // As many host samples as the judge's default min_samples asks for.
-        Ok((run, hosts(60)))
+        Ok((run, self.host_samples.clone().unwrap_or_else(|| hosts(60))))
     }
 
     async fn metrics(
@@ -304,6 +307,58 @@ async fn a_canary_answering_5xx_stops_the_load_at_the_first_look_with_min_sample
         .find(|t| t.name == "load")
         .unwrap();
     assert!(load.seconds < 3.0, "{:?}", result.times);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_stopped_report_judges_the_host_samples_taken_up_to_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), &[]);
+    let mut world = Loopback::new(500).await;
+    // A sample every 50 ms for 4 s; the canary's CPU runs at 80 %, the baseline's at 10 %.
+    world.host_samples = Some(
+        [("blue", 10.0), ("green", 80.0)]
+            .iter()
+            .map(|(h, cpu)| HostSeries {
+                host: h.to_string(),
+                samples: (0..80)
+                    .map(|i| HostSample {
+                        offset_s: i as f64 * 0.05,
+                        cpu_percent: cpu + (i % 3) as f64,
+                        memory_percent: 20.0 + (i % 2) as f64,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    let result = execute(&s, &mut world, &Ui::new(true)).await.unwrap();
+    let j = &result.judgement;
+    assert_eq!(j.verdict, Verdict::Fail);
+    let seq = j.sequential.as_ref().unwrap();
+    assert!(seq.stopped_early && seq.looks.len() == 1, "{seq:?}");
+    let t = seq.stopped_at_s;
+    let metric = |name: &str| j.metrics.iter().find(|m| m.name == name).unwrap();
+    // The samples up to the stop (offsets 0, 0.05, …, t), not NoData and not the whole series.
+    let upto = (t / 0.05 + 1e-9).floor() as usize + 1;
+    for name in ["cpu_percent", "memory_percent"] {
+        let m = metric(name);
+        assert_eq!((m.baseline.n, m.canary.n), (upto, upto), "{m:?}");
+        assert_ne!(m.classification, Classification::NoData, "{m:?}");
+    }
+    // The report shows the arms' figures up to the stop: the canary's CPU about 70 points above.
+    let cpu = metric("cpu_percent");
+    assert_eq!(
+        (cpu.baseline.p50, cpu.canary.p50),
+        (Some(11.0), Some(81.0)),
+        "{cpu:?}"
+    );
+    assert!(
+        cpu.estimate.is_some_and(|e| (e - 70.0).abs() < 1.5),
+        "{cpu:?}"
+    );
+    assert_eq!(metric("error_rate").classification, Classification::High);
+    let json = report_json(&s);
+    assert_eq!(json["sequential"]["looks"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

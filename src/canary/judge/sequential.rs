@@ -231,6 +231,65 @@ impl SequentialJudge {
         (judgement, info_max)
     }
 
+    /// Judges the deciding look again, at its time, with `input`: the same samples plus what was not at
+    /// hand when the look was taken (a canary's host metrics are collected only once the load stops). Only
+    /// when that look is the last one taken (an early stop); otherwise nothing changes and `None` is
+    /// returned. The tests the look had keep their running minima and the added ones enter with this
+    /// look's values; Holm over the fixed family only gains rejections from smaller p-values, so the
+    /// verdict stays (it is kept should it not). Returns the amended judgement.
+    pub fn amend_last_look(&mut self, input: &JudgeInput) -> Result<Option<Judgement>, JudgeError> {
+        let (Some(t_s), Some(before)) = (
+            self.looks.last().map(|l| l.t_s),
+            self.decided.as_ref().map(|d| d.verdict),
+        ) else {
+            return Ok(None);
+        };
+        if self.looks.iter().position(|l| l.is_final) != Some(self.looks.len() - 1) {
+            return Ok(None);
+        }
+        input.validate_with(Some(&self.config))?;
+        let last = self.last_flags.last().copied().unwrap_or(false);
+        let (judgement, info) = self.judge_now(input, last, Detail::Full);
+        if judgement.verdict != before {
+            return Ok(None);
+        }
+        let n = ArmCounts {
+            baseline: judgement
+                .metrics
+                .iter()
+                .map(|m| m.baseline.n)
+                .max()
+                .unwrap_or(0),
+            canary: judgement
+                .metrics
+                .iter()
+                .map(|m| m.canary.n)
+                .max()
+                .unwrap_or(0),
+        };
+        if let Some(i) = self.infos.last_mut() {
+            *i = i.max(info);
+        }
+        let bounds: Vec<f64> = self
+            .infos
+            .iter()
+            .map(|&i| boundary::z_boundary(self.config.alpha(), i, boundary::TAU))
+            .collect();
+        let alpha_spent = boundary::crossing_probability(&self.infos, &bounds);
+        if let Some(l) = self.looks.last_mut() {
+            *l = Look {
+                t_s,
+                n,
+                verdict: judgement.verdict,
+                is_final: true,
+                score: judgement.score,
+                alpha_spent,
+            };
+        }
+        self.decided = Some(judgement.clone());
+        Ok(Some(judgement))
+    }
+
     /// The final judgement with its `sequential` section; `None` before a final look.
     pub fn finish(self) -> Option<Judgement> {
         let mut j = self.decided?;

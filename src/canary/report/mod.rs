@@ -412,6 +412,22 @@ fn view(j: &Judgement, extras: &Extras, with_charts: bool) -> View {
     }
 }
 
+/// A judgement as the report templates see it (verdict, score, reason, the metrics' display strings and,
+/// `with_charts`, their SVG charts, the looks), for reports that show judgements of their own: the rollout's
+/// report renders each step's with the `judge` macro of `templates/report/judge.html.tera`.
+pub fn judge_view(judgement: &Judgement, with_charts: bool) -> Value {
+    serde_json::to_value(view(judgement, &Extras::default(), with_charts))
+        .expect("the view serializes")
+}
+
+/// The terminal lines of a judgement without run or deploy sections: the metrics table, the reasons, the
+/// looks, the score and the verdict in words (as [`print_terminal`]).
+pub fn terminal_text(judgement: &Judgement) -> String {
+    let mut out = Vec::new();
+    print_terminal(&mut out, judgement, &Extras::default()).expect("writing to memory");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The Markdown report.
 pub fn to_markdown(judgement: &Judgement, extras: &Extras) -> Result<String, ReportError> {
     let ctx = tera::Context::from_serialize(view(judgement, extras, false))
@@ -458,7 +474,7 @@ pub fn write_all(
 }
 
 /// Pads cells to column widths (by characters) and joins them with two spaces.
-fn table(rows: &[Vec<String>]) -> Vec<String> {
+pub fn table(rows: &[Vec<String>]) -> Vec<String> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

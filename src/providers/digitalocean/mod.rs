@@ -5,10 +5,15 @@
 //!
 //! The tag `pipeline-<environment>` is the source of truth: every droplet `up` creates carries it (plus
 //! `pipeline`), `up` adopts droplets that already carry it instead of creating duplicates, and `down` deletes
-//! by it. A small state file (`<state_dir>/digitalocean-<environment>.json`, mode 0600) records ids for people.
+//! by it. A small state file (`<state_dir>/digitalocean-<environment>.json`, mode 0600) records ids for people.//!
+//! The lifecycle is one file per step: [`up`](self::up) (adopt, check the catalogue, register the key,
+//! create), `wait` (until active and answering SSH), `prune` (named droplets) and `down` (the whole tag);
+//! [`Error`] in `error`.
 
 pub mod api;
 pub mod client;
+mod down;
+mod error;
 pub mod guard;
 pub mod plan;
 mod progress;
@@ -16,24 +21,20 @@ mod prune;
 pub mod settings;
 pub mod ssh;
 pub mod sshkey;
+mod up;
+mod wait;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::time::Instant;
 
-use crate::providers::{Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
-use crate::settings::ConfigError;
+use crate::providers::{keys, Connection, Host, HostSpec, Provider, ProviderKind, WaitFor};
 use crate::ui::Ui;
-use api::{Droplet, DropletCreate, Readiness, SshKeyCreate};
-use client::{ApiError, Client};
-use plan::{catalogue_problems, plan_up};
-use progress::Progress;
+use api::Droplet;
+use client::Client;
 pub use settings::{Options, Section, Settings, API_URL_VAR, SSH_PROBE_PORT_VAR, TOKEN_VARS};
-use ssh::{forget_host_keys, ssh_answers};
 use sshkey::KeyPair;
 
 /// The tag on every droplet this tool creates, whatever the environment.
@@ -41,73 +42,8 @@ pub const COMMON_TAG: &str = "pipeline";
 
 /// Longest wait for deleted droplets to leave the tag's listing.
 const DOWN_TIMEOUT: Duration = Duration::from_secs(600);
-/// How many times `up` re-checks and re-sends a create that ended unclearly (5xx, timeout).
-const CREATE_ATTEMPTS: u32 = 3;
-/// How many tag listings (one poll interval apart) must miss a droplet before its create is sent again.
-const LOOKUPS_BEFORE_RESEND: u32 = 3;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("missing prerequisites: {}", .0.join("; "))]
-    Prerequisites(Vec<String>),
-    #[error(transparent)]
-    Api(Box<ApiError>),
-    #[error("{count} droplets named {name} carry tag {tag} (ids {ids}); destroy the extra one in the DigitalOcean console, then run the command again")]
-    Duplicate {
-        name: String,
-        tag: String,
-        count: usize,
-        ids: String,
-    },
-    #[error("creating droplets {names} failed ({cause}), and after {attempts} checks they do not carry tag {tag}; look with `pipeline prod status --env {environment}`, then run the command again")]
-    CreateFailed {
-        names: String,
-        tag: String,
-        environment: String,
-        attempts: u32,
-        cause: String,
-    },
-    #[error("DigitalOcean cannot create these hosts as configured")]
-    Catalogue(#[source] ConfigError),
-    #[error("DigitalOcean accepted the create request but did not return droplet {name}; run the command again (it adopts what exists)")]
-    NotCreated { name: String },
-    #[error("timed out after {} waiting for {}; run the command again to keep waiting (it adopts the droplets), or look with `pipeline prod status --env {environment}`", humantime::format_duration(*.timeout), pending_list(.pending))]
-    WaitTimeout {
-        environment: String,
-        timeout: Duration,
-        pending: Vec<(String, String)>,
-    },
-    #[error("timed out after {} waiting for DigitalOcean to delete {}; run `pipeline prod down --env {environment}` again", humantime::format_duration(*.timeout), .left.join(", "))]
-    DownTimeout {
-        environment: String,
-        timeout: Duration,
-        left: Vec<String>,
-    },
-    #[error("cannot take the environment's lock {path}: {source}; check that the state directory is writable")]
-    Lock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write state file {path}: {source}")]
-    State {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl From<ApiError> for Error {
-    fn from(e: ApiError) -> Self {
-        Error::Api(Box::new(e))
-    }
-}
-
-fn pending_list(pending: &[(String, String)]) -> String {
-    pending
-        .iter()
-        .map(|(name, why)| format!("{name} ({why})"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+pub use error::Error;
 
 fn to_host(d: &Droplet) -> Host {
     Host {
@@ -160,7 +96,7 @@ impl DigitalOcean {
             ));
         }
         let key = if need_key {
-            match sshkey::choose(settings.ssh_key.as_deref(), settings::home().as_deref())
+            match sshkey::choose(settings.ssh_key.as_deref(), keys::home().as_deref())
                 .and_then(|p| sshkey::load(&p))
             {
                 Ok(k) => Some(k),
@@ -268,122 +204,6 @@ impl DigitalOcean {
             Err(e) => Err(e.into()),
         }
     }
-
-    /// Validates region, size and image slugs once, before any create, and reports every problem together.
-    async fn check_catalogue(&self, creates: &[DropletCreate]) -> Result<(), Error> {
-        let regions = self.client.regions().await?;
-        let sizes = self.client.sizes().await?;
-        let mut images: Vec<&String> = creates.iter().map(|c| &c.image).collect();
-        images.sort();
-        images.dedup();
-        let mut missing_images = Vec::new();
-        for image in images {
-            if !self.client.image_exists(image).await? {
-                missing_images.push(image.clone());
-            }
-        }
-        let problems = catalogue_problems(creates, &regions, &sizes, &missing_images);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Catalogue(ConfigError::Invalid {
-                what: "the hosts' region, size or image (pipeline.toml or flags)".to_string(),
-                message: problems.join("; "),
-            }))
-        }
-    }
-
-    /// Makes sure the account knows our public key (looked up by fingerprint, registered if missing).
-    async fn ensure_key(&self, ui: &Ui) -> Result<(), Error> {
-        let key = self.key();
-        if self.client.ssh_key(&key.fingerprint).await?.is_none() {
-            let name = format!(
-                "pipeline {}",
-                key.public_line.split_whitespace().nth(2).unwrap_or("key")
-            );
-            ui.info(format!(
-                "registering SSH key {} ({}) on DigitalOcean",
-                key.private.display(),
-                key.fingerprint
-            ));
-            let created = self
-                .client
-                .create_ssh_key(&SshKeyCreate {
-                    name,
-                    public_key: key.public_line.clone(),
-                })
-                .await;
-            match created {
-                Ok(_) => {}
-                // Registered meanwhile by someone else: the fingerprint works all the same.
-                Err(e) if e.status() == Some(422) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends one create request; after an unclear failure, looks the names up by tag and re-sends only for
-    /// those still missing. Never re-sends blindly.
-    async fn create(&self, body: &DropletCreate, ui: &Ui) -> Result<Vec<Droplet>, Error> {
-        let tag = self.env_tag();
-        let mut body = body.clone();
-        let mut found: Vec<Droplet> = Vec::new();
-        for attempt in 1..=CREATE_ATTEMPTS {
-            ui.info(format!(
-                "creating droplet{} {} ({}, {}, {})",
-                if body.names.len() > 1 { "s" } else { "" },
-                body.names.join(", "),
-                body.size,
-                body.image,
-                body.region
-            ));
-            let err = match self.client.create_droplets(&body).await {
-                Ok(created) => {
-                    found.extend(created);
-                    return Ok(found);
-                }
-                Err(e) if e.is_unclear() => e,
-                Err(e) => return Err(e.into()),
-            };
-            ui.warn(format!(
-                "{err}; checking tag {tag} before sending anything again"
-            ));
-            // A droplet can take a moment to show up under its tag: look a few times before concluding.
-            let mut listed = Vec::new();
-            for _ in 0..LOOKUPS_BEFORE_RESEND {
-                tokio::time::sleep(self.settings.poll_interval).await;
-                listed = self.client.list_droplets(&tag).await?;
-                if body
-                    .names
-                    .iter()
-                    .all(|n| listed.iter().any(|d| &d.name == n))
-                {
-                    break;
-                }
-            }
-            let (now, still): (Vec<String>, Vec<String>) = body
-                .names
-                .iter()
-                .cloned()
-                .partition(|n| listed.iter().any(|d| &d.name == n));
-            found.extend(listed.into_iter().filter(|d| now.contains(&d.name)));
-            if still.is_empty() {
-                return Ok(found);
-            }
-            if attempt == CREATE_ATTEMPTS {
-                return Err(Error::CreateFailed {
-                    names: still.join(", "),
-                    tag,
-                    environment: self.environment.clone(),
-                    attempts: CREATE_ATTEMPTS,
-                    cause: err.to_string(),
-                });
-            }
-            body.names = still;
-        }
-        unreachable!("the loop returns on its last attempt")
-    }
 }
 
 impl Provider for DigitalOcean {
@@ -399,53 +219,8 @@ impl Provider for DigitalOcean {
             private_key: self.key().private.clone(),
         }
     }
-
     async fn up(&mut self, specs: &[HostSpec], ui: &Ui) -> Result<Vec<Host>, Error> {
-        self.lock_environment(ui).await?;
-        let tag = self.env_tag();
-        let tags = vec![COMMON_TAG.to_string(), tag.clone()];
-        let existing = self.client.list_droplets(&tag).await?;
-        self.listed = existing.iter().map(|d| d.name.clone()).collect();
-        let fingerprint = &self.key().fingerprint;
-        let plan = plan_up(specs, &existing, &tags, fingerprint)?;
-        for note in &plan.notes {
-            ui.warn(note);
-        }
-        let mut by_name: HashMap<String, Droplet> = HashMap::new();
-        for (spec, d) in &plan.adopt {
-            ui.info(format!(
-                "adopting droplet {} (id {}, {})",
-                spec.name, d.id, d.status
-            ));
-            if d.status == "off" {
-                ui.info(format!("powering on droplet {} (it is off)", spec.name));
-                self.client.power_on(d.id).await?;
-            }
-            by_name.insert(spec.name.clone(), d.clone());
-        }
-        if !plan.create.is_empty() {
-            self.check_catalogue(&plan.create).await?;
-            self.ensure_key(ui).await?;
-            for body in &plan.create {
-                for d in self.create(body, ui).await? {
-                    self.created.insert(d.name.clone());
-                    by_name.insert(d.name.clone(), d);
-                }
-            }
-        }
-        let hosts = specs
-            .iter()
-            .map(|s| {
-                by_name
-                    .get(&s.name)
-                    .map(to_host)
-                    .ok_or_else(|| Error::NotCreated {
-                        name: s.name.clone(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.save_state(&hosts)?;
-        Ok(hosts)
+        self.up_droplets(specs, ui).await
     }
 
     async fn list(&self) -> Result<Vec<Host>, Error> {
@@ -459,7 +234,6 @@ impl Provider for DigitalOcean {
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(hosts)
     }
-
     async fn wait_ready(
         &self,
         names: &[String],
@@ -467,112 +241,7 @@ impl Provider for DigitalOcean {
         timeout: Duration,
         ui: &Ui,
     ) -> Result<Vec<Host>, Error> {
-        let tag = self.env_tag();
-        let deadline = Instant::now() + timeout;
-        let mut progress = Progress::new(ui, names);
-        let mut ssh_ok: HashSet<String> = HashSet::new();
-        let mut outage = false;
-        // Duplicates deleted by this wait: still listed for a while after the DELETE, never deleted twice.
-        let mut deleted_duplicates = std::collections::BTreeSet::new();
-        loop {
-            let Some(droplets) = self.poll(&tag, ui, &mut outage).await? else {
-                let now = Instant::now();
-                if now >= deadline {
-                    progress.abandon();
-                    return Err(Error::WaitTimeout {
-                        environment: self.environment.clone(),
-                        timeout,
-                        pending: names
-                            .iter()
-                            .map(|n| (n.clone(), "the DigitalOcean API did not answer".to_string()))
-                            .collect(),
-                    });
-                }
-                tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
-                continue;
-            };
-            // Another machine's `up` (the lock is per machine) or a create acted on twice can leave two
-            // droplets with one name: keep the lowest id, delete the rest, wait for the one kept.
-            let droplets = guard::resolve_duplicates(
-                &self.client,
-                droplets,
-                &tag,
-                &mut deleted_duplicates,
-                ui,
-            )
-            .await?;
-            let mut pending: Vec<(String, String)> = Vec::new();
-            let mut probes = tokio::task::JoinSet::new();
-            for name in names {
-                let state = match droplets.iter().find(|d| &d.name == name) {
-                    None => Err("not listed yet".to_string()),
-                    Some(d) => match d.readiness() {
-                        Readiness::Active(ip) if wait == WaitFor::Ssh && !ssh_ok.contains(name) => {
-                            let port = self.settings.ssh_probe_port;
-                            let name = name.clone();
-                            probes.spawn(async move {
-                                let r = ssh_answers(ip, port).await;
-                                (name, ip, port, r)
-                            });
-                            continue;
-                        }
-                        Readiness::Active(ip) => Ok(ip),
-                        other => Err(other.describe()),
-                    },
-                };
-                match state {
-                    Ok(ip) if ssh_ok.contains(name) => {
-                        progress.show(name, format!("ready at {ip}, SSH answers"))
-                    }
-                    Ok(ip) => progress.show(name, format!("ready at {ip}")),
-                    Err(why) => {
-                        progress.show(name, why.clone());
-                        pending.push((name.clone(), why));
-                    }
-                }
-            }
-            while let Some(joined) = probes.join_next().await {
-                let (name, ip, port, result) = joined.expect("SSH probe task does not panic");
-                match result {
-                    Ok(()) => {
-                        progress.show(&name, format!("ready at {ip}, SSH answers"));
-                        ssh_ok.insert(name);
-                    }
-                    Err(why) => {
-                        let why = format!("active at {ip}, waiting for SSH on port {port}: {why}");
-                        progress.show(&name, why.clone());
-                        pending.push((name, why));
-                    }
-                }
-            }
-            if pending.is_empty() {
-                progress.finish();
-                let mut hosts: Vec<Host> = names
-                    .iter()
-                    .filter_map(|n| droplets.iter().find(|d| &d.name == n).map(to_host))
-                    .collect();
-                hosts.sort_by(|a, b| a.name.cmp(&b.name));
-                self.save_state(&hosts)?;
-                let fresh: Vec<Ipv4Addr> = hosts
-                    .iter()
-                    .filter(|h| self.created.contains(&h.name))
-                    .filter_map(|h| h.ip)
-                    .collect();
-                forget_host_keys(&self.settings.state_dir, &fresh, ui);
-                return Ok(hosts);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                progress.abandon();
-                pending.sort();
-                return Err(Error::WaitTimeout {
-                    environment: self.environment.clone(),
-                    timeout,
-                    pending,
-                });
-            }
-            tokio::time::sleep(self.settings.poll_interval.min(deadline - now)).await;
-        }
+        self.wait_droplets(names, wait, timeout, ui).await
     }
 
     async fn unrequested(&self, specs: &[HostSpec]) -> Result<Vec<String>, Error> {
@@ -586,48 +255,7 @@ impl Provider for DigitalOcean {
         self.lock_environment(ui).await?;
         prune::remove(self, names, ui).await
     }
-
     async fn down(&mut self, ui: &Ui) -> Result<Vec<String>, Error> {
-        self.lock_environment(ui).await?;
-        let tag = self.env_tag();
-        let droplets = self.client.list_droplets(&tag).await?;
-        if droplets.is_empty() {
-            ui.info(format!("no droplets carry tag {tag}: nothing to destroy"));
-            self.remove_state()?;
-            return Ok(Vec::new());
-        }
-        let mut names: Vec<String> = droplets.iter().map(|d| d.name.clone()).collect();
-        names.sort();
-        ui.info(format!(
-            "destroying droplets tagged {tag}: {}",
-            names.join(", ")
-        ));
-        match self.client.delete_droplets_by_tag(&tag).await {
-            Err(e) if e.status() == Some(404) => {}
-            other => other?,
-        }
-        let deadline = Instant::now() + DOWN_TIMEOUT;
-        let mut outage = false;
-        loop {
-            let left = self.poll(&tag, ui, &mut outage).await?;
-            if left.as_ref().is_some_and(Vec::is_empty) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::DownTimeout {
-                    environment: self.environment.clone(),
-                    timeout: DOWN_TIMEOUT,
-                    left: match left {
-                        Some(l) => l.into_iter().map(|d| d.name).collect(),
-                        None => names.clone(),
-                    },
-                });
-            }
-            tokio::time::sleep(self.settings.poll_interval).await;
-        }
-        self.remove_state()?;
-        let freed: Vec<Ipv4Addr> = droplets.iter().filter_map(Droplet::public_ipv4).collect();
-        forget_host_keys(&self.settings.state_dir, &freed, ui);
-        Ok(names)
+        self.down_droplets(ui).await
     }
 }

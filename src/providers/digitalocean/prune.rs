@@ -37,15 +37,15 @@ pub(super) async fn remove(
     let ids: HashSet<u64> = doomed.iter().map(|d| d.id).collect();
     let deadline = Instant::now() + DOWN_TIMEOUT;
     while !ids.is_empty() {
-        let left: Vec<String> = provider
-            .client
-            .list_droplets(&tag)
-            .await?
-            .into_iter()
+        let listed = provider.client.list_droplets(&tag).await?;
+        let left: Vec<String> = listed
+            .iter()
             .filter(|d| ids.contains(&d.id))
-            .map(|d| d.name)
+            .map(|d| d.name.clone())
             .collect();
         if left.is_empty() {
+            // The record of the environment's droplets, without those destroyed.
+            provider.save_state(&listed.iter().map(super::to_host).collect::<Vec<_>>())?;
             break;
         }
         if Instant::now() >= deadline {

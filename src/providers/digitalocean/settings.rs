@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::client::{self, RetryPolicy, Token};
+use crate::providers::keys;
 use crate::settings::{ConfigError, Global};
 
 /// Environment variables the token is read from, in this order.
@@ -131,15 +132,8 @@ fn non_empty_env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
-pub(super) fn home() -> Option<PathBuf> {
-    non_empty_env("HOME").map(PathBuf::from)
-}
-
 fn expand_home(p: PathBuf) -> PathBuf {
-    match (p.strip_prefix("~"), home()) {
-        (Ok(rest), Some(h)) => h.join(rest),
-        _ => p,
-    }
+    keys::expand_home(&p, keys::home().as_deref())
 }
 
 /// Reads the token from [`TOKEN_VARS`]; `None` when none is set.

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use md5::{Digest, Md5};
 
+use crate::providers::keys;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
@@ -48,13 +50,7 @@ pub fn choose(explicit: Option<&Path>, home: Option<&Path>) -> Result<PathBuf, K
         }
         return Ok(p.to_owned());
     }
-    let candidates: Vec<PathBuf> = match home {
-        Some(h) => ["id_ed25519", "id_rsa"]
-            .iter()
-            .map(|f| h.join(".ssh").join(f))
-            .collect(),
-        None => Vec::new(),
-    };
+    let candidates: Vec<PathBuf> = home.map(keys::usual_keys).unwrap_or_default();
     candidates
         .iter()
         .find(|p| p.exists())

@@ -1,6 +1,7 @@
 //! One step of a rollout: the canary's weight, then a look every `look_every` at the requests the front
-//! door logged since, until the step decides (FAIL at any look; PASS, MARGINAL or, past the longest
-//! step time, INCONCLUSIVE at its end). A step at 100 % is not judged: no stable requests are left.
+//! door logged since (and the world's Prometheus metrics over the step so far, in the same family), until
+//! the step decides (FAIL at any look; PASS, MARGINAL or, past the longest step time, INCONCLUSIVE at its
+//! end). A step at 100 % is not judged: no stable requests are left.
 
 use crate::canary::judge::{self, sequential::SequentialJudge, JudgeInput, Judgement, Verdict};
 use crate::canary::metrics::HostSeries;
@@ -83,8 +84,8 @@ impl<W: RolloutWorld> Executor<'_, W> {
             );
             t = (self.world.now() - start).max(next);
             let mut data = input(&seen, start);
-            // The Prometheus metrics of the step so far, in the same family.
-            // Its notes (no data, dropped points) are said once, at the look that ends the step.
+            // The Prometheus metrics of the step so far; their notes (no data, dropped points) are said
+            // once, at the look that ends the step.
             let (external, notes) = self.world.metrics(start, start + t).await?;
             data.metrics.extend(external);
             let at_end = t >= s.step_time_s - 1e-6;
@@ -121,7 +122,8 @@ impl<W: RolloutWorld> Executor<'_, W> {
                     }
                 }
             };
-            self.record_look(&seen, t, &j, t > s.step_time_s + 1e-6);
+            // Extended: the look was due past the step time (not merely taken a little late).
+            self.record_look(&seen, t, &j, next > s.step_time_s + 1e-6);
             self.ui.info(format!(
                 "rollout:   look at {t:.0} s ({} stable, {} canary requests): {}{}",
                 self.current().stable.real + self.current().stable.synthetic,

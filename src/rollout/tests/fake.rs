@@ -1,11 +1,11 @@
 //! The fake world of the rollout's tests: virtual time, a front door splitting generated requests by the
-//! weight it was last given, a canary that answers well or with 5xx from some weight on, and crashes
-//! injected into any action (it never returns, as under `kill -9`).
+//! weight it was last given, a canary that answers well or with 5xx from some weight on, crashes injected
+//! into any action (it never returns, as under `kill -9`), failures (an error) and a late clock.
 
 use std::sync::{Arc, Mutex};
 
 use super::super::state::{Phase, StateStore};
-use super::super::world::{Arm, DeploySummary, Observed, RolloutWorld};
+use super::super::world::{Arm, DeployBatch, DeploySummary, Observed, RolloutWorld};
 use crate::canary::judge::{FailOn, MetricInput};
 
 /// What exists outside the process: it survives a crash of the tool.
@@ -44,6 +44,8 @@ pub(super) struct Fake {
     /// Every metrics query (from, to), and every state the executor told the world about.
     pub(super) queries: Vec<(f64, f64)>,
     pub(super) told: Vec<super::super::state::RolloutState>,
+    /// Seconds every wait overruns by (a real clock wakes a little late).
+    pub(super) late_s: f64,
 }
 
 /// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
@@ -69,6 +71,7 @@ impl Fake {
             prom_shift: None,
             queries: Vec::new(),
             told: Vec::new(),
+            late_s: 0.0,
         }
     }
 
@@ -129,6 +132,7 @@ impl RolloutWorld for Fake {
     }
 
     async fn wait(&mut self, seconds: f64) {
+        let seconds = seconds + self.late_s;
         let mut infra = self.infra.lock().unwrap();
         let from = infra.clock;
         let push = |rate: f64, synthetic: bool, infra: &mut Infra| {
@@ -163,8 +167,9 @@ impl RolloutWorld for Fake {
         Ok(DeploySummary {
             what: "canary".into(),
             success: true,
-            text: "ok".into(),
+            text: "v2 deployed on checkbox-canary".into(),
             duration_s: 1.0,
+            batches: Vec::new(),
         })
     }
 
@@ -208,8 +213,9 @@ impl RolloutWorld for Fake {
         Ok(DeploySummary {
             what: "promotion".into(),
             success: true,
-            text: "2 hosts".into(),
+            text: "v2 deployed on checkbox-1, checkbox-2".into(),
             duration_s: 2.0,
+            batches: DeployBatch::of(&[&["checkbox-1".into()], &["checkbox-2".into()]], &[]),
         })
     }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 mod fake;
 mod load;
 mod prom;
+mod report;
 use fake::{Fake, Infra};
 
 use super::exec::{self, Ending};
@@ -201,7 +202,7 @@ async fn a_good_version_goes_through_every_step_then_is_promoted_and_the_canary_
         !report.join("step-4").exists(),
         "the 100 % step is not judged"
     );
-    let md = std::fs::read_to_string(report.join("rollout.md")).unwrap();
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
         md.contains("Promoted: the canary passed every judged step"),
         "{md}"
@@ -213,9 +214,9 @@ async fn a_good_version_goes_through_every_step_then_is_promoted_and_the_canary_
         "{md}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("rollout.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(json["state"]["phase"], "done");
+    assert_eq!(json["outcome"], "promoted");
 }
 
 #[tokio::test]
@@ -256,7 +257,7 @@ async fn a_broken_version_is_rolled_back_within_the_first_step_before_its_end() 
         s.steps[0]
     );
     assert_eq!(t.infra.lock().unwrap().stable_version, "v1");
-    let md = std::fs::read_to_string(s.settings.report_dir.join("rollout.md")).unwrap();
+    let md = std::fs::read_to_string(s.settings.report_dir.join("report.md")).unwrap();
     assert!(md.contains("Rolled back: FAIL at step 1"), "{md}");
     assert!(md.contains("[FAIL](step-1/report.md)"), "{md}");
 }
