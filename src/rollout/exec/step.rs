@@ -264,7 +264,7 @@ const LATENCY_RESOLUTION_MS: f64 = 1.0;
 
 /// Widens the latency's tolerated (relative) increase to one tick of the front door's clock at the
 /// baseline's median: at a 1 ms median the default +20 % is 0.2 ms, below what the log can show, so a
-/// one-tick shift (a freshly started canary on a busy machine) failed good versions.
+/// one-tick shift (seen on the sandbox between a fresh canary and the stable hosts) failed good versions.
 fn at_least_one_tick(m: &mut crate::canary::judge::MetricInput) {
     let mut b = m.baseline.clone();
     b.sort_by(f64::total_cmp);
@@ -282,7 +282,7 @@ mod tests {
     use super::*;
     use crate::canary::judge::JudgeConfig;
 
-    /// Requests 0.1 s apart over 30 s: stable at `stable_ms`, canary at `canary_ms` (every third one a
+    /// Requests 0.05 s apart over 30 s, alternating arms: stable at `stable_ms`, canary at `canary_ms` (every third one a
     /// tick more, as on a real clock), all 200 with the same size.
     fn seen(stable_ms: f64, canary_ms: f64) -> Vec<Observed> {
         (0..600)
