@@ -282,8 +282,8 @@ mod tests {
     use super::*;
     use crate::canary::judge::JudgeConfig;
 
-    /// Requests 0.05 s apart over 30 s, alternating arms: stable at `stable_ms`, canary at `canary_ms` (every third one a
-    /// tick more, as on a real clock), all 200 with the same size.
+    /// Requests 0.05 s apart over 30 s, alternating arms: stable at `stable_ms`, canary at
+    /// `canary_ms` (every third one a tick more, as on a real clock), all 200 with the same size.
     fn seen(stable_ms: f64, canary_ms: f64) -> Vec<Observed> {
         (0..600)
             .map(|k| {
