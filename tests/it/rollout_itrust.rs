@@ -176,11 +176,12 @@ mod front_door {
 
     /// The front door (the role's template for iTrust) in front of a stable and a canary nginx server.
     struct Door {
-        _tmp: tempfile::TempDir,
         dir: PathBuf,
         front: u16,
         nginx: Nginx,
         target: Target,
+        /// Last: fields drop in order, and `nginx -s stop` (Nginx's drop) needs the directory's config.
+        _tmp: tempfile::TempDir,
     }
 
     /// The canary answers `canary_home` at `/iTrust2/` (its health check) and `canary_pages` below it.
