@@ -1,6 +1,7 @@
 //! The canary engine: generating load ([`load`]), judging baseline against canary samples with statistics
 //! ([`judge`]), and writing reports ([`report`]). Pure logic is kept apart from I/O so it can be unit-tested.
 
+pub mod analyze;
 pub mod cgroup;
 pub mod example;
 pub mod exec;

@@ -3,15 +3,13 @@
 //! `pipeline analyze --prometheus URL --metrics FILE --start T --end T` judges series queried from
 //! Prometheus instead (see [`crate::canary::prometheus`]).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 
-use crate::canary::judge::{judge, sequential, JudgeConfig, JudgeError, JudgeInput};
-use crate::canary::prometheus::retro::{self, Retrospective};
-use crate::canary::prometheus::{self, Auth, PromError};
+use crate::canary::analyze::{analyze, Analysis, AnalyzeRequest, Samples};
 use crate::canary::report;
 use crate::exit::UsageError;
 use crate::settings::Global;
@@ -73,42 +71,34 @@ pub struct AnalyzeArgs {
     pub look_every: std::time::Duration,
 }
 
-pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> {
-    let config: JudgeConfig = global.config.section("judge")?;
-    let (input, source, extras) = match (&args.file, &args.prometheus) {
-        (Some(file), _) => {
-            // The raw bytes are dropped right after parsing (a 1M-sample-per-arm file is ~40 MB).
-            let input = parse_input(&read_input(file)?, file)?;
-            (input, file.display().to_string(), report::Extras::default())
-        }
-        (None, Some(url)) => {
-            let (input, run) = from_prometheus(&args, url, global).await?;
-            let metrics = args.metrics.as_deref().unwrap_or(Path::new("?"));
-            (
-                input,
-                format!("metrics file {}", metrics.display()),
-                report::Extras {
-                    run: Some(report::RunInfo::Other(run)),
-                    deploy: None,
-                },
-            )
-        }
-        (None, None) => {
-            return Err(UsageError("give a samples FILE or --prometheus URL".into()).into())
-        }
-    };
-    let judgement = if args.sequential {
-        sequential::replay(&input, &config, args.look_every.as_secs_f64(), true).map_err(|e| {
-            match e {
-                sequential::ReplayError::Judge(e) => judge_error(e, &source, global),
-                other => anyhow::Error::from(UsageError(format!(
-                    "cannot replay the looks of {source}: {other}"
-                ))),
+impl AnalyzeArgs {
+    /// The request the flags describe (clap has checked which flags go together).
+    fn request(&self) -> anyhow::Result<AnalyzeRequest> {
+        let samples = match (&self.file, &self.prometheus) {
+            (Some(file), _) => Samples::File(file.clone()),
+            (None, Some(url)) => Samples::Prometheus {
+                url: url.clone(),
+                metrics: self
+                    .metrics
+                    .clone()
+                    .context("--prometheus needs --metrics FILE")?,
+                start: self.start.clone().unwrap_or_else(|| "now".into()),
+                end: self.end.clone().unwrap_or_else(|| "now".into()),
+                step: self.step.clone().unwrap_or_else(|| "15s".into()),
+            },
+            (None, None) => {
+                return Err(UsageError("give a samples FILE or --prometheus URL".into()).into())
             }
-        })?
-    } else {
-        judge(&input, &config).map_err(|e| judge_error(e, &source, global))?
-    };
+        };
+        Ok(AnalyzeRequest {
+            samples,
+            sequential: self.sequential.then_some(self.look_every.as_secs_f64()),
+        })
+    }
+}
+
+pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let Analysis { judgement, extras } = analyze(&args.request()?, global).await?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         stdout
@@ -132,83 +122,4 @@ pub async fn run(args: AnalyzeArgs, global: &Global) -> anyhow::Result<Outcome> 
         ));
     }
     Ok(judgement.verdict.outcome())
-}
-
-/// Queries every metric of `--metrics` over the window; returns the judge's input and the report's run
-/// table (source, window, step, queries).
-async fn from_prometheus(
-    args: &AnalyzeArgs,
-    url: &str,
-    global: &Global,
-) -> anyhow::Result<(JudgeInput, serde_json::Value)> {
-    let usage_or_runtime = |e: PromError| -> anyhow::Error {
-        if e.is_usage() {
-            UsageError(e.to_string()).into()
-        } else {
-            anyhow::Error::new(e)
-        }
-    };
-    let request = retro::Request {
-        url,
-        metrics: args
-            .metrics
-            .as_deref()
-            .context("--prometheus needs --metrics FILE")?,
-        start: args.start.as_deref().unwrap_or("now"),
-        end: args.end.as_deref().unwrap_or("now"),
-        step: args.step.as_deref().unwrap_or("15s"),
-    };
-    let auth = Auth::from_env().map_err(usage_or_runtime)?;
-    let query = Retrospective::prepare(&request, auth, prometheus::time::unix_now())
-        .map_err(usage_or_runtime)?;
-    global.ui.info(query.describe());
-    let collected = query.collect().await.map_err(usage_or_runtime)?;
-    for note in &collected.notes {
-        global.ui.warn(note);
-    }
-    Ok((collected.input, query.run_table()))
-}
-
-fn judge_error(e: JudgeError, source: &str, global: &Global) -> anyhow::Error {
-    match e {
-        JudgeError::Config { .. } => UsageError(format!(
-            "{e} (in the [judge] section of {})",
-            global
-                .config
-                .path()
-                .map_or("the config file".into(), |p| p.display().to_string())
-        ))
-        .into(),
-        JudgeError::Metric { .. } | JudgeError::Input(_) => UsageError(format!(
-            "invalid samples from {source}: {e}; fix the file and run again"
-        ))
-        .into(),
-    }
-}
-
-fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("failed to read the samples from stdin")?;
-        return Ok(buf);
-    }
-    std::fs::read(path).with_context(|| {
-        format!(
-            "cannot read samples file {}; check the path (use '-' for stdin)",
-            path.display()
-        )
-    })
-}
-
-/// Parses the samples file; a malformed file is a usage error naming line and column.
-pub fn parse_input(bytes: &[u8], path: &Path) -> anyhow::Result<JudgeInput> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        UsageError(format!(
-            "samples file {} is not valid analyze input: {e}; expected {{\"metrics\": [{{\"name\": .., \"fail_on\": \"increase\", \"baseline\": [..], \"canary\": [..]}}]}} (see README, analyze)",
-            path.display()
-        ))
-        .into()
-    })
 }

@@ -5,11 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::providers::digitalocean;
-use crate::providers::{self, Host, OpenError, Opened, Provider, ProviderKind, Purpose, WaitFor};
+use crate::providers::{Host, ProviderKind, WaitFor};
 use crate::provision::{self, prod, HostOverride, ProdUpFlags};
 use crate::settings::Global;
 use crate::Outcome;
@@ -162,21 +161,11 @@ async fn down(target: TargetArgs, global: &Global) -> anyhow::Result<Outcome> {
         &do_options(&target, None),
     )
     .await?;
-    let mut out = std::io::stdout().lock();
-    if gone.is_empty() {
-        writeln!(
-            out,
-            "nothing to destroy in environment {}",
-            target.environment
-        )?;
-    } else {
-        writeln!(
-            out,
-            "destroyed {} in environment {}",
-            gone.join(", "),
-            target.environment
-        )?;
-    }
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        prod::down_line(&target.environment, &gone)
+    )?;
     Ok(Outcome::Success)
 }
 
@@ -210,36 +199,16 @@ async fn status(args: StatusArgs, global: &Global) -> anyhow::Result<Outcome> {
 
 async fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<Outcome> {
     let kind = provision::resolve_provider_kind(args.target.provider, &global.config)?;
-    provision::check_environment(&args.target.environment)?;
-    let context = || format!("failed to read the logs of host {}", args.host);
-    let opened = match providers::open(
-        kind,
+    let text = prod::logs(
         global,
+        kind,
         &do_options(&args.target, None),
         &args.target.environment,
-        Purpose::Inspect,
-        &global.ui,
-    ) {
-        Err(OpenError::Config(e)) => return Err(e.into()),
-        other => other,
-    };
-    match opened {
-        Ok(Opened::Local(local)) => {
-            let text = local.logs(&args.host).with_context(context)?;
-            write!(std::io::stdout().lock(), "{text}")?;
-            Ok(Outcome::Success)
-        }
-        Err(e) if kind == ProviderKind::Local => Err(anyhow::Error::new(e).context(context())),
-        droplets => {
-            // DigitalOcean has no log API. Looking the droplet up only sharpens the hint, so a failure
-            // here (no token, API down) is reported, not fatal.
-            let lookup = async { droplets?.list().await };
-            anyhow::bail!(
-                "{}",
-                prod::droplet_logs_hint(&args.host, &args.target.environment, lookup.await)
-            )
-        }
-    }
+        &args.host,
+    )
+    .await?;
+    write!(std::io::stdout().lock(), "{text}")?;
+    Ok(Outcome::Success)
 }
 
 /// `front door: checkbox http://…/, itrust http://…:8080/iTrust2` when the environment has an `lb` host.

@@ -161,6 +161,49 @@ pub fn render_table(hosts: &[Host]) -> String {
     text
 }
 
+/// `prod logs HOST`: the host's journal on the sandbox. DigitalOcean has no log API, so there the answer
+/// is an error saying where the droplet's logs are (looking the droplet up only sharpens that hint, so a
+/// failing lookup — no token, API down — is named in it, not fatal).
+pub async fn logs(
+    global: &crate::settings::Global,
+    kind: ProviderKind,
+    options: &digitalocean::Options,
+    environment: &str,
+    host: &str,
+) -> anyhow::Result<String> {
+    use crate::providers::{OpenError, Opened, Provider, Purpose};
+    super::check_environment(environment)?;
+    let context = || format!("failed to read the logs of host {host}");
+    let opened = match crate::providers::open(
+        kind,
+        global,
+        options,
+        environment,
+        Purpose::Inspect,
+        &global.ui,
+    ) {
+        Err(OpenError::Config(e)) => return Err(e.into()),
+        other => other,
+    };
+    match opened {
+        Ok(Opened::Local(local)) => Ok(anyhow::Context::with_context(local.logs(host), context)?),
+        Err(e) if kind == ProviderKind::Local => Err(anyhow::Error::new(e).context(context())),
+        droplets => {
+            let lookup = async { droplets?.list().await };
+            anyhow::bail!("{}", droplet_logs_hint(host, environment, lookup.await))
+        }
+    }
+}
+
+/// What `prod down` says it did.
+pub fn down_line(environment: &str, gone: &[String]) -> String {
+    if gone.is_empty() {
+        format!("nothing to destroy in environment {environment}")
+    } else {
+        format!("destroyed {} in environment {environment}", gone.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
