@@ -38,6 +38,19 @@ pub struct ArmCounts {
     pub canary: usize,
 }
 
+impl ArmCounts {
+    /// The largest n of any metric in each arm.
+    fn of(judgement: &Judgement) -> Self {
+        let max = |n: fn(&super::MetricResult) -> usize| {
+            judgement.metrics.iter().map(n).max().unwrap_or(0)
+        };
+        ArmCounts {
+            baseline: max(|m| m.baseline.n),
+            canary: max(|m| m.canary.n),
+        }
+    }
+}
+
 /// One look.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Look {
@@ -146,20 +159,7 @@ impl SequentialJudge {
             // this look's values, so the p-values, and with them the verdict, are the same.
             (judgement, info_max) = self.judge_now(input, last, Detail::Full);
         }
-        let n = ArmCounts {
-            baseline: judgement
-                .metrics
-                .iter()
-                .map(|m| m.baseline.n)
-                .max()
-                .unwrap_or(0),
-            canary: judgement
-                .metrics
-                .iter()
-                .map(|m| m.canary.n)
-                .max()
-                .unwrap_or(0),
-        };
+        let n = ArmCounts::of(&judgement);
         self.infos.push(info_max);
         self.last_flags.push(last);
         let bounds: Vec<f64> = self
@@ -253,20 +253,7 @@ impl SequentialJudge {
         if judgement.verdict != before {
             return Ok(None);
         }
-        let n = ArmCounts {
-            baseline: judgement
-                .metrics
-                .iter()
-                .map(|m| m.baseline.n)
-                .max()
-                .unwrap_or(0),
-            canary: judgement
-                .metrics
-                .iter()
-                .map(|m| m.canary.n)
-                .max()
-                .unwrap_or(0),
-        };
+        let n = ArmCounts::of(&judgement);
         if let Some(i) = self.infos.last_mut() {
             *i = i.max(info);
         }
