@@ -333,13 +333,13 @@ mod tests {
         assert!(d.finalize(&[host], None).unwrap_err().is_usage());
     }
 
-    fn inventory(listing: serde_json::Value) -> Inventory {
+    fn inventory(listing: &serde_json::Value) -> Inventory {
         Inventory::from_listing(&listing.to_string(), Path::new("inventory.ini")).unwrap()
     }
 
     #[test]
     fn the_targets_are_the_apps_group_and_the_first_lb_host() {
-        let inv = inventory(serde_json::json!({
+        let inv = inventory(&serde_json::json!({
             "itrust": {"hosts": ["itrust-1", "itrust-2"]},
             "lb": {"hosts": ["lb"]},
             "_meta": {"hostvars": {"lb": {"ansible_host": "10.0.0.9"}}}
@@ -349,7 +349,7 @@ mod tests {
         assert_eq!(names, ["itrust-1", "itrust-2"]);
         assert_eq!(t.lb.unwrap().address(), "10.0.0.9");
         let t = Targets::of(
-            &inventory(serde_json::json!({"itrust": {"hosts": ["w"]}})),
+            &inventory(&serde_json::json!({"itrust": {"hosts": ["w"]}})),
             App::Itrust,
         )
         .unwrap();
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn an_inventory_without_the_apps_group_is_a_usage_error_naming_the_groups() {
-        let inv = inventory(serde_json::json!({"itrust": {"hosts": ["w"]}}));
+        let inv = inventory(&serde_json::json!({"itrust": {"hosts": ["w"]}}));
         let e = Targets::of(&inv, App::Checkbox).unwrap_err();
         assert!(e.is_usage());
         assert!(e.to_string().contains("no host in group [checkbox]"), "{e}");
