@@ -1,7 +1,7 @@
 //! `pipeline deploy iTrust|checkbox.io`: resolves the flags and `[deploy]` into [`DeploySettings`], has
-//! [`crate::deploy`] pick the targets and build the run of the app's entry playbook, runs it, prints the report and where the
-//! app answers (on each host and through the front door), and records the deploy on the dashboard. A
-//! rolling deploy that stopped says at which batch, on which host, at which task and why.
+//! [`crate::deploy`] pick the targets and build the run of the app's entry playbook, runs it, prints the
+//! report and where the app answers (on each host and through the front door), and records the deploy on
+//! the dashboard. A rolling deploy that stopped says at which batch, on which host, at which task and why.
 
 use std::path::PathBuf;
 
