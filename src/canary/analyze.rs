@@ -80,13 +80,13 @@ pub async fn analyze(req: &AnalyzeRequest, global: &Global) -> anyhow::Result<An
     let judgement = match req.sequential {
         Some(look_every_s) => {
             sequential::replay(&input, &config, look_every_s, true).map_err(|e| match e {
-                sequential::ReplayError::Judge(e) => judge_error(e, &source, global),
+                sequential::ReplayError::Judge(e) => judge_error(&e, &source, global),
                 other => anyhow::Error::from(UsageError(format!(
                     "cannot replay the looks of {source}: {other}"
                 ))),
             })?
         }
-        None => judge(&input, &config).map_err(|e| judge_error(e, &source, global))?,
+        None => judge(&input, &config).map_err(|e| judge_error(&e, &source, global))?,
     };
     Ok(Analysis { judgement, extras })
 }
@@ -115,7 +115,7 @@ async fn from_prometheus(
     Ok((collected.input, query.run_table()))
 }
 
-fn judge_error(e: JudgeError, source: &str, global: &Global) -> anyhow::Error {
+fn judge_error(e: &JudgeError, source: &str, global: &Global) -> anyhow::Error {
     match e {
         JudgeError::Config { .. } => UsageError(format!(
             "{e} (in the [judge] section of {})",

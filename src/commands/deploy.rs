@@ -1,7 +1,7 @@
 //! `pipeline deploy iTrust|checkbox.io`: resolves the flags and `[deploy]` into [`DeploySettings`], has
-//! [`crate::deploy`] build the run of the app's entry playbook, runs it, prints the report and where the
-//! app answers (on each host and through the front door), and records the deploy on the dashboard. A
-//! rolling deploy that stopped says at which batch, on which host, at which task and why.
+//! [`crate::deploy`] pick the targets and build the run of the app's entry playbook, runs it, prints the
+//! report and where the app answers (on each host and through the front door), and records the deploy on
+//! the dashboard. A rolling deploy that stopped says at which batch, on which host, at which task and why.
 
 use std::path::PathBuf;
 
@@ -9,9 +9,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::commands::playbook::{execute, load_inventory, RunOptions};
-use crate::deploy::{self, DeployError, DeploySection, DeploySettings};
+use crate::deploy::{self, DeployError, DeploySection, DeploySettings, Targets};
 use crate::exit::UsageError;
-use crate::monitoring::events::{self, Event};
+use crate::monitoring::events;
 use crate::settings::Global;
 use crate::Outcome;
 
@@ -93,15 +93,7 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
     let settings = DeploySettings::resolve(&args, global)?;
     let app = settings.app;
     let inventory = load_inventory(&args.inventory)?;
-    let hosts = inventory
-        .group(app.key())
-        .map_err(|e| UsageError(e.to_string()))?
-        .to_vec();
-    let lb = inventory
-        .groups
-        .get(crate::fleet::LB)
-        .and_then(|g| g.first())
-        .cloned();
+    let Targets { hosts, lb } = Targets::of(&inventory, app).map_err(deploy_error)?;
     let mut deployment = deploy::prepare(&settings, &global.state_dir).map_err(deploy_error)?;
     args.run.apply(&mut deployment.run, global)?;
     deployment
@@ -149,8 +141,7 @@ pub async fn run(args: DeployArgs, global: &Global) -> anyhow::Result<Outcome> {
         .run
         .finish(&report, &format!("deploying {}", app.display()))?;
     if !args.run.check {
-        let verdict = if succeeded { "success" } else { "failed" };
-        let event = Event::new("deploy", app.display(), &deployment.version, verdict);
+        let event = deploy::event(app, &deployment.version, succeeded);
         events::record(&args.inventory, &global.state_dir, &global.ui, &event).await;
     }
     if !succeeded {

@@ -47,7 +47,7 @@ impl RunOptions {
                 .extend(parse_extra_var(arg).map_err(UsageError)?);
         }
         run.check = self.check;
-        run.emit_dir = self.emit.clone();
+        run.emit_dir.clone_from(&self.emit);
         let roles_dir = match &self.roles {
             Some(d) => Some(d.clone()),
             None => global.config.string("roles_dir")?.map(PathBuf::from),

@@ -1,7 +1,8 @@
 //! Deploying an app: [`DeploySettings`] (what the user asked for, resolved by the command layer) become one
 //! [`PlaybookRun`] of the app's entry playbook, with the variables the tool computes ([`tool_vars`]: the
 //! source, the artifact, generated secrets, mail settings from the environment) below `[deploy.vars]`,
-//! below `-e`. [`Deployment::urls`] says where the app answers, from the run's final variables.
+//! below `-e`. [`Targets::of`] picks the hosts and the front door from the inventory; [`Deployment::urls`]
+//! says where the app answers, from the run's final variables.
 //!
 //! - [`rolling`]: batches, the front door's drain/undrain and the direct health check of a rolling
 //!   deploy, and what a stopped one says.
@@ -21,7 +22,8 @@ use serde_json::{Map, Value};
 use crate::ansible::PlaybookRun;
 use crate::apps::{App, AppError};
 use crate::fleet::Serial;
-use crate::inventory::InventoryHost;
+use crate::inventory::{Inventory, InventoryError, InventoryHost};
+use crate::monitoring::events::Event;
 pub use rolling::Rollout;
 pub use secrets::{secret, SecretError};
 pub use source::{BundleError, Source};
@@ -86,6 +88,9 @@ pub enum DeployError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     App(#[from] AppError),
+    /// The inventory has no host for the app.
+    #[error(transparent)]
+    NoHosts(InventoryError),
 }
 
 impl DeployError {
@@ -97,6 +102,7 @@ impl DeployError {
                 | DeployError::ArtifactNotItrust
                 | DeployError::NoArtifact(_)
                 | DeployError::App(_)
+                | DeployError::NoHosts(_)
         )
     }
 }
@@ -144,6 +150,37 @@ pub fn tool_vars(s: &DeploySettings, state_dir: &Path) -> Result<Map<String, Val
         }
     }
     Ok(vars)
+}
+
+/// Where a deploy goes: the hosts of the app's group and the front door in front of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    pub hosts: Vec<InventoryHost>,
+    /// The first host of the `[lb]` group, if the inventory has one.
+    pub lb: Option<InventoryHost>,
+}
+
+impl Targets {
+    /// The targets of `app` in `inventory`; no host in the app's group is a usage error naming the groups
+    /// that are there.
+    pub fn of(inventory: &Inventory, app: App) -> Result<Targets, DeployError> {
+        let hosts = inventory
+            .group(app.key())
+            .map_err(DeployError::NoHosts)?
+            .to_vec();
+        let lb = inventory
+            .groups
+            .get(crate::fleet::LB)
+            .and_then(|g| g.first())
+            .cloned();
+        Ok(Targets { hosts, lb })
+    }
+}
+
+/// The dashboard's event for a deploy of `version` of `app` that just ended, `success` or `failed`.
+pub fn event(app: App, version: &str, succeeded: bool) -> Event {
+    let verdict = if succeeded { "success" } else { "failed" };
+    Event::new("deploy", app.display(), version, verdict)
 }
 
 /// A deploy ready to run: the playbook run (apply `-e`, check mode and roles to it, then call
@@ -294,6 +331,48 @@ mod tests {
         );
         d.run.extra_vars.insert("itrust_port".into(), "x".into());
         assert!(d.finalize(&[host], None).unwrap_err().is_usage());
+    }
+
+    fn inventory(listing: &serde_json::Value) -> Inventory {
+        Inventory::from_listing(&listing.to_string(), Path::new("inventory.ini")).unwrap()
+    }
+
+    #[test]
+    fn the_targets_are_the_apps_group_and_the_first_lb_host() {
+        let inv = inventory(&serde_json::json!({
+            "itrust": {"hosts": ["itrust-1", "itrust-2"]},
+            "lb": {"hosts": ["lb"]},
+            "_meta": {"hostvars": {"lb": {"ansible_host": "10.0.0.9"}}}
+        }));
+        let t = Targets::of(&inv, App::Itrust).unwrap();
+        let names: Vec<&str> = t.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["itrust-1", "itrust-2"]);
+        assert_eq!(t.lb.unwrap().address(), "10.0.0.9");
+        let t = Targets::of(
+            &inventory(&serde_json::json!({"itrust": {"hosts": ["w"]}})),
+            App::Itrust,
+        )
+        .unwrap();
+        assert_eq!(t.lb, None);
+    }
+
+    #[test]
+    fn an_inventory_without_the_apps_group_is_a_usage_error_naming_the_groups() {
+        let inv = inventory(&serde_json::json!({"itrust": {"hosts": ["w"]}}));
+        let e = Targets::of(&inv, App::Checkbox).unwrap_err();
+        assert!(e.is_usage());
+        assert!(e.to_string().contains("no host in group [checkbox]"), "{e}");
+        assert!(e.to_string().contains("groups present: itrust"), "{e}");
+    }
+
+    #[test]
+    fn the_event_names_the_app_the_version_and_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = prepare(&settings(dir.path(), App::Itrust), dir.path()).unwrap();
+        let e = event(d.app, &d.version, false);
+        assert_eq!((e.kind.as_str(), e.app.as_str()), ("deploy", "iTrust"));
+        assert_eq!((e.version.as_str(), e.verdict.as_str()), ("v2", "failed"));
+        assert_eq!(event(d.app, &d.version, true).verdict, "success");
     }
 
     #[test]

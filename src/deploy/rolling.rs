@@ -142,21 +142,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn vars_name_the_front_door_backends_batches_and_health_check() {
-        let hosts = [
-            host("checkbox-1", "10.0.0.1"),
-            host("checkbox-2", "10.0.0.2"),
-        ];
-        let lb = host("lb", "10.0.0.9");
-        let r = Rollout {
+    /// A one-host-at-a-time deploy of checkbox.io to `checkbox-1..=n` (at `10.0.0.1..`) behind `lb`.
+    fn checkbox_behind_lb(n: u8) -> Rollout {
+        Rollout {
             app: App::Checkbox,
-            hosts: hosts.to_vec(),
-            lb: Some(lb),
+            hosts: (1..=n)
+                .map(|i| host(&format!("checkbox-{i}"), &format!("10.0.0.{i}")))
+                .collect(),
+            lb: Some(host("lb", "10.0.0.9")),
             serial: Serial::default(),
             max_fail_percentage: 0,
             endpoint: App::Checkbox.endpoint(&Map::new()).unwrap(),
-        };
+        }
+    }
+
+    #[test]
+    fn vars_name_the_front_door_backends_batches_and_health_check() {
+        let r = checkbox_behind_lb(2);
         let v = r.vars();
         assert_eq!(v["pipeline_serial"], json!([1]));
         assert_eq!(v["pipeline_front_door_hosts"], json!("lb"));
@@ -174,20 +176,7 @@ mod tests {
 
     #[test]
     fn a_stopped_deploy_names_the_batch_host_task_and_the_untouched_hosts() {
-        let hosts = [
-            host("checkbox-1", "10.0.0.1"),
-            host("checkbox-2", "10.0.0.2"),
-            host("checkbox-3", "10.0.0.3"),
-        ];
-        let lb = host("lb", "10.0.0.9");
-        let r = Rollout {
-            app: App::Checkbox,
-            hosts: hosts.to_vec(),
-            lb: Some(lb),
-            serial: Serial::default(),
-            max_fail_percentage: 0,
-            endpoint: App::Checkbox.endpoint(&Map::new()).unwrap(),
-        };
+        let r = checkbox_behind_lb(3);
         let failure = Failure {
             host: "checkbox-2".into(),
             role: None,

@@ -356,7 +356,7 @@ pub fn prepare(
         specs
             .iter_mut()
             .filter(|s| s.group == App::Checkbox.key())
-            .for_each(|s| s.path = path.clone());
+            .for_each(|s| s.path.clone_from(path));
     }
     let plan = plan(inventory, &specs, exporter_port)?;
     let mut run = PlaybookRun::new("monitor-setup", PLAYBOOK, &inventory.path, state_dir);

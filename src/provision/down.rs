@@ -4,8 +4,28 @@ use anyhow::Context;
 
 use super::{check_environment, kind_name};
 use crate::providers::digitalocean;
-use crate::providers::{Host, Provider, ProviderKind, Purpose};
+use crate::providers::{Host, Opened, Provider, ProviderKind, Purpose};
 use crate::settings::Global;
+
+/// Opens the provider of an existing environment (its name checked first) to look at or destroy what is
+/// there; `context` says what failed when the provider cannot be opened.
+fn inspect(
+    global: &Global,
+    kind: ProviderKind,
+    environment: &str,
+    options: &digitalocean::Options,
+    context: impl FnOnce() -> String,
+) -> anyhow::Result<Opened> {
+    check_environment(environment)?;
+    super::open(
+        kind,
+        global,
+        options,
+        environment,
+        Purpose::Inspect,
+        context,
+    )
+}
 
 /// Destroys an environment's hosts (DigitalOcean settings from env and pipeline.toml). Returns their names.
 pub async fn down(
@@ -23,24 +43,16 @@ pub async fn down_with_options(
     environment: &str,
     options: &digitalocean::Options,
 ) -> anyhow::Result<Vec<String>> {
-    check_environment(environment)?;
     let context = || {
         format!(
             "failed to destroy environment {environment} ({})",
             kind_name(kind)
         )
     };
-    super::open(
-        kind,
-        global,
-        options,
-        environment,
-        Purpose::Inspect,
-        context,
-    )?
-    .down(&global.ui)
-    .await
-    .with_context(context)
+    inspect(global, kind, environment, options, context)?
+        .down(&global.ui)
+        .await
+        .with_context(context)
 }
 
 /// Destroys the hosts `names` of an environment, and only those (names not there are skipped). Returns
@@ -51,7 +63,6 @@ pub async fn remove(
     environment: &str,
     names: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    check_environment(environment)?;
     let context = || {
         format!(
             "failed to destroy {} in environment {environment} ({})",
@@ -59,12 +70,11 @@ pub async fn remove(
             kind_name(kind)
         )
     };
-    super::open(
-        kind,
+    inspect(
         global,
-        &digitalocean::Options::default(),
+        kind,
         environment,
-        Purpose::Inspect,
+        &digitalocean::Options::default(),
         context,
     )?
     .remove(names, &global.ui)
@@ -79,24 +89,16 @@ pub async fn list(
     environment: &str,
     options: &digitalocean::Options,
 ) -> anyhow::Result<Vec<Host>> {
-    check_environment(environment)?;
     let context = || {
         format!(
             "failed to list environment {environment} ({})",
             kind_name(kind)
         )
     };
-    let mut hosts = super::open(
-        kind,
-        global,
-        options,
-        environment,
-        Purpose::Inspect,
-        context,
-    )?
-    .list()
-    .await
-    .with_context(context)?;
+    let mut hosts = inspect(global, kind, environment, options, context)?
+        .list()
+        .await
+        .with_context(context)?;
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(hosts)
 }

@@ -68,16 +68,13 @@ pub async fn start<W: RolloutWorld>(
     ui: &Ui,
     judge: &JudgeConfig,
 ) -> anyhow::Result<RunResult> {
-    let (env, app) = (
-        state.settings.environment.clone(),
-        state.settings.app.clone(),
-    );
-    let _lock = store.lock(&env, &app)?;
-    if let Some(old) = store.load(&env, &app)? {
+    let s = &state.settings;
+    let _lock = store.lock(&s.environment, &s.app)?;
+    if let Some(old) = store.load(&s.environment, &s.app)? {
         if !old.phase.is_done() {
             return Err(RolloutError::InProgress {
-                app,
-                environment: env,
+                app: s.app.clone(),
+                environment: s.environment.clone(),
                 phase: old.phase.describe(&old.settings.steps),
             }
             .into());
@@ -94,14 +91,10 @@ pub async fn resume<W: RolloutWorld>(
     ui: &Ui,
     judge: &JudgeConfig,
 ) -> anyhow::Result<RunResult> {
-    let (env, app) = (
-        state.settings.environment.clone(),
-        state.settings.app.clone(),
-    );
-    let _lock = store.lock(&env, &app)?;
+    let _lock = store.lock(&state.settings.environment, &state.settings.app)?;
     if let Phase::Done { outcome } = state.phase {
         return Err(RolloutError::Finished {
-            app,
+            app: state.settings.app.clone(),
             outcome: outcome.as_str(),
         }
         .into());
@@ -112,7 +105,8 @@ pub async fn resume<W: RolloutWorld>(
     state.pid = std::process::id();
     state.last_error = None;
     ui.info(format!(
-        "rollout: resuming {app} ({})",
+        "rollout: resuming {} ({})",
+        state.settings.app,
         state.phase.describe(&state.settings.steps)
     ));
     Executor::new(store, state, world, ui, judge).run().await

@@ -381,7 +381,9 @@ impl StateStore {
         let mut out = Vec::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.ends_with(".json") {
+            if name.starts_with(&prefix)
+                && Path::new(&name).extension().is_some_and(|x| x == "json")
+            {
                 if let Some(s) = read(&e.path())? {
                     out.push(s);
                 }

@@ -638,29 +638,9 @@ fn rollout_on_the_dashboard(runtime: &tokio::runtime::Runtime, browser: &mut Bro
     use pipeline::monitoring::endpoint::Dashboard;
     use pipeline::monitoring::rollout::Progress;
     use pipeline::rollout::monitor::{ending_verdict, status};
-    use pipeline::rollout::state::{Finished, Phase, Recorded, RolloutState, StepRecord};
+    use pipeline::rollout::state::{Finished, Phase, StepRecord};
 
-    let mut state = RolloutState::new(
-        Recorded {
-            app: "checkbox".into(),
-            provider: "local".into(),
-            environment: "prod".into(),
-            inventory: "inventory.ini".into(),
-            source: None,
-            git_ref: Some("v2".into()),
-            artifact: None,
-            extra_vars: Vec::new(),
-            steps: vec![5, 25, 50, 100],
-            step_time_s: 20.0,
-            max_step_time_s: 60.0,
-            look_every_s: 5.0,
-            load: None,
-            report_dir: "report".into(),
-        },
-        vec!["checkbox".into()],
-        "checkbox-canary".into(),
-        "lb".into(),
-    );
+    let mut state = crate::support::rollout::checkbox_rollout("report", &["checkbox"]);
     let step: StepRecord = serde_json::from_value(json!({
         "index": 0, "weight": 5, "started_at": 0.0, "duration_s": 20.0, "extended": false,
         "verdict": "PASS", "stable": {"real": 1, "synthetic": 0, "errors": 0},

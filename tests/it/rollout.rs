@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pipeline::rollout::state::{Phase, Recorded, RolloutState, StateStore};
+use pipeline::rollout::state::{Phase, StateStore};
 
 const INVENTORY: &str = "[checkbox]\ncheckbox-1 ansible_host=10.0.0.2\ncheckbox-2 ansible_host=10.0.0.3\n[lb]\nlb ansible_host=10.0.0.4\n";
 
@@ -137,26 +137,9 @@ fn a_rollout_without_a_front_door_or_with_falling_steps_is_a_usage_error() {
 
 fn recorded(dir: &Path, phase: Phase) {
     let store = StateStore::new(dir.join(".pipeline"));
-    let mut state = RolloutState::new(
-        Recorded {
-            app: "checkbox".into(),
-            provider: "local".into(),
-            environment: "prod".into(),
-            inventory: "inventory.ini".into(),
-            source: None,
-            git_ref: Some("v2".into()),
-            artifact: None,
-            extra_vars: Vec::new(),
-            steps: vec![5, 25, 50, 100],
-            step_time_s: 20.0,
-            max_step_time_s: 60.0,
-            look_every_s: 5.0,
-            load: None,
-            report_dir: dir.join("report"),
-        },
-        vec!["checkbox-1".into(), "checkbox-2".into()],
-        "checkbox-canary".into(),
-        "lb".into(),
+    let mut state = crate::support::rollout::checkbox_rollout(
+        dir.join("report"),
+        &["checkbox-1", "checkbox-2"],
     );
     state.phase = phase;
     state.weight = 25;

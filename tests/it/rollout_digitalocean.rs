@@ -11,7 +11,7 @@ use pipeline::canary::judge::JudgeConfig;
 use pipeline::inventory::InventoryHost;
 use pipeline::rollout::canary_host::CanaryHost;
 use pipeline::rollout::exec::{self, Ending};
-use pipeline::rollout::state::{Finished, Phase, Recorded, RolloutState, StateStore};
+use pipeline::rollout::state::{Finished, Phase, RolloutState, StateStore};
 use pipeline::rollout::world::{Arm, DeploySummary, Observed, RolloutWorld};
 use pipeline::settings::{Config, Global};
 use serde_json::{json, Value};
@@ -67,32 +67,26 @@ fn environment(extra: &str) -> (FakeDo, Work, Global) {
     (fake, work, global)
 }
 
+/// A rollout on DigitalOcean over three stable hosts, with steps of 10 s extended up to 30 s.
 fn state(dir: &Path) -> RolloutState {
-    RolloutState::new(
-        Recorded {
-            app: "checkbox".into(),
-            provider: "digitalocean".into(),
-            environment: "prod".into(),
-            inventory: dir.join("inventory.ini"),
-            source: None,
-            git_ref: Some("v2".into()),
-            artifact: None,
-            extra_vars: Vec::new(),
-            steps: vec![5, 25, 50, 100],
-            step_time_s: 10.0,
-            max_step_time_s: 30.0,
-            look_every_s: 2.5,
-            load: None,
-            report_dir: dir.join("report"),
-        },
-        vec![
-            "checkbox-1".into(),
-            "checkbox-2".into(),
-            "checkbox-3".into(),
-        ],
-        "checkbox-canary".into(),
-        "lb".into(),
-    )
+    let mut state = crate::support::rollout::checkbox_rollout(
+        dir.join("report"),
+        &["checkbox-1", "checkbox-2", "checkbox-3"],
+    );
+    let s = &mut state.settings;
+    s.provider = "digitalocean".into();
+    s.inventory = dir.join("inventory.ini");
+    (s.step_time_s, s.max_step_time_s, s.look_every_s) = (10.0, 30.0, 2.5);
+    state
+}
+
+/// Starts a rollout of [`state`] that stops with an error; the error with its causes.
+async fn start_failing(store: &StateStore, work: &Work, global: &Global) -> String {
+    let mut world = World::new(&state(work.path()), global);
+    let e = exec::start(store, state(work.path()), &mut world, &global.ui, &judge())
+        .await
+        .unwrap_err();
+    format!("{e:#}")
 }
 
 /// The runtime a test's rollout runs on (the fake API has its own, started and stopped outside it).
@@ -382,11 +376,7 @@ fn a_resumed_rollout_adopts_the_canary_droplet_an_interrupted_one_made_then_prom
     runtime().block_on(async {
         fake.set_lifecycle(1_000_000, 1);
         let store = StateStore::new(&global.state_dir);
-        let mut world = World::new(&state(work.path()), &global);
-        let e = exec::start(&store, state(work.path()), &mut world, &global.ui, &judge())
-            .await
-            .unwrap_err();
-        let message = format!("{e:#}");
+        let message = start_failing(&store, &work, &global).await;
         assert!(
             message.contains("the rollout of checkbox stopped while provisioning the canary host")
                 && message.contains("checkbox-canary")
@@ -497,11 +487,7 @@ fn a_rate_limited_create_is_reported_with_its_status_and_the_abort_has_nothing_t
             20,
             Fault::RateLimit { retry_after: 0 },
         );
-        let mut world = World::new(&state(work.path()), &global);
-        let e = exec::start(&store, state(work.path()), &mut world, &global.ui, &judge())
-            .await
-            .unwrap_err();
-        let message = format!("{e:#}");
+        let message = start_failing(&store, &work, &global).await;
         assert!(
             message.contains("failed to bring up checkbox-canary (digitalocean, environment prod)")
                 && message.contains("POST /v2/droplets with 429")

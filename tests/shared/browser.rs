@@ -140,7 +140,8 @@ impl Browser {
     fn call_on(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
-        let mut message = json!({"id": id, "method": method, "params": params});
+        let mut message = json!({"id": id, "method": method});
+        message["params"] = params;
         if let Some(s) = session {
             message["sessionId"] = json!(s);
         }

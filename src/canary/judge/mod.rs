@@ -86,7 +86,7 @@ fn conclude(
 ) -> Judgement {
     let alpha = config.alpha();
     let tests = family.max(raw.len());
-    let mut padded = raw.clone();
+    let mut padded = raw;
     padded.resize(tests, 1.0);
     // One family of tests across all metrics; adjust, then classify.
     let adjusted = match config.multiple_testing {

@@ -16,6 +16,7 @@
 
 mod histogram;
 mod http1;
+mod options;
 mod record;
 mod summary;
 mod worker;
@@ -28,6 +29,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
 pub use histogram::{Histogram, PERCENTILE_DEFINITION};
+pub use options::LoadOptions;
 pub use record::RequestOutcome;
 pub use summary::{thousands, LatencyMs, RequestSummary};
 pub use worker::run;
@@ -293,6 +295,12 @@ pub enum LoadError {
     InvalidHeader { header: String, why: String },
     #[error("invalid load plan: {0}")]
     InvalidPlan(String),
+    #[error("cannot read --body-file {}: {source}; give a readable file", path.display())]
+    BodyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot resolve `{host}`: {source} (check the host name in the URL)")]
     Resolve {
         host: String,
@@ -303,6 +311,19 @@ pub enum LoadError {
     Thread(#[source] std::io::Error),
     #[error("a load thread crashed; this is a bug in pipeline")]
     ThreadPanicked,
+}
+
+impl LoadError {
+    /// Whether the user fixes it by changing what they passed (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            LoadError::InvalidUrl { .. }
+                | LoadError::InvalidHeader { .. }
+                | LoadError::InvalidPlan(_)
+                | LoadError::BodyFile { .. }
+        )
+    }
 }
 
 /// Progress of a running load, handed to a [`Progress`] sink about four times a second.

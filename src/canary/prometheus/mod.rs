@@ -330,7 +330,7 @@ impl PlannedMetric {
         let s = &self.spec;
         let mut input = MetricInput::new(s.name.trim(), s.fail_on, baseline.0, canary.0);
         input.kind = s.kind;
-        input.unit = s.unit.clone();
+        input.unit.clone_from(&s.unit);
         input.baseline_time_s = Some(baseline.1);
         input.canary_time_s = Some(canary.1);
         input.allowed_increase = s.allowed_increase;

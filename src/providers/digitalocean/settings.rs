@@ -1,7 +1,7 @@
 //! Settings of the DigitalOcean provider, resolved once: flag (or calling command) > environment variable >
 //! `[digitalocean]` in pipeline.toml > default. The API token comes only from the environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -73,7 +73,12 @@ impl Settings {
                 e,
             ));
         }
-        let ssh_key = options.ssh_key.clone().or(section.ssh_key).map(expand_home);
+        let ssh_key = options
+            .ssh_key
+            .clone()
+            .or(section.ssh_key)
+            .as_deref()
+            .map(expand_home);
         let poll_interval = duration(
             "[digitalocean] poll_interval",
             section.poll_interval.as_deref(),
@@ -132,8 +137,8 @@ fn non_empty_env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn expand_home(p: PathBuf) -> PathBuf {
-    keys::expand_home(&p, keys::home().as_deref())
+fn expand_home(p: &Path) -> PathBuf {
+    keys::expand_home(p, keys::home().as_deref())
 }
 
 /// Reads the token from [`TOKEN_VARS`]; `None` when none is set.

@@ -65,7 +65,7 @@ fn debs(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Error> {
         let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && name.ends_with(".deb") {
+        if is_file && Path::new(&name).extension().is_some_and(|x| x == "deb") {
             out.push((name, entry.path()));
         }
     }

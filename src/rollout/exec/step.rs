@@ -140,7 +140,7 @@ impl<W: RolloutWorld> Executor<'_, W> {
                     let judgement = seq.finish().unwrap_or(j);
                     let rec = self.current_mut();
                     rec.verdict = Some(judgement.verdict);
-                    rec.reason = judgement.reason.clone();
+                    rec.reason.clone_from(&judgement.reason);
                     self.write_judgement(index, &judgement);
                     self.judgements.push((index, judgement.clone()));
                     return Ok(match end {

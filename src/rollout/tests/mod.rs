@@ -36,6 +36,28 @@ fn settings(dir: &std::path::Path) -> Recorded {
     }
 }
 
+/// The world's calls of a rollout that brings the canary up (provision, deploy, check), gives it
+/// `weights` in turn, then makes the calls `then`.
+fn calls_through(weights: &[u8], then: &[&str]) -> Vec<String> {
+    ["provision", "deploy", "check"]
+        .into_iter()
+        .map(String::from)
+        .chain(weights.iter().map(|w| format!("weight {w}")))
+        .chain(then.iter().map(|c| (*c).to_string()))
+        .collect()
+}
+
+/// The calls of a rollout promoted after `weights`: the promotion, then the canary out of the front
+/// door and retired.
+fn promoted_through(weights: &[u8]) -> Vec<String> {
+    calls_through(weights, &["promote", "weight 0", "retire"])
+}
+
+/// The calls of a rollout rolled back after `weights`: the canary's share back to 0, the host retired.
+fn rolled_back_after(weights: &[u8]) -> Vec<String> {
+    calls_through(weights, &["weight 0", "retire"])
+}
+
 /// The judge's defaults, with fewer samples per arm so the fake's steps stay short.
 fn judge() -> JudgeConfig {
     JudgeConfig {
@@ -144,21 +166,7 @@ async fn a_good_version_goes_through_every_step_then_is_promoted_and_the_canary_
     let r = t.start(&mut t.fake()).await.unwrap();
     assert_eq!(r.ending, Ending::Promoted);
     assert_eq!(r.ending.outcome().code(), 0);
-    assert_eq!(
-        t.calls(),
-        [
-            "provision",
-            "deploy",
-            "check",
-            "weight 5",
-            "weight 25",
-            "weight 50",
-            "weight 100",
-            "promote",
-            "weight 0",
-            "retire"
-        ]
-    );
+    assert_eq!(t.calls(), promoted_through(&[5, 25, 50, 100]));
     t.assert_all_stable();
     assert_eq!(t.infra.lock().unwrap().stable_version, "v2");
     let s = t.recorded();
@@ -230,17 +238,7 @@ async fn a_broken_version_is_rolled_back_within_the_first_step_before_its_end() 
     };
     assert!(reason.contains("FAIL at step 1"), "{reason}");
     assert_eq!(r.ending.outcome().code(), 4);
-    assert_eq!(
-        t.calls(),
-        [
-            "provision",
-            "deploy",
-            "check",
-            "weight 5",
-            "weight 0",
-            "retire"
-        ]
-    );
+    assert_eq!(t.calls(), rolled_back_after(&[5]));
     t.assert_all_stable();
     let s = t.recorded();
     assert_eq!(
@@ -273,19 +271,7 @@ async fn a_version_that_breaks_under_more_traffic_is_rolled_back_at_that_step() 
         "{:?}",
         r.ending
     );
-    assert_eq!(
-        t.calls(),
-        [
-            "provision",
-            "deploy",
-            "check",
-            "weight 5",
-            "weight 25",
-            "weight 50",
-            "weight 0",
-            "retire"
-        ]
-    );
+    assert_eq!(t.calls(), rolled_back_after(&[5, 25, 50]));
     let s = t.recorded();
     let v: Vec<_> = s.steps.iter().map(|r| r.verdict).collect();
     assert_eq!(

@@ -365,7 +365,7 @@ fn render(s: &State, d: &FakeDroplet) -> Value {
     })
 }
 
-fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+fn respond(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -378,7 +378,7 @@ fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 fn error(status: StatusCode, id: &str, message: &str) -> Response<Full<Bytes>> {
     respond(
         status,
-        json!({"id": id, "message": message, "request_id": "fake-req-0001"}),
+        &json!({"id": id, "message": message, "request_id": "fake-req-0001"}),
     )
 }
 
@@ -544,7 +544,7 @@ fn route(
             d.off = false;
             respond(
                 StatusCode::CREATED,
-                json!({"action": {"id": 1, "status": "in-progress", "type": "power_on", "resource_id": d.id}}),
+                &json!({"action": {"id": 1, "status": "in-progress", "type": "power_on", "resource_id": d.id}}),
             )
         }
         ("GET", "/v2/regions") => {
@@ -558,7 +558,7 @@ fn route(
                 .collect();
             respond(
                 StatusCode::OK,
-                json!({"regions": regions, "links": {}, "meta": {"total": REGIONS.len()}}),
+                &json!({"regions": regions, "links": {}, "meta": {"total": REGIONS.len()}}),
             )
         }
         ("GET", "/v2/sizes") => {
@@ -571,7 +571,7 @@ fn route(
                 .collect();
             respond(
                 StatusCode::OK,
-                json!({"sizes": sizes, "links": {"pages": {}}, "meta": {"total": SIZES.len()}}),
+                &json!({"sizes": sizes, "links": {"pages": {}}, "meta": {"total": SIZES.len()}}),
             )
         }
         ("GET", p) if p.starts_with("/v2/images/") => {
@@ -579,7 +579,7 @@ fn route(
             if IMAGES.contains(&slug) {
                 respond(
                     StatusCode::OK,
-                    json!({"image": {"id": 1, "slug": slug, "distribution": "Ubuntu", "public": true}}),
+                    &json!({"image": {"id": 1, "slug": slug, "distribution": "Ubuntu", "public": true}}),
                 )
             } else {
                 error(
@@ -612,7 +612,7 @@ fn route(
                 .push((id, fingerprint.clone(), public_key.to_string()));
             respond(
                 StatusCode::CREATED,
-                json!({"ssh_key": {"id": id, "fingerprint": fingerprint, "public_key": public_key,
+                &json!({"ssh_key": {"id": id, "fingerprint": fingerprint, "public_key": public_key,
                                    "name": body.and_then(|b| b["name"].as_str())}}),
             )
         }
@@ -625,7 +625,7 @@ fn route(
             {
                 Some((id, fp, public_key)) => respond(
                     StatusCode::OK,
-                    json!({"ssh_key": {"id": id, "fingerprint": fp, "public_key": public_key, "name": "k"}}),
+                    &json!({"ssh_key": {"id": id, "fingerprint": fp, "public_key": public_key, "name": "k"}}),
                 ),
                 None => error(
                     StatusCode::NOT_FOUND,
@@ -699,7 +699,7 @@ fn list(s: &mut State, query: &BTreeMap<String, String>) -> Response<Full<Bytes>
     }
     respond(
         StatusCode::OK,
-        json!({"droplets": droplets, "links": {"pages": pages}, "meta": {"total": total}}),
+        &json!({"droplets": droplets, "links": {"pages": pages}, "meta": {"total": total}}),
     )
 }
 
@@ -772,5 +772,5 @@ fn create(s: &mut State, body: Option<&Value>) -> Response<Full<Bytes>> {
     } else {
         json!({"droplets": created, "links": {"actions": actions}})
     };
-    respond(StatusCode::ACCEPTED, body)
+    respond(StatusCode::ACCEPTED, &body)
 }

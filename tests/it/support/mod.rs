@@ -2,6 +2,7 @@
 //! and state directory), plus a scratch working directory with an SSH key for the `prod` tests ([`Work`]).
 
 pub mod fake_do;
+pub mod rollout;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

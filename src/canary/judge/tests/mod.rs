@@ -45,7 +45,7 @@ struct RWilcox {
     hl_median: f64,
 }
 
-fn check_against_r(x: &[f64], y: &[f64], r: RWilcox) {
+fn check_against_r(x: &[f64], y: &[f64], r: &RWilcox) {
     let (xs, ys) = (sorted(x), sorted(y));
     let mw = mann_whitney(&xs, &ys);
     assert_eq!(mw.u, r.w, "U (R's W for x)");
@@ -80,7 +80,7 @@ fn mann_whitney_and_interval_match_r_on_small_sample_with_ties() {
     check_against_r(
         &X1,
         &Y1,
-        RWilcox {
+        &RWilcox {
             w: 58.0,
             p: 0.13291945818531886,
             ci: [-0.55995169526318367, 1.232960408303311],
@@ -97,7 +97,7 @@ fn mann_whitney_and_interval_match_r_on_integer_data_with_heavy_ties() {
     check_against_r(
         &X2,
         &Y2,
-        RWilcox {
+        &RWilcox {
             w: 92.0,
             p: 0.11320255019722408,
             ci: [-0.99994319418041544, 4.9999781176399223],
@@ -116,7 +116,7 @@ fn mann_whitney_and_interval_match_r_and_scipy_on_larger_tied_sample() {
     check_against_r(
         &x,
         &y,
-        RWilcox {
+        &RWilcox {
             w: 13483.0,
             p: 0.10546357727398938,
             ci: [-1.8571970424049502, 0.35711854905127038],

@@ -209,7 +209,7 @@ impl Local {
         system::stop_machine(&rec.machine, STOP_GRACE)?;
         let fresh = fs::read_dir(rec.upper()).map_or(true, |mut d| d.next().is_none());
         if fresh && rec.base != ctx.base_id {
-            rec.base = ctx.base_id.clone();
+            rec.base.clone_from(&ctx.base_id);
             state.hosts.insert(name.to_string(), rec.clone());
             state.save(&self.state_file())?;
         }
