@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
+mod canary_vars;
 mod fake;
 mod load;
 mod prom;
