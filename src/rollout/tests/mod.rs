@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 mod canary_vars;
+mod dashboard;
 mod fake;
 mod load;
 mod prom;
