@@ -43,6 +43,10 @@ pub struct PlaybookRun {
     pub playbook: String,
     /// The INI inventory (`pipeline prod up` writes one).
     pub inventory: PathBuf,
+    /// Further inventory sources, after `inventory` (`-i` each, in order). Ansible merges them into one
+    /// inventory: a host of one source can be a member of another's group, and the `group_vars/` and
+    /// `host_vars/` next to every source apply to every host of the merged inventory.
+    pub more_inventories: Vec<PathBuf>,
     /// Variables for the playbook and the roles, written to a 0600 `vars.json` and passed as
     /// `-e @vars.json` (never on argv). Every string is marked unsafe there, so Ansible takes it as text,
     /// never as a template; a key holding a template marker is refused.
@@ -76,6 +80,7 @@ pub struct PreparedRun {
     pub roles_path: PathBuf,
     pub callback_dir: PathBuf,
     pub inventory: PathBuf,
+    more_inventories: Vec<PathBuf>,
     check: bool,
     limit: Option<String>,
 }
@@ -92,6 +97,7 @@ impl PlaybookRun {
             name: name.into(),
             playbook: playbook.into(),
             inventory: inventory.into(),
+            more_inventories: Vec::new(),
             extra_vars: serde_json::Map::new(),
             roles: RolesSource::Embedded,
             check: false,
@@ -115,6 +121,14 @@ impl PlaybookRun {
             absolute_existing(&self.inventory).ok_or_else(|| AnsibleError::InventoryMissing {
                 path: self.inventory.clone(),
             })?;
+        let more_inventories = self
+            .more_inventories
+            .iter()
+            .map(|p| {
+                absolute_existing(p)
+                    .ok_or_else(|| AnsibleError::InventoryMissing { path: p.clone() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let write_err = |path: &Path| {
             let path = path.to_owned();
             move |source| AnsibleError::Write { path, source }
@@ -162,7 +176,10 @@ impl PlaybookRun {
                 d
             }
         };
-        for path in [&inventory, &state_dir, &dir, &roles_path] {
+        for path in [&inventory, &state_dir, &dir, &roles_path]
+            .into_iter()
+            .chain(&more_inventories)
+        {
             if unsafe_vars::has_template_marker(&path.to_string_lossy()) {
                 return Err(AnsibleError::TemplateMarkerInPath { path: path.clone() });
             }
@@ -210,6 +227,7 @@ impl PlaybookRun {
             roles_path,
             callback_dir,
             inventory,
+            more_inventories,
             check: self.check,
             limit: self.limit.clone(),
         };
@@ -359,7 +377,11 @@ impl PreparedRun {
             .install_hint(INSTALL_HINT)
             .dir(&self.dir)
             .arg("-i")
-            .arg(&self.inventory)
+            .arg(&self.inventory);
+        for more in &self.more_inventories {
+            cmd = cmd.arg("-i").arg(more);
+        }
+        cmd = cmd
             .arg(&self.playbook)
             .arg("-e")
             .arg(format!("@{}", self.vars_file.display()));

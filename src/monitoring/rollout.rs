@@ -7,7 +7,7 @@
 //!
 //! [`Progress`] pushes from a background task fed by a watch channel: the rollout never waits for the
 //! monitor, states that come faster than the pushes collapse into the newest, and a monitor that does not
-//! answer costs one warning (and is not asked again), never the rollout.
+//! answer costs one warning (and is not asked again, not even for the rollout's event), never the rollout.
 
 use tokio::sync::watch;
 
@@ -74,7 +74,8 @@ pub async fn push(
 /// The background pusher of one rollout's status.
 pub struct Progress {
     tx: watch::Sender<Option<RolloutStatus>>,
-    task: tokio::task::JoinHandle<()>,
+    /// Ends `true` when the dashboard did not take a push (and the warning said so).
+    task: tokio::task::JoinHandle<bool>,
 }
 
 impl Progress {
@@ -92,16 +93,17 @@ impl Progress {
                 let current = rx.borrow_and_update().clone();
                 if let Some(status) = current.filter(|s| last.as_ref() != Some(s)) {
                     if let Err(e) = push(&dashboard.base_url, login, &status).await {
-                        // A monitor that does not answer is not asked again during this run.
+                        // A monitor that does not answer is not asked again during this run, not even
+                        // for the rollout's event at the end.
                         ui.warn(format!(
-                            "rollout: the dashboard does not show this rollout: {e}"
+                            "rollout: the dashboard does not show this rollout (nor its event at the end): {e}"
                         ));
-                        break;
+                        return true;
                     }
                     last = Some(status);
                 }
                 if !open {
-                    break;
+                    return false;
                 }
             }
         });
@@ -113,11 +115,15 @@ impl Progress {
         self.tx.send_replace(Some(status));
     }
 
-    /// Pushes the newest status if it is not out yet, then stops (at most 15 s).
-    pub async fn finish(self) {
+    /// Pushes the newest status if it is not out yet, then stops (at most 15 s). Returns whether the
+    /// dashboard did not take a push during the run (the warning is out: do not ask it again).
+    pub async fn finish(self) -> bool {
         let Progress { tx, task } = self;
         drop(tx);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(15), task).await,
+            Ok(Ok(true))
+        )
     }
 }
 
@@ -157,7 +163,7 @@ mod tests {
         assert!(progress.task.is_finished(), "the pusher gave up");
         progress.update(status(25));
         let began = std::time::Instant::now();
-        progress.finish().await;
+        assert!(progress.finish().await, "it says the dashboard gave up");
         assert!(began.elapsed() < std::time::Duration::from_secs(1));
     }
 

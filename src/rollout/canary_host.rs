@@ -2,7 +2,10 @@
 //! `<app>-canary` is made like the app's hosts (the size, image, region and memory limit `[prod]` and
 //! `[prod.hosts.<app>]` give them; on DigitalOcean a droplet tagged `pipeline` and `pipeline-<env>` like
 //! the environment's others, under the environment's lock), waited for as `[prod] wait` says, and written
-//! to an inventory of its own next to the state file (the environment's other hosts untouched). Made
+//! to an inventory of its own next to the state file (the environment's other hosts untouched). Its deploy
+//! reads the app's inventory, that one and a third naming the canary a member of the app's group
+//! ([`CanaryHost::deploy_inventories`]), so the group's variables (`[<app>:vars]`, the `group_vars/` and
+//! `host_vars/` next to the app's inventory, parent groups') are the canary's as well. Made
 //! again after a crash, the provider adopts the host that exists instead of making a second one. Retired,
 //! it is destroyed by its provider id (one `DELETE /v2/droplets/<id>` on DigitalOcean, never by tag), and
 //! a host already gone is fine.
@@ -98,6 +101,30 @@ impl<'a> CanaryHost<'a> {
         })
     }
 
+    /// The inventory sources the canary's deploy reads after the app's inventory: the canary's own (its
+    /// address and login) and one that makes it a member of the app's group (written now), so Ansible
+    /// gives it the group's variables: the `group_vars/` next to the app's inventory apply to every host
+    /// of the merged inventory that is in the group. The deploy is limited to the canary host.
+    pub fn deploy_inventories(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let groups = self.groups_path();
+        let text = format!(
+            "# Written by `pipeline rollout`: the canary host is a member of the app's group, for its deploy.\n[{}]\n{}\n",
+            self.app.key(),
+            self.name
+        );
+        crate::fsutil::write_atomic(&groups, text.as_bytes(), 0o644).with_context(|| {
+            format!(
+                "failed to write the canary's group inventory {}",
+                groups.display()
+            )
+        })?;
+        Ok(vec![self.inventory.clone(), groups])
+    }
+
+    fn groups_path(&self) -> PathBuf {
+        self.inventory.with_extension("groups.ini")
+    }
+
     /// Destroys the canary host (fine when it is gone) and forgets its inventory. Returns the names
     /// destroyed (empty when there was none).
     pub async fn retire(&self) -> anyhow::Result<Vec<String>> {
@@ -108,6 +135,7 @@ impl<'a> CanaryHost<'a> {
             std::slice::from_ref(&self.name),
         )
         .await?;
+        let _ = std::fs::remove_file(self.groups_path());
         match std::fs::remove_file(&self.inventory) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| {
                 format!(

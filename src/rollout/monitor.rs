@@ -222,11 +222,13 @@ impl Monitor {
 
     /// Pushes the last status, then records the rollout's event when it ended (not after an error: the
     /// rollout is still under way, and the dashboard keeps showing its weight).
+    /// A dashboard that did not take the status during the run has had its warning and is not asked again.
     pub async fn finish(self, state: &RolloutState, ending: Option<&Ending>, ui: &Ui) {
-        if let Some(p) = self.progress {
-            p.finish().await;
-        }
-        if let Some(ending) = ending {
+        let gave_up = match self.progress {
+            Some(p) => p.finish().await,
+            None => false,
+        };
+        if let Some(ending) = ending.filter(|_| !gave_up) {
             let event = Event::new(
                 "rollout",
                 &status(state).app,

@@ -1,7 +1,8 @@
 //! The rollout's world on real hosts ([`RealWorld`]): the canary host comes from the environment's
 //! provider ([`super::canary_host`]: `<app>-canary`, made like the app's hosts, in an inventory of its
-//! own next to the state file); the app's deploy (same roles, `-e` and `[deploy.vars]`) puts the new
-//! version on it, without the front door, and it is checked directly ([`super::target`]); the canary's
+//! own next to the state file); the app's deploy (same roles, the app's group variables, `-e` and
+//! `[deploy.vars]`) puts the new version on it, without the front door, and it is checked directly
+//! ([`super::target`]); the canary's
 //! weight is written on the `lb` host as `split.conf`/`map.conf` by the static playbook
 //! `rollout-weight.yml` (the text through vars.json) and nginx reloads gracefully; a step's samples are
 //! the new lines of the front door's JSON access log, fetched over SSH from where the last read stopped;
@@ -156,6 +157,27 @@ impl<'a> RealWorld<'a> {
         })
     }
 
+    /// The canary's deploy: over the app's inventory with the canary's own and its membership of the
+    /// app's group after it ([`CanaryHost::deploy_inventories`]), so it gets the app's group variables
+    /// (`group_vars/` next to the app's inventory included) below `[deploy.vars]` and `-e`, as the app's
+    /// hosts do; limited to the canary host, whose name is the play's hosts.
+    pub(crate) fn canary_deployment(&self) -> anyhow::Result<deploy::Deployment> {
+        let canary = self.canary()?.clone();
+        let mut d = self.deployment(
+            &self.state.settings.inventory,
+            std::slice::from_ref(&canary),
+            None,
+        )?;
+        d.run.more_inventories = self.host.deploy_inventories()?;
+        d.run.limit = Some(canary.name.clone());
+        for key in ["pipeline_hosts", "pipeline_front_door_hosts"] {
+            d.run
+                .extra_vars
+                .insert(key.into(), canary.name.clone().into());
+        }
+        Ok(d)
+    }
+
     fn canary(&self) -> anyhow::Result<&InventoryHost> {
         self.canary.as_ref().with_context(|| {
             format!(
@@ -243,15 +265,9 @@ impl RolloutWorld for RealWorld<'_> {
     }
 
     async fn deploy_canary(&mut self) -> anyhow::Result<DeploySummary> {
-        let canary = self.canary()?.clone();
-        let mut d = self.deployment(&self.host.inventory, std::slice::from_ref(&canary), None)?;
-        // The canary's own group (its name): the deploy's play runs on it alone.
-        for key in ["pipeline_hosts", "pipeline_front_door_hosts"] {
-            d.run
-                .extra_vars
-                .insert(key.into(), canary.name.clone().into());
-        }
-        self.run_deploy(d, canary.name.clone()).await
+        let d = self.canary_deployment()?;
+        let name = self.canary()?.name.clone();
+        self.run_deploy(d, name).await
     }
 
     async fn check_canary(&mut self) -> anyhow::Result<()> {

@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
+mod canary_vars;
+mod dashboard;
 mod fake;
 mod load;
 mod prom;
