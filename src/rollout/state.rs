@@ -297,6 +297,12 @@ impl RolloutState {
                 r.canary.synthetic
             ));
         }
+        if self.canary_scraped {
+            out.push_str(&format!(
+                "  monitor: {} is a scrape target of the monitor's Prometheus\n",
+                self.canary_host
+            ));
+        }
         if let Some(e) = &self.last_error {
             out.push_str(&format!("  last error: {e}\n"));
         }

@@ -341,7 +341,16 @@ fn the_canary_is_scraped_with_the_app_hosts_labels_without_a_reload_and_dropped_
     vars["prometheus_config_file"] = json!(dir.join("old.yml"));
     let (ok, out) = local_play(dir, "scrape-old", add, &vars);
     assert!(!ok, "{out}");
-    assert!(out.contains("run `pipeline monitor-setup` again"), "{out}");
+    assert!(
+        out.contains("set up by an older pipeline")
+            && out.contains("run `pipeline monitor-setup` again"),
+        "{out}"
+    );
+    // And one with no Prometheus at all.
+    vars["prometheus_config_file"] = json!(dir.join("missing.yml"));
+    let (ok, out) = local_play(dir, "scrape-none", add, &vars);
+    assert!(!ok, "{out}");
+    assert!(out.contains("not set up"), "{out}");
     assert!(std::fs::read_dir(&file_sd).unwrap().next().is_none());
 }
 

@@ -189,6 +189,20 @@ async fn an_unreachable_monitor_does_not_fail_the_abort_and_a_later_abort_remove
             outcome: Finished::Aborted
         }
     );
+    // `status` and the report say what is left and what removes it.
+    assert!(
+        s.render()
+            .contains("monitor: checkbox-canary is a scrape target"),
+        "{}",
+        s.render()
+    );
+    let decision = crate::rollout::report::decision(&s);
+    assert!(
+        decision.contains(
+            "still lists checkbox-canary's targets; `pipeline rollout abort checkbox` removes them"
+        ),
+        "{decision}"
+    );
     // With the monitor back, a second abort removes them and touches nothing else.
     let before = t.calls().len();
     let r = t.abort(&mut monitored(&t)).await.unwrap();
@@ -196,6 +210,7 @@ async fn an_unreachable_monitor_does_not_fail_the_abort_and_a_later_abort_remove
     assert_eq!(t.calls()[before..], ["unscrape"]);
     assert!(!t.scraped());
     assert!(!t.recorded().canary_scraped);
+    assert!(!crate::rollout::report::decision(&t.recorded()).contains("still lists"));
     // And a third has nothing left to do.
     let before = t.calls().len();
     t.abort(&mut monitored(&t)).await.unwrap();
