@@ -27,6 +27,8 @@ pub struct Fleet {
     pub stable: Vec<String>,
     /// The front door host (the `[lb]` group's first host).
     pub front_door: String,
+    /// The monitor host (the `[monitor]` group's first host), whose Prometheus scrapes the canary.
+    pub monitor: Option<String>,
 }
 
 /// The app's hosts and the front door of `s`'s inventory; a missing group is the user's to fix.
@@ -49,7 +51,12 @@ pub fn fleet(s: &Recorded) -> anyhow::Result<Fleet> {
         })?[0]
         .name
         .clone();
-    Ok(Fleet { stable, front_door })
+    let monitor = super::scrape::monitor_host(&inventory);
+    Ok(Fleet {
+        stable,
+        front_door,
+        monitor,
+    })
 }
 
 /// What a new rollout of `s` over `fleet` will do (`--dry-run`); touches nothing.
@@ -58,7 +65,7 @@ pub fn plan(global: &Global, s: &Recorded, fleet: &Fleet) -> anyhow::Result<Plan
     let state_file = StateStore::new(&global.state_dir).path(&s.environment, &s.app);
     let section: crate::deploy::DeploySection = global.config.section("deploy")?;
     let target = target(&section, s)?;
-    Ok(plan::plan(
+    let mut p = plan::plan(
         s,
         &fleet.stable,
         &fleet.front_door,
@@ -66,7 +73,9 @@ pub fn plan(global: &Global, s: &Recorded, fleet: &Fleet) -> anyhow::Result<Plan
         &state_file.display().to_string(),
         &section.serial.unwrap_or_default(),
         &target,
-    ))
+    );
+    super::scrape::plan_actions(&mut p, fleet.monitor.as_deref());
+    Ok(p)
 }
 
 /// For `--dry-run`: the `[canary]` Prometheus metrics a rollout of `s` would judge, checked (exit 2 on a

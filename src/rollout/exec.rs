@@ -20,6 +20,7 @@ use super::state::{Finished, Phase, RolloutState, StateStore};
 use super::world::RolloutWorld;
 use super::RolloutError;
 
+mod scrape;
 mod step;
 use step::StepEnd;
 
@@ -123,6 +124,21 @@ pub async fn abort<W: RolloutWorld>(
 ) -> anyhow::Result<RunResult> {
     let was = state.phase.clone();
     if matches!(was, Phase::Done { .. }) && !state.canary_exists && state.weight == 0 {
+        if state.canary_scraped {
+            // Only the monitor's targets were left (it was unreachable when the canary went).
+            Executor::new(store, state, world, ui, judge)
+                .unscrape_leftover()
+                .await?;
+            return Ok(RunResult {
+                ending: match was {
+                    Phase::Done {
+                        outcome: Finished::Promoted,
+                    } => Ending::Promoted,
+                    _ => Ending::Aborted,
+                },
+                judgements: Vec::new(),
+            });
+        }
         ui.info(format!(
             "rollout: {} has {}; the canary is already out, nothing to abort",
             state.settings.app,
@@ -294,6 +310,14 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
                         );
                         return self.roll_back(reason).await;
                     }
+                    self.enter(if self.world.scrapes_canary() {
+                        Phase::Scrape
+                    } else {
+                        Phase::Step { index: 0 }
+                    })?;
+                }
+                Phase::Scrape => {
+                    self.scrape().await?;
                     self.enter(Phase::Step { index: 0 })?;
                 }
                 Phase::Step { index } => match self.step(index).await? {
@@ -393,13 +417,15 @@ impl<'a, W: RolloutWorld> Executor<'a, W> {
         Ok(Ending::RolledBack { reason })
     }
 
-    /// Weight 0 (the canary leaves the front door), then the canary host is destroyed.
+    /// Weight 0 (the canary leaves the front door), its targets out of the monitor's Prometheus, then
+    /// the canary host is destroyed.
     async fn canary_out(&mut self) -> anyhow::Result<()> {
         self.stop_load().await?;
         self.state.weight = 0;
         self.save()?;
         self.world.set_weight(0).await?;
         self.save()?;
+        self.unscrape().await?;
         self.world.retire_canary().await?;
         self.state.canary_exists = false;
         self.save()

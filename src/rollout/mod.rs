@@ -8,7 +8,8 @@
 //! resumes and aborts), [`settings`] (flag > env > `[rollout]` > default), [`control`] (what the command
 //! line starts, resumes, aborts and reads, on the real world of [`real`]), [`monitor`] (Prometheus metrics
 //! judged per step, the weight and verdict on the dashboard, the rollout's event), [`load`] (the synthetic
-//! requests of `--load`), [`report`] (one report per rollout, each judged step's inside).
+//! requests of `--load`), [`report`] (one report per rollout, each judged step's inside), [`scrape`] (the
+//! canary host on the monitor's Prometheus while it runs).
 
 pub mod canary_host;
 pub mod control;
@@ -19,6 +20,7 @@ pub mod monitor;
 pub mod plan;
 pub mod real;
 pub mod report;
+pub mod scrape;
 pub mod settings;
 pub mod state;
 pub mod target;

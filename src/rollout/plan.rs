@@ -14,7 +14,7 @@ use super::state::Recorded;
 /// One action of a rollout, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedAction {
-    /// `provision`, `deploy`, `check`, `step`, `promote`, `retire`.
+    /// `provision`, `deploy`, `check`, `scrape`, `step`, `promote`, `unscrape`, `retire`.
     pub action: &'static str,
     /// The canary's share (steps only).
     #[serde(skip_serializing_if = "Option::is_none")]

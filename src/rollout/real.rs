@@ -42,6 +42,8 @@ pub struct RealWorld<'a> {
     synthetic: Option<super::load::SyntheticLoad>,
     /// The Prometheus metrics and the dashboard ([`super::monitor`]); none until the command sets it.
     pub monitor: super::monitor::Monitor,
+    /// The inventory has a `[monitor]` host: its Prometheus scrapes the canary ([`super::scrape`]).
+    monitored: bool,
 }
 
 impl<'a> RealWorld<'a> {
@@ -69,6 +71,7 @@ impl<'a> RealWorld<'a> {
             pending: Vec::new(),
             synthetic: None,
             monitor: super::monitor::Monitor::default(),
+            monitored: super::scrape::monitor_host(&inventory).is_some(),
         })
     }
 
@@ -397,6 +400,19 @@ impl RolloutWorld for RealWorld<'_> {
         self.host.retire().await?;
         self.canary = None;
         Ok(())
+    }
+
+    fn scrapes_canary(&self) -> bool {
+        self.monitored
+    }
+
+    async fn scrape_canary(&mut self) -> anyhow::Result<()> {
+        let canary = self.canary()?.clone();
+        super::scrape::add(self.global, &self.state, &self.host.inventory, &canary).await
+    }
+
+    async fn unscrape_canary(&mut self) -> anyhow::Result<()> {
+        super::scrape::remove(self.global, &self.state).await
     }
 
     fn metric_plan(&self) -> Vec<crate::canary::judge::MetricInput> {

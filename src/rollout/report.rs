@@ -54,7 +54,7 @@ pub fn write_step(
 /// The decision so far, in words.
 pub fn decision(state: &RolloutState) -> String {
     let app = &state.settings.app;
-    match &state.phase {
+    let mut text = match &state.phase {
         Phase::Done { outcome } => match outcome {
             super::state::Finished::Promoted => format!(
                 "Promoted: the canary passed every judged step; {} now {} the new version and the canary host is gone.",
@@ -81,7 +81,14 @@ pub fn decision(state: &RolloutState) -> String {
             state.last_error.as_deref().unwrap_or("interrupted"),
             state.weight
         ),
+    };
+    if state.phase.is_done() && state.canary_scraped {
+        text.push_str(&format!(
+            " The monitor's Prometheus did not answer when the canary went and still lists {}'s targets; `pipeline rollout abort {app}` removes them.",
+            state.canary_host
+        ));
     }
+    text
 }
 
 /// Writes the rollout's `report.json`, `report.md` and `report.html` into `dir`; returns the terminal text.

@@ -28,6 +28,9 @@ pub enum Phase {
     Deploy,
     /// Checking the canary host directly, before it sees traffic.
     Check,
+    /// Making the monitor's Prometheus scrape the canary host (node_exporter on it, its targets added),
+    /// after its check and before any traffic; only when the inventory has a `[monitor]` host.
+    Scrape,
     /// Step `index` (0-based) of the steps: the canary's weight is set, requests are judged.
     Step { index: usize },
     /// Stopped after step `index` without a decision (INCONCLUSIVE up to the longest step time, or
@@ -79,6 +82,7 @@ impl Phase {
             Phase::Provision => "provisioning the canary host".into(),
             Phase::Deploy => "deploying the new version on the canary host".into(),
             Phase::Check => "checking the canary host".into(),
+            Phase::Scrape => "adding the canary host to the monitor's Prometheus".into(),
             Phase::Step { index } => step(*index),
             Phase::Paused { index, verdict } => {
                 format!("paused at {} ({})", step(*index), verdict.as_str())
@@ -182,6 +186,10 @@ pub struct RolloutState {
     pub weight: u8,
     /// Whether the canary host may exist (set before it is created, cleared once it is destroyed).
     pub canary_exists: bool,
+    /// Whether the monitor's Prometheus may have the canary host as a target (set before they are added,
+    /// cleared once they are removed).
+    #[serde(default)]
+    pub canary_scraped: bool,
     pub steps: Vec<StepRecord>,
     /// The process running the rollout (for `abort` of a live one).
     pub pid: u32,
@@ -222,6 +230,7 @@ impl RolloutState {
             phase: Phase::Provision,
             weight: 0,
             canary_exists: false,
+            canary_scraped: false,
             steps: Vec::new(),
             pid: std::process::id(),
             started_at: now,
@@ -286,6 +295,12 @@ impl RolloutState {
                 r.stable.synthetic,
                 r.canary.real,
                 r.canary.synthetic
+            ));
+        }
+        if self.canary_scraped {
+            out.push_str(&format!(
+                "  monitor: {} is a scrape target of the monitor's Prometheus\n",
+                self.canary_host
             ));
         }
         if let Some(e) = &self.last_error {

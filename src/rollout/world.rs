@@ -102,6 +102,21 @@ pub trait RolloutWorld {
     async fn promote(&mut self) -> anyhow::Result<DeploySummary>;
     /// Destroys the canary host; fine when it does not exist.
     async fn retire_canary(&mut self) -> anyhow::Result<()>;
+    /// Whether the monitor's Prometheus is to scrape the canary host: the inventory has a `[monitor]`
+    /// host. No by default.
+    fn scrapes_canary(&self) -> bool {
+        false
+    }
+    /// Gives the canary host node_exporter (firewalled to the monitor host, as monitor-setup does for
+    /// the app's hosts) and adds it to the monitor's Prometheus targets with the labels the app's hosts
+    /// have; idempotent.
+    async fn scrape_canary(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Removes the canary host's targets from the monitor's Prometheus; fine when there are none.
+    async fn unscrape_canary(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// The Prometheus metrics (`[[canary.metric]]`) judged with the per-request ones, without samples:
     /// each step's judge plans its family from them. None by default.
     fn metric_plan(&self) -> Vec<MetricInput> {

@@ -32,5 +32,6 @@ mod rollout_itrust;
 mod rollout_load;
 mod rollout_prometheus;
 mod rollout_report;
+mod rollout_scrape;
 mod security;
 mod signals;

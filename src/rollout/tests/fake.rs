@@ -17,6 +17,8 @@ pub(super) struct Infra {
     pub(super) canary_version: Option<&'static str>,
     pub(super) stable_version: &'static str,
     pub(super) log: Vec<Observed>,
+    /// Whether the monitor's Prometheus has the canary host as a target.
+    pub(super) scraped: bool,
     pub(super) cursor: usize,
     /// Every action and the phase the state file held when it began.
     pub(super) calls: Vec<(String, Option<Phase>)>,
@@ -46,6 +48,8 @@ pub(super) struct Fake {
     pub(super) told: Vec<super::super::state::RolloutState>,
     /// Seconds every wait overruns by (a real clock wakes a little late).
     pub(super) late_s: f64,
+    /// The inventory has a `[monitor]` host: the canary is to be scraped.
+    pub(super) monitor: bool,
 }
 
 /// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
@@ -72,6 +76,7 @@ impl Fake {
             queries: Vec::new(),
             told: Vec::new(),
             late_s: 0.0,
+            monitor: false,
         }
     }
 
@@ -247,6 +252,27 @@ impl RolloutWorld for Fake {
             t += 5.0;
         }
         Ok((vec![Fake::cpu(stable, canary)], Vec::new()))
+    }
+
+    fn scrapes_canary(&self) -> bool {
+        self.monitor
+    }
+
+    async fn scrape_canary(&mut self) -> anyhow::Result<()> {
+        self.call("scrape").await?;
+        let mut infra = self.infra.lock().unwrap();
+        anyhow::ensure!(
+            infra.canary_host && infra.canary_version.is_some(),
+            "scrape of a canary host that is not deployed"
+        );
+        infra.scraped = true;
+        Ok(())
+    }
+
+    async fn unscrape_canary(&mut self) -> anyhow::Result<()> {
+        self.call("unscrape").await?;
+        self.infra.lock().unwrap().scraped = false;
+        Ok(())
     }
 
     fn recorded(&mut self, state: &super::super::state::RolloutState) {

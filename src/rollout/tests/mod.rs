@@ -11,6 +11,7 @@ mod fake;
 mod load;
 mod prom;
 mod report;
+mod scrape;
 use fake::{Fake, Infra};
 
 use super::exec::{self, Ending};
