@@ -10,8 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
-echo "== ansible-lint (production profile, offline) over the roles"
-ansible-lint --offline --profile production roles/
+echo "== ansible-lint (production profile, offline) over the roles and the entry playbooks"
+ansible-lint --offline --profile production roles/ playbooks/
 echo "== unit and loopback tests"
 cargo test
 echo "== judge simulations at full size (release)"; cargo test --release --test judge_simulation
