@@ -30,6 +30,7 @@ pub fn ensure(cache_dir: &Path, recipe: &Recipe, ui: &Ui) -> Result<String, Erro
     let _lock = Lock::acquire(&cache_dir.join("base.lock"))?;
     let dir = cache_dir.join(&id);
     if dir.join("recipe.txt").exists() && rootfs(cache_dir, &id).is_dir() {
+        mark_used(&dir)?;
         return Ok(id);
     }
     ui.info(format!(
@@ -75,11 +76,58 @@ pub fn ensure(cache_dir: &Path, recipe: &Recipe, ui: &Ui) -> Result<String, Erro
     .arg(&root)
     .args(["/debootstrap/debootstrap", "--second-stage"])
     .run()?;
+    install_extra_packages(&root, &recipe.extra, &packages)?;
     customize(&root, &packages)?;
     system::write_file(&tmp.join("recipe.txt"), recipe.describe().as_bytes(), 0o644)?;
     fs::rename(&tmp, &dir)
         .map_err(|e| Error::io(format!("rename {} to {}", tmp.display(), dir.display()), e))?;
     Ok(id)
+}
+
+/// Installs `extra` (the `extra_packages` setting) into the image with apt-get in a chroot: apt resolves
+/// their dependencies, virtual packages included, which debootstrap's `--include` does not (`npm`'s
+/// dependencies provide each other, and debootstrap leaves them unconfigured). Without recommends, as
+/// apt on a minimal server would; packages already in the shared cache are not downloaded again (they are
+/// linked into the image's apt cache first and moved back by [`customize`]).
+fn install_extra_packages(
+    root: &Path,
+    extra: &[String],
+    package_cache: &Path,
+) -> Result<(), Error> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    super::cache::seed(package_cache, &root.join("var/cache/apt/archives"))?;
+    let resolv = root.join("etc/resolv.conf");
+    if !resolv.exists() {
+        system::write_file(&resolv, super::hostfs::resolv_conf()?.as_bytes(), 0o644)?;
+    }
+    let list = extra.join(" ");
+    Cmd::new(
+        "update the base image's apt package lists (apt-get update in a chroot)",
+        "chroot",
+    )
+    .arg(root)
+    .args(["apt-get", "-q", "update"])
+    .run()?;
+    Cmd::new(
+        format!("install the base image's extra packages {list} (apt-get install in a chroot; set extra_packages in [local] of pipeline.toml)"),
+        "chroot",
+    )
+    .arg(root)
+    .args([
+        "apt-get",
+        "-q",
+        "-y",
+        "--no-install-recommends",
+        "-o",
+        "APT::Keep-Downloaded-Packages=true",
+        "install",
+    ])
+    .args(extra)
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()?;
+    Ok(())
 }
 
 /// Turns a debootstrap tree into a server image for Ansible: no shared SSH host keys or machine id
@@ -146,12 +194,21 @@ fn customize(root: &Path, package_cache: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Images younger than this are never collected: another `up` may have just built one and not yet
-/// recorded a host on it.
-const GC_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Images used (built, or found by an `up`) more recently than this are never collected: another `up`
+/// may have just built one and not yet recorded a host on it, and a machine that alternates between
+/// configurations (a test suite whose hosts bake extra packages into their image, and the default
+/// image for the rest) would otherwise rebuild each image every time the other one was up alone.
+const GC_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Records that the image in `dir` was just used: its directory's modification time is the last use.
+fn mark_used(dir: &Path) -> Result<(), Error> {
+    fs::File::open(dir)
+        .and_then(|d| d.set_modified(std::time::SystemTime::now()))
+        .map_err(|e| Error::io(format!("mark {} as used", dir.display()), e))
+}
 
 /// Removes cached images (and interrupted builds) that are not in `keep` (the images some environment
-/// uses) and were built more than an hour ago.
+/// uses) and were last used (built or found by an `up`) more than a day ago.
 pub fn collect_garbage(cache_dir: &Path, keep: &[String], ui: &Ui) -> Result<(), Error> {
     let _lock = Lock::acquire(&cache_dir.join("base.lock"))?;
     for entry in read_dir(cache_dir)? {
@@ -181,5 +238,71 @@ fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, Error> {
             .map_err(|e| Error::io(format!("list {}", dir.display()), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::io(format!("list {}", dir.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn recipe() -> Recipe {
+        Recipe {
+            suite: "bookworm".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            packages: vec!["python3".into()],
+            extra: Vec::new(),
+        }
+    }
+
+    /// A built image `id` in `cache` last used `ago` ago.
+    fn image(cache: &Path, id: &str, ago: Duration) -> PathBuf {
+        let dir = cache.join(id);
+        fs::create_dir_all(dir.join("rootfs")).unwrap();
+        fs::write(dir.join("recipe.txt"), "recipe").unwrap();
+        fs::File::open(&dir)
+            .unwrap()
+            .set_modified(SystemTime::now() - ago)
+            .unwrap();
+        dir
+    }
+
+    fn age(dir: &Path) -> Duration {
+        fs::metadata(dir)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed()
+            .unwrap()
+    }
+
+    #[test]
+    fn finding_a_cached_image_marks_it_used_so_a_day_without_it_does_not_collect_it() {
+        let cache = tempfile::tempdir().unwrap();
+        let r = recipe();
+        let dir = image(cache.path(), &r.id(), Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(ensure(cache.path(), &r, &Ui::new(true)).unwrap(), r.id());
+        assert!(age(&dir) < Duration::from_secs(60), "{:?}", age(&dir));
+        collect_garbage(cache.path(), &[], &Ui::new(true)).unwrap();
+        assert!(dir.is_dir(), "used just now: kept");
+    }
+
+    #[test]
+    fn garbage_collection_removes_only_images_unused_for_a_day_and_not_in_use() {
+        let cache = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let old = image(cache.path(), "base-bookworm-old", day * 2);
+        let in_use = image(cache.path(), "base-bookworm-inuse", day * 2);
+        let recent = image(cache.path(), "base-bookworm-recent", day / 2);
+        let interrupted = image(cache.path(), "base-bookworm-x.tmp", day * 2);
+        let other = image(cache.path(), "apt-archives", day * 2);
+        collect_garbage(
+            cache.path(),
+            &["base-bookworm-inuse".to_string()],
+            &Ui::new(true),
+        )
+        .unwrap();
+        assert!(!old.exists() && !interrupted.exists());
+        assert!(in_use.is_dir() && recent.is_dir() && other.is_dir());
     }
 }

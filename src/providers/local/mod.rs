@@ -125,15 +125,14 @@ impl Local {
 
     /// The base image recipe from the settings.
     pub fn recipe(&self) -> Recipe {
-        let mut packages: Vec<String> = plan::BASE_PACKAGES
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        packages.extend(self.settings.extra_packages.iter().cloned());
         Recipe {
             suite: self.settings.suite.clone(),
             mirror: self.settings.mirror.clone(),
-            packages,
+            packages: plan::BASE_PACKAGES
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            extra: self.settings.extra_packages.clone(),
         }
     }
 

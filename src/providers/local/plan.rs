@@ -285,7 +285,10 @@ pub fn extra_cas(machine_bundle: &str, base_bundle: &str) -> Vec<String> {
 pub struct Recipe {
     pub suite: String,
     pub mirror: String,
+    /// Installed by debootstrap (`--include`): what every image has.
     pub packages: Vec<String>,
+    /// `extra_packages`: installed afterwards with apt-get in a chroot (apt resolves their dependencies).
+    pub extra: Vec<String>,
 }
 
 /// Bump when the steps that turn a debootstrap tree into the base image change.
@@ -309,12 +312,20 @@ impl Recipe {
         let mut pkgs = self.packages.clone();
         pkgs.sort();
         pkgs.dedup();
-        format!(
+        let mut text = format!(
             "recipe-version {RECIPE_VERSION}\nsuite {}\nmirror {}\nvariant minbase\npackages {}\n",
             self.suite,
             self.mirror,
             pkgs.join(",")
-        )
+        );
+        // No line without extras: the image of the default recipe keeps its id (and its cache).
+        let mut extra = self.extra.clone();
+        extra.sort();
+        extra.dedup();
+        if !extra.is_empty() {
+            text.push_str(&format!("apt-get install {}\n", extra.join(",")));
+        }
+        text
     }
 
     /// Short id naming the image directory: `base-<suite>-<hash>`.
@@ -509,7 +520,13 @@ mod tests {
             suite: "bookworm".into(),
             mirror: "http://deb.debian.org/debian".into(),
             packages: vec!["python3".into(), "dbus".into()],
+            extra: Vec::new(),
         };
+        // The default recipe's text (and so the id of every image built so far) stays as it was.
+        assert_eq!(
+            r.describe(),
+            "recipe-version 2\nsuite bookworm\nmirror http://deb.debian.org/debian\nvariant minbase\npackages dbus,python3\n"
+        );
         let mut reordered = r.clone();
         reordered.packages.reverse();
         assert_eq!(r.id(), reordered.id());
@@ -521,6 +538,18 @@ mod tests {
         more.packages.push("curl".into());
         assert_ne!(r.id(), more.id());
         assert_eq!(r.include_list(), "dbus,python3");
+        let mut extra = r.clone();
+        extra.extra = vec!["npm".into(), "nodejs".into()];
+        let mut extra_reordered = extra.clone();
+        extra_reordered.extra.reverse();
+        assert_ne!(r.id(), extra.id());
+        assert_eq!(extra.id(), extra_reordered.id());
+        assert_eq!(
+            extra.include_list(),
+            "dbus,python3",
+            "extras are not for debootstrap"
+        );
+        assert!(extra.describe().ends_with("apt-get install nodejs,npm\n"));
     }
 
     #[test]
