@@ -10,8 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
-echo "== ansible-lint (production profile, offline) over the roles"
-ansible-lint --offline --profile production roles/
+echo "== ansible-lint (production profile, offline) over the roles and the entry playbooks"
+ansible-lint --offline --profile production roles/ playbooks/
 # One build for everything: the release profile (the e2e tests and the demo need it, and the judge
 # simulations run at full size in it), so CI compiles the crates once, not once per profile.
 echo "== unit and loopback tests, judge simulations at full size (release)"

@@ -110,4 +110,29 @@ mod tests {
         );
         assert!(resolve(&RolesSource::Embedded, "nope.yml").is_err());
     }
+
+    /// What `ansible-lint` (its syntax-check) and an operator running an exported playbook by hand do:
+    /// no vars.json. Every entry playbook parses, and its plays, whose hosts the tool names, match none.
+    #[test]
+    fn every_entry_playbook_parses_without_vars_json_and_then_runs_on_no_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let inventory = dir.path().join("inventory.ini");
+        // Every group the tool's patterns name, on this machine: a default that matched one would run here.
+        std::fs::write(
+            &inventory,
+            "[checkbox]\nlocal-a ansible_connection=local\n[itrust]\nlocal-b ansible_connection=local\n\
+             [lb]\nlocal-c ansible_connection=local\n[monitor]\nlocal-d ansible_connection=local\n",
+        )
+        .unwrap();
+        let state = dir.path().join("state");
+        for name in names().into_iter().filter(|n| n.ends_with(".yml")) {
+            let run = crate::ansible::PlaybookRun::new("lint", name.as_str(), &inventory, &state);
+            if let Err(e) = run.syntax_check() {
+                panic!("{name} does not parse without vars.json: {e}");
+            }
+            let report = run.run(&crate::ui::Ui::new(true)).unwrap();
+            assert!(report.hosts.is_empty(), "{name}: {:?}", report.hosts);
+            assert!(!report.success, "{name}: a run on no host is not a success");
+        }
+    }
 }

@@ -180,8 +180,7 @@ mod tests {
         let failure = Failure {
             host: "checkbox-2".into(),
             role: None,
-            task: "Health check of checkbox.io on the host itself, not through the front door"
-                .into(),
+            task: "Health check on the host itself, not through the front door: checkbox.io".into(),
             status: Status::Failed,
             message: "Status code was 500 and not [200]\nmore".into(),
         };

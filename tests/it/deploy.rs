@@ -72,7 +72,7 @@ fn emit_keeps_playbook_private_vars_pinned_config_callback_and_verbatim_roles() 
     );
     let playbook = String::from_utf8(playbook).unwrap();
     assert!(
-        playbook.contains("hosts: \"{{ pipeline_hosts }}\""),
+        playbook.contains("hosts: \"{{ pipeline_hosts | default([]) }}\""),
         "{playbook}"
     );
     for role in ["common", "mysql", "java", "itrust"] {

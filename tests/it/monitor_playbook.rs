@@ -40,7 +40,7 @@ fn rendered_monitor_playbook_passes_ansible_syntax_check_with_the_built_in_roles
 
     let playbook = std::fs::read_to_string(&prepared.playbook).unwrap();
     assert!(
-        playbook.contains("hosts: \"{{ pipeline_monitored_hosts }}\""),
+        playbook.contains("hosts: \"{{ pipeline_monitored_hosts | default([]) }}\""),
         "{playbook}"
     );
     let vars: serde_json::Value =
