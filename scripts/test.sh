@@ -12,8 +12,9 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== ansible-lint (production profile, offline) over the roles"
 ansible-lint --offline --profile production roles/
-echo "== unit and loopback tests"
-cargo test
-echo "== judge simulations at full size (release)"; cargo test --release --test judge_simulation
+# One build for everything: the release profile (the e2e tests and the demo need it, and the judge
+# simulations run at full size in it), so CI compiles the crates once, not once per profile.
+echo "== unit and loopback tests, judge simulations at full size (release)"
+cargo test --release
 echo "== end-to-end tests on sandbox hosts"
 ./scripts/e2e.sh

@@ -291,10 +291,13 @@ fn nspawn_cmdlines() -> Vec<String> {
 #[test]
 #[ignore = "run by scripts/e2e.sh after the suite"]
 fn teardown() {
-    let before = state(&env());
-    down(&env());
-    if let Some(before) = before {
-        assert_eq!(leftovers(&before), Vec::<String>::new());
+    // The fleet too, in case a test failed before `rollout_9_teardown` (a no-op when it is gone).
+    for environment in [env(), test_env(FLEET_SUFFIX)] {
+        let before = state(&environment);
+        down(&environment);
+        if let Some(before) = before {
+            assert_eq!(leftovers(&before), Vec::<String>::new());
+        }
     }
 }
 
@@ -532,6 +535,17 @@ pub fn failures(seen: &[Seen]) -> Vec<String> {
         .collect()
 }
 
+/// The suite's one fleet (environment `<e2e env>-fleet`, three checkbox hosts): made by the first test
+/// that needs it (`fleet.rs`, then `rollout.rs` on the same hosts), torn down by
+/// `rollout::rollout_9_teardown`, the last of them in name order (and by [`teardown`] whatever failed).
+pub fn fleet() -> &'static Fleet {
+    static FLEET: OnceLock<Fleet> = OnceLock::new();
+    FLEET.get_or_init(|| Fleet::up(FLEET_SUFFIX, 3))
+}
+
+/// The environment suffix of [`fleet`].
+pub const FLEET_SUFFIX: &str = "fleet";
+
 /// `count` checkbox hosts (`checkbox-1…`) behind the front door `lb`, plus the idle `itrust` and
 /// `monitor`, in environment `<e2e env>-<suffix>`, with a checkout of the stand-in at `v1` deployed on
 /// every checkbox host in one batch. Configs in the work dir: `first.toml` (`serial = "100%"`) and
@@ -551,7 +565,13 @@ impl Fleet {
         let environment = test_env(suffix);
         let work = work_root().join(&environment);
         std::fs::create_dir_all(&work).unwrap();
-        let fleet_toml = format!("[prod.hosts.checkbox]\ncount = {count}\n");
+        // Node.js and npm baked into the hosts' image (a snapshot, as a droplet image would be): every
+        // checkbox host and every rollout's canary host would otherwise spend a minute or more of the
+        // suite unpacking the same ~300 packages. The roles still run their install tasks (no-ops then);
+        // `deploy.rs` and the demo install everything from scratch on the default image.
+        let fleet_toml = format!(
+            "[prod.hosts.checkbox]\ncount = {count}\n\n[local]\nextra_packages = [\"nodejs\", \"npm\"]\n\n"
+        );
         std::fs::write(
             work.join("first.toml"),
             format!("{fleet_toml}[deploy]\nserial = \"100%\"\n"),

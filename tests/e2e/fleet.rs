@@ -1,13 +1,12 @@
 //! e2e: a fleet of three checkbox hosts behind the front door (`lb`) on the sandbox, shared by the tests
-//! here (environment `<e2e env>-fleet`, torn down by `fleet_9_teardown`; the numbers order the tests, which
-//! run one at a time in name order). Measured, not asserted: a client thread sends steady requests through
+//! here and then by `rollout.rs` (environment `<e2e env>-fleet`, see [`common::fleet`]; the numbers order
+//! the tests, which run one at a time in name order). Measured, not asserted: a client thread sends steady requests through
 //! the front door during a rolling redeploy and counts every failed one; X-Backend shows every host
 //! serves; monitor-setup probes every host and the front door, and the dashboard groups them by app; a
 //! commit that fails its health check on the second host only stops the deploy with exit 4 naming it
 //! while the client still sees no failure.
 
 use std::net::Ipv4Addr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::{self, commit_version, failures, request, show, Broken, Client, Fleet};
@@ -15,15 +14,12 @@ use crate::common::{self, commit_version, failures, request, show, Broken, Clien
 const HOSTS: [&str; 3] = ["checkbox-1", "checkbox-2", "checkbox-3"];
 
 fn fleet() -> &'static Fleet {
-    static FLEET: OnceLock<Fleet> = OnceLock::new();
-    FLEET.get_or_init(|| {
-        let fleet = Fleet::up("fleet", 3);
-        assert_eq!(
-            fleet.hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
-            HOSTS
-        );
-        fleet
-    })
+    let fleet = common::fleet();
+    assert_eq!(
+        fleet.hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+        HOSTS
+    );
+    fleet
 }
 
 /// (requests sent, the failed ones described, the host of every good answer).
@@ -248,11 +244,4 @@ fn fleet_3_monitor_setup_probes_every_host_and_the_front_door_and_groups_them_by
         .eval("document.querySelector('.app-group[data-app=\"checkbox.io\"]').dataset.hosts");
     assert_eq!(hosts, serde_json::json!("3"));
     browser.screenshot(&crate::shared::artifacts_dir().join("dashboard-fleet.png"));
-}
-
-#[test]
-#[ignore = "run after the fleet tests"]
-fn fleet_9_teardown() {
-    let environment = common::test_env("fleet");
-    common::down(&environment);
 }

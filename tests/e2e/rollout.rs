@@ -1,19 +1,23 @@
-//! e2e: `pipeline rollout` on ONE 2-host checkbox fleet behind the front door (`lb`) on the sandbox
-//! (environment `<e2e env>-ro`: one `prod up` and one first deploy of `v1`, shared by the tests here in
-//! name order, torn down by `rollout_9_teardown`). In every scenario an independent client sends steady
-//! requests through the front door for the whole time and records who answered; measured, not asserted:
+//! e2e: `pipeline rollout` on the suite's fleet of three checkbox hosts behind the front door (`lb`) on
+//! the sandbox ([`common::fleet`], after `fleet.rs`, whose monitor-setup gives the fleet a monitor host:
+//! the rollouts here record their events and weight there); the first test here redeploys one good
+//! version everywhere (`fleet_4` left a host drained on a failing commit), the tests share it in name
+//! order, and `rollout_9_teardown` removes the fleet. In every scenario an independent client sends
+//! steady requests through the front door for the whole time and records who answered; measured, not
+//! asserted:
+//! 0. a good version with `--steps 5,25,50,100 --step-time 20s` (uninterrupted, timed for BENCHMARKS.md)
+//!    is promoted: every host serves it, the canary host is gone, **0 failed requests**;
 //! 1. a version whose API answers 500 is rolled back in the first step (exit 4, canary host gone), and
-//!    afterwards every response comes from a stable host and none fails;
+//!    afterwards every response comes from a stable host and none fails; `--load` adds synthetic
+//!    requests, counted apart;
 //! 2. `kill -9` of the tool in the middle of a step leaves the weight as it was; `rollout abort` brings
 //!    100 % back to the stable hosts within seconds and leaves no canary host (container, inventory,
 //!    state), no request failing;
 //! 3. `kill -9` in the middle of a step, then `rollout resume`: the good version is promoted (exit 0),
-//!    both stable hosts serve it, the canary host is gone, and the client saw **0 failed requests** over
-//!    the whole rollout including the promotion;
-//! 0. (first, and only with `PIPELINE_E2E_BENCH=1`, for BENCHMARKS.md) the same for an uninterrupted
-//!    rollout with `--steps 5,25,50,100 --step-time 20s`, timed.
+//!    every stable host serves it, the canary host is gone, and the client saw **0 failed requests** over
+//!    the whole rollout including the promotion.
 //!
-//! Step times are short (8 s, a look every 2 s) to keep the suite's time down.
+//! Step times in 1-3 are short (8 s, a look every 2 s) to keep the suite's time down.
 
 use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::common::{self, commit_version, failures, request, show, Broken, Client, Fleet, Seen};
 
 const CANARY: &str = "checkbox-canary";
-const STABLE: [&str; 2] = ["checkbox-1", "checkbox-2"];
+const STABLE: [&str; 3] = ["checkbox-1", "checkbox-2", "checkbox-3"];
 /// The steps of the CI scenarios: a judged one at 50 % (both arms get data fast), then 100 %.
 const SHORT_STEPS: [&str; 8] = [
     "--steps",
@@ -36,10 +40,15 @@ const SHORT_STEPS: [&str; 8] = [
     "2s",
 ];
 
+/// The suite's fleet, every host on one good version and in rotation (made once, by the first test here).
 fn fleet() -> &'static Fleet {
-    static FLEET: OnceLock<Fleet> = OnceLock::new();
-    FLEET.get_or_init(|| {
-        let fleet = Fleet::up("ro", 2);
+    static READY: OnceLock<()> = OnceLock::new();
+    let fleet = common::fleet();
+    READY.get_or_init(|| {
+        assert_eq!(
+            fleet.hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+            STABLE
+        );
         // A stricter α than the default 0.02 for the rollouts here: on the shared 2-core CI machine (load
         // 10-17) an identical version's canary was once 2 ms slower at the median for a few seconds
         // (p50 3 ms vs 1 ms, Kolmogorov-Smirnov p_adj = 0.005) and a good rollout rolled back. The broken
@@ -48,12 +57,18 @@ fn fleet() -> &'static Fleet {
         let mut toml = std::fs::read_to_string(&rolling).unwrap();
         toml.push_str("\n[judge]\nconfidence = 0.999\n");
         std::fs::write(&rolling, toml).unwrap();
-        assert_eq!(
-            fleet.hosts.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
-            STABLE
+        // fleet_4 left checkbox-2 drained on a commit that fails there: one good version everywhere.
+        commit_version(&fleet.repo, "r1", Broken::Nowhere);
+        let started = Instant::now();
+        let out = fleet.deploy("rolling.toml", "rollout-base.json", &[]);
+        assert!(out.status.success(), "redeploy of r1: {}", show(&out));
+        eprintln!(
+            "rollout: redeploy of r1 on the fleet took {:?}",
+            started.elapsed()
         );
-        fleet
-    })
+        assert_stable_on(fleet, "r1");
+    });
+    fleet
 }
 
 /// `pipeline rollout checkbox.io --ref REF` of the stand-in checkout with `extra` flags (config
@@ -230,11 +245,13 @@ fn rollout_1_of_a_version_whose_api_fails_is_rolled_back_in_the_first_step_and_t
 ) {
     let f = fleet();
     let stable = stable_version(f);
-    commit_version(&f.repo, "v2-broken", Broken::Everywhere);
+    commit_version(&f.repo, "r2-broken", Broken::Everywhere);
     let client = Client::start(f.lb);
     std::thread::sleep(Duration::from_secs(2));
     let began = Instant::now();
-    let out = rollout(f, "v2-broken", &SHORT_STEPS).output().unwrap();
+    let mut flags = SHORT_STEPS.to_vec();
+    flags.extend(["--load", "20"]);
+    let out = rollout(f, "r2-broken", &flags).output().unwrap();
     let ended = Instant::now();
     std::thread::sleep(Duration::from_secs(8));
     let seen = client.finish();
@@ -255,6 +272,15 @@ fn rollout_1_of_a_version_whose_api_fails_is_rolled_back_in_the_first_step_and_t
         steps[0]["looks"].as_array().unwrap().len()
     );
     assert_eq!(s["canary_exists"], false);
+    // `--load 20`: synthetic requests went through the front door to both arms, counted apart from
+    // the client's real ones.
+    for arm in ["stable", "canary"] {
+        let tally = &steps[0][arm];
+        assert!(
+            tally["synthetic"].as_u64().unwrap() > 0 && tally["real"].as_u64().unwrap() > 0,
+            "{arm}: {tally}"
+        );
+    }
     let out = common::prod_cmd(&f.environment, "status").run().unwrap();
     assert!(!out.stdout.contains(CANARY), "{}", out.stdout);
 
@@ -289,10 +315,10 @@ fn rollout_2_kill_9_in_a_step_then_abort_is_back_to_100_percent_stable_within_se
 ) {
     let f = fleet();
     let stable = stable_version(f);
-    commit_version(&f.repo, "v2", Broken::Nowhere);
+    commit_version(&f.repo, "r2", Broken::Nowhere);
     let client = Client::start(f.lb);
     std::thread::sleep(Duration::from_secs(2));
-    let killed = start_and_kill_in_step_1(f, "v2", "abort");
+    let killed = start_and_kill_in_step_1(f, "r2", "abort");
     // Traffic stays as the killed step left it.
     std::thread::sleep(Duration::from_secs(4));
     let before = common::state(&f.environment).unwrap();
@@ -346,11 +372,11 @@ fn rollout_2_kill_9_in_a_step_then_abort_is_back_to_100_percent_stable_within_se
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn rollout_3_kill_9_in_a_step_then_resume_promotes_the_good_version_with_no_failed_request() {
     let f = fleet();
-    commit_version(&f.repo, "v3", Broken::Nowhere);
+    commit_version(&f.repo, "r3", Broken::Nowhere);
     let client = Client::start(f.lb);
     std::thread::sleep(Duration::from_secs(2));
     let began = Instant::now();
-    start_and_kill_in_step_1(f, "v3", "resume");
+    start_and_kill_in_step_1(f, "r3", "resume");
     std::thread::sleep(Duration::from_secs(2));
     let before = common::state(&f.environment).unwrap();
     let resumed = Instant::now();
@@ -388,8 +414,8 @@ fn rollout_3_kill_9_in_a_step_then_resume_promotes_the_good_version_with_no_fail
     assert_eq!(failures(&seen), Vec::<String>::new(), "of {}", seen.len());
     assert!(seen.iter().any(from_canary), "the canary served");
     assert_no_canary_host(f, &before);
-    assert_stable_on(f, "v3");
-    assert_only_stable_after(&seen, ended, "v3", 100);
+    assert_stable_on(f, "r3");
+    assert_only_stable_after(&seen, ended, "r3", 100);
     for h in STABLE {
         assert!(
             seen.iter().any(|s| s.backend() == h),
@@ -398,21 +424,18 @@ fn rollout_3_kill_9_in_a_step_then_resume_promotes_the_good_version_with_no_fail
     }
 }
 
-/// For BENCHMARKS.md, only with `PIPELINE_E2E_BENCH=1`: an uninterrupted rollout of a good version with
-/// `--steps 5,25,50,100 --step-time 20s`, timed, with three clients sending through the front door.
+/// An uninterrupted rollout of a good version with `--steps 5,25,50,100 --step-time 20s` (the command
+/// BENCHMARKS.md times), with three clients sending through the front door.
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
-fn rollout_0_bench_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request() {
-    if std::env::var_os("PIPELINE_E2E_BENCH").is_none() {
-        return;
-    }
+fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_and_timed() {
     let f = fleet();
-    commit_version(&f.repo, "v4", Broken::Nowhere);
+    commit_version(&f.repo, "r0", Broken::Nowhere);
     let clients: Vec<Client> = (0..3).map(|_| Client::start(f.lb)).collect();
     std::thread::sleep(Duration::from_secs(2));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap();
     let began = Instant::now();
-    let out = rollout(f, "v4", &["--steps", "5,25,50,100", "--step-time", "20s"])
+    let out = rollout(f, "r0", &["--steps", "5,25,50,100", "--step-time", "20s"])
         .output()
         .unwrap();
     let took = began.elapsed();
@@ -429,17 +452,43 @@ fn rollout_0_bench_of_a_good_version_in_four_steps_is_promoted_with_no_failed_re
         show(&out)
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(failures(&seen), Vec::<String>::new(), "of {}", seen.len());
-    assert_stable_on(f, "v4");
-    assert_only_stable_after(&seen, ended, "v4", 100);
     let s = state(f).unwrap();
-    eprintln!("rollout: bench state:\n{s:#}");
+    assert!(s["phase"] == "done" && s["outcome"] == "promoted", "{s:#}");
+    let steps: Vec<(u64, u64, serde_json::Value)> = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["weight"].as_u64().unwrap(),
+                r["verdict"].clone(),
+            )
+        })
+        .collect();
+    eprintln!("rollout: bench steps (index, weight, verdict): {steps:?}");
+    assert_eq!(
+        steps.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [5, 25, 50, 100],
+        "{s:#}"
+    );
+    assert!(
+        steps[..3].iter().all(|r| r.2 == "PASS"),
+        "every judged step passed: {steps:?}"
+    );
+    assert_eq!(failures(&seen), Vec::<String>::new(), "of {}", seen.len());
+    assert!(seen.iter().any(from_canary), "the canary served");
+    assert_eq!(s["canary_exists"], false, "{s:#}");
+    let now = common::state(&f.environment).unwrap();
+    assert!(!now.hosts.contains_key(CANARY), "{:?}", now.hosts.keys());
+    assert_stable_on(f, "r0");
+    assert_only_stable_after(&seen, ended, "r0", 100);
 }
 
 #[test]
 #[ignore = "run after the rollout tests"]
 fn rollout_9_teardown() {
-    let environment = common::test_env("ro");
+    let environment = common::test_env(common::FLEET_SUFFIX);
     let before = common::state(&environment);
     common::down(&environment);
     if let Some(before) = before {
