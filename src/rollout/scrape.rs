@@ -85,8 +85,8 @@ fn settings(global: &Global, state: &RolloutState) -> anyhow::Result<MonitorSett
 }
 
 /// The variables of the scrape run: node_exporter's port and scrapers, the target files' name and
-/// content, the plays' host patterns. Pure but for nothing: `inventory` is the rollout's (its monitor
-/// hosts), `canary` the canary host.
+/// content, the plays' host patterns. Pure: `inventory` is the rollout's (its monitor hosts are used),
+/// `canary` the canary host, `app` its inventory group, `name` the target files' name.
 pub fn scrape_vars(
     settings: &MonitorSettings,
     inventory: &Inventory,
