@@ -125,7 +125,11 @@ mod tests {
         )
         .unwrap();
         let state = dir.path().join("state");
-        for name in names().into_iter().filter(|n| n.ends_with(".yml")) {
+        for name in names().into_iter().filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "yml")
+        }) {
             let run = crate::ansible::PlaybookRun::new("lint", name.as_str(), &inventory, &state);
             if let Err(e) = run.syntax_check() {
                 panic!("{name} does not parse without vars.json: {e}");
