@@ -28,6 +28,52 @@ use crate::common::{self, commit_version, failures, request, show, Broken, Clien
 
 const CANARY: &str = "checkbox-canary";
 const STABLE: [&str; 3] = ["checkbox-1", "checkbox-2", "checkbox-3"];
+/// A `[[canary.metric]]` from the monitor's Prometheus (see `fleet`).
+const METRICS_TOML: &str = r#"[canary]
+prometheus_step = "5s"
+
+[[canary.metric]]
+name = "node_cpu_idle"
+fail_on = "decrease"
+critical = false
+min_samples = 2
+query = 'avg(rate(node_cpu_seconds_total{mode="idle",host=~"$arm"}[30s]))'
+"#;
+
+/// `up{host="checkbox-canary"}` on the monitor's Prometheus, through its nginx with the dashboard's
+/// login: (job, value) of every series.
+fn canary_up_on_the_monitor(f: &Fleet) -> Vec<(String, String)> {
+    let inventory = pipeline::inventory::Inventory::load(&f.inventory).unwrap();
+    let monitor: std::net::Ipv4Addr = inventory.group("monitor").unwrap()[0]
+        .address()
+        .parse()
+        .unwrap();
+    let password =
+        std::fs::read_to_string(f.work.join(".pipeline/secrets/dashboard-password")).unwrap();
+    let auth = crate::shared::basic_auth("pipeline", password.trim());
+    let (status, body) = crate::shared::http_get_as(
+        std::net::SocketAddr::from((monitor, 80)),
+        "/api/v1/query?query=up%7Bhost%3D%22checkbox-canary%22%7D",
+        Some(&auth),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut up: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["job"].as_str().unwrap_or("").to_string(),
+                r["value"][1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    up.sort();
+    up
+}
+
 /// The steps of the CI scenarios: a judged one at 50 % (both arms get data fast), then 100 %.
 const SHORT_STEPS: [&str; 8] = [
     "--steps",
@@ -56,7 +102,12 @@ fn fleet() -> &'static Fleet {
         let rolling = fleet.work.join("rolling.toml");
         let mut toml = std::fs::read_to_string(&rolling).unwrap();
         toml.push_str("\n[judge]\nconfidence = 0.999\n");
-        std::fs::write(&rolling, toml).unwrap();
+        std::fs::write(&rolling, &toml).unwrap();
+        // For rollout_0 (20 s steps, so a 5 s Prometheus step gives a few samples per look): one
+        // node_exporter metric of each arm from the monitor's Prometheus, which scrapes the canary host
+        // only for the rollout. Not critical: on the sandbox the CPU figures are the machine's.
+        toml.push_str(&format!("\n{METRICS_TOML}"));
+        std::fs::write(fleet.work.join("metrics.toml"), toml).unwrap();
         // fleet_4 left checkbox-2 drained on a commit that fails there: one good version everywhere.
         commit_version(&fleet.repo, "r1", Broken::Nowhere);
         let started = Instant::now();
@@ -74,6 +125,11 @@ fn fleet() -> &'static Fleet {
 /// `pipeline rollout checkbox.io --ref REF` of the stand-in checkout with `extra` flags (config
 /// `rolling.toml`: the promotion is a rolling deploy, one host at a time).
 fn rollout(f: &Fleet, git_ref: &str, extra: &[&str]) -> std::process::Command {
+    rollout_with(f, "rolling.toml", git_ref, extra)
+}
+
+/// [`rollout`] with another config of the work dir.
+fn rollout_with(f: &Fleet, config: &str, git_ref: &str, extra: &[&str]) -> std::process::Command {
     let (inv, repo) = (
         f.inventory.display().to_string(),
         f.repo.display().to_string(),
@@ -95,7 +151,7 @@ fn rollout(f: &Fleet, git_ref: &str, extra: &[&str]) -> std::process::Command {
         "checkbox_mongodb_install=false",
     ];
     args.extend(extra);
-    f.pipeline("rolling.toml", &args)
+    f.pipeline(config, &args)
 }
 
 /// `pipeline rollout <action> checkbox.io --env ENV` (status, abort, resume).
@@ -435,9 +491,28 @@ fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_
     std::thread::sleep(Duration::from_secs(2));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap();
     let began = Instant::now();
-    let out = rollout(f, "r0", &["--steps", "5,25,50,100", "--step-time", "20s"])
-        .output()
-        .unwrap();
+    let child = rollout_with(
+        f,
+        "metrics.toml",
+        "r0",
+        &["--steps", "5,25,50,100", "--step-time", "20s"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("pipeline starts");
+    // While a step runs, the monitor's Prometheus scrapes the canary host: its node_exporter (job
+    // `node`) and its app probe (job `apps`) are up.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut scraped = Vec::new();
+    while Instant::now() < deadline {
+        if state(f).is_some_and(|s| s["phase"] == "step" && s["canary_scraped"] == true) {
+            scraped = canary_up_on_the_monitor(f);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
     let took = began.elapsed();
     let ended = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
@@ -452,8 +527,35 @@ fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_
         show(&out)
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        scraped,
+        [
+            ("apps".to_string(), "1".to_string()),
+            ("node".to_string(), "1".to_string())
+        ],
+        "the canary host on the monitor's Prometheus during a step"
+    );
     let s = state(f).unwrap();
     assert!(s["phase"] == "done" && s["outcome"] == "promoted", "{s:#}");
+    assert_eq!(s["canary_scraped"], false, "{s:#}");
+    // Prometheus drops a removed file_sd target at once; its series are gone from instant queries.
+    assert_eq!(canary_up_on_the_monitor(f), Vec::<(String, String)>::new());
+    // The Prometheus metric had data for both arms at the first step (never NoData there).
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(f.work.join(format!(
+            ".pipeline/rollout-report-{}-checkbox/report.json",
+            f.environment
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let metric = report["steps"][0]["judgement"]["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "node_cpu_idle"))
+        .unwrap_or_else(|| panic!("node_cpu_idle in step 1: {:#}", report["steps"][0]));
+    eprintln!("rollout: node_cpu_idle at step 1: {metric}");
+    assert_ne!(metric["classification"], "NoData", "{metric:#}");
+    assert!(metric["canary"]["n"].as_u64().unwrap() > 0, "{metric:#}");
     let steps: Vec<(u64, u64, serde_json::Value)> = s["steps"]
         .as_array()
         .unwrap()
