@@ -436,6 +436,32 @@ async fn the_progress_sink_sees_counts_and_can_stop_the_run() {
     assert_eq!(seen.last().unwrap().requests, run.len());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_run_stopped_early_counts_as_missed_only_what_was_due_before_the_stop() {
+    // 100 req/s planned for an hour, stopped after about 0.6 s by the sink: nothing was due after that.
+    let addr = serve(true, |_| async { response(200, "ok") }).await;
+    let mut p = plan(addr, 8, Stop::Duration(Duration::from_secs(3600)));
+    p.rate = Some(100.0);
+    let mut sink = |s: &Snapshot| {
+        if s.elapsed > Duration::from_millis(600) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let run = load::run(p, &mut sink).await.unwrap();
+    assert!(run.stopped_early());
+    let s = run.summary();
+    assert!(s.requests >= 40, "{} sent", s.requests);
+    // Before the fix: 360 000 minus the sent ones.
+    assert!(
+        run.missed() < 20,
+        "{} missed of {} sent",
+        run.missed(),
+        s.requests
+    );
+}
+
 #[test]
 fn invalid_urls_and_headers_are_explained() {
     let err = LoadPlan::new("https://example.com/")

@@ -317,13 +317,17 @@ impl Local {
         Some(slot)
     }
 
-    /// Requests due before the deadline that were never claimed.
+    /// Requests due before the deadline, or before now for a run stopped early, that were never
+    /// claimed (called when the run is over).
     fn missed(&self) -> u64 {
         let (Some((first, interval)), Some(deadline)) = (self.quota.schedule, self.shared.deadline)
         else {
             return 0;
         };
-        let window = (deadline - self.shared.start).as_nanos() as f64 - first;
+        // A run stopped early (the progress sink, a rollout's step ending) owes nothing after the stop:
+        // counting to the deadline made a stopped open-ended load report millions "due but not sent".
+        let end = deadline.min(Instant::now());
+        let window = end.saturating_duration_since(self.shared.start).as_nanos() as f64 - first;
         let due = if window > 0.0 {
             (window / interval).ceil() as u64
         } else {
