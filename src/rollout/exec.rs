@@ -124,33 +124,27 @@ pub async fn abort<W: RolloutWorld>(
 ) -> anyhow::Result<RunResult> {
     let was = state.phase.clone();
     if matches!(was, Phase::Done { .. }) && !state.canary_exists && state.weight == 0 {
+        // A finished rollout stays as it finished (a promoted one promoted).
+        let ending = match was {
+            Phase::Done {
+                outcome: Finished::Promoted,
+            } => Ending::Promoted,
+            _ => Ending::Aborted,
+        };
         if state.canary_scraped {
             // Only the monitor's targets were left (it was unreachable when the canary went).
             Executor::new(store, state, world, ui, judge)
                 .unscrape_leftover()
                 .await?;
-            return Ok(RunResult {
-                ending: match was {
-                    Phase::Done {
-                        outcome: Finished::Promoted,
-                    } => Ending::Promoted,
-                    _ => Ending::Aborted,
-                },
-                judgements: Vec::new(),
-            });
+        } else {
+            ui.info(format!(
+                "rollout: {} has {}; the canary is already out, nothing to abort",
+                state.settings.app,
+                was.describe(&state.settings.steps)
+            ));
         }
-        ui.info(format!(
-            "rollout: {} has {}; the canary is already out, nothing to abort",
-            state.settings.app,
-            was.describe(&state.settings.steps)
-        ));
         return Ok(RunResult {
-            ending: match was {
-                Phase::Done {
-                    outcome: Finished::Promoted,
-                } => Ending::Promoted,
-                _ => Ending::Aborted,
-            },
+            ending,
             judgements: Vec::new(),
         });
     }

@@ -51,18 +51,18 @@ fn verdict_css(v: Option<&str>) -> &'static str {
     }
 }
 
+/// `2/4`, or `2/4 (run 2)` for a step run again after a resume.
+fn step_number(doc: &Document, s: &Step) -> String {
+    let run = if s.run > 1 {
+        format!(" (run {})", s.run)
+    } else {
+        String::new()
+    };
+    format!("{}/{}{run}", s.step, doc.settings.steps.len())
+}
+
 fn step_title(doc: &Document, s: &Step) -> String {
-    format!(
-        "Step {}/{}{}: {} % to the canary",
-        s.step,
-        doc.settings.steps.len(),
-        if s.run > 1 {
-            format!(" (run {})", s.run)
-        } else {
-            String::new()
-        },
-        s.weight
-    )
+    format!("Step {}: {} % to the canary", step_number(doc, s), s.weight)
 }
 
 fn step_verdict(s: &Step) -> String {
@@ -208,16 +208,7 @@ pub fn terminal(doc: &Document) -> String {
     for s in &doc.steps {
         let r = &s.requests;
         rows.push(vec![
-            format!(
-                "{}/{}{}",
-                s.step,
-                doc.settings.steps.len(),
-                if s.run > 1 {
-                    format!(" (run {})", s.run)
-                } else {
-                    String::new()
-                }
-            ),
+            step_number(doc, s),
             format!("{} %", s.weight),
             duration(s),
             format!("{} + {} synth.", r.stable.real, r.stable.synthetic),
