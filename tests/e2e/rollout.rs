@@ -108,6 +108,19 @@ fn fleet() -> &'static Fleet {
         // only for the rollout. Not critical: on the sandbox the CPU figures are the machine's.
         toml.push_str(&format!("\n{METRICS_TOML}"));
         std::fs::write(fleet.work.join("metrics.toml"), toml).unwrap();
+        // The monitor as fleet_3 sets it up (when only these tests run, here).
+        if !fleet
+            .work
+            .join(".pipeline/secrets/dashboard-password")
+            .exists()
+        {
+            let inv = fleet.inventory.display().to_string();
+            let out = fleet
+                .pipeline("rolling.toml", &["monitor-setup", "-i", &inv])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "monitor-setup: {}", show(&out));
+        }
         // fleet_4 left checkbox-2 drained on a commit that fails there: one good version everywhere.
         commit_version(&fleet.repo, "r1", Broken::Nowhere);
         let started = Instant::now();
