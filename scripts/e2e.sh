@@ -4,7 +4,9 @@
 # (tests/e2e/common.rs) and torn down here at the end, also when a test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release
+# The binary as the test build makes it (with the features dev-dependencies unify; a plain `cargo build
+# --release` would compile some crates and the tool a second time for nothing after `cargo test --release`).
+cargo test --release --test e2e --no-run
 teardown() {
   echo "== e2e teardown: pipeline prod down (environment e2e)"
   cargo test --release --test e2e -- --ignored --exact common::teardown
