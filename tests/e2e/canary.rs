@@ -50,7 +50,9 @@ fn pipeline_with(
     concurrency: &str,
 ) -> Command {
     let mut cmd = Command::new(common::pipeline());
-    cmd.arg("--state-dir")
+    cmd.arg("--config")
+        .arg(&f.config)
+        .arg("--state-dir")
         .arg(&f.state_dir)
         .args([
             "canary",

@@ -30,7 +30,9 @@ fn fixture() -> &'static Fixture {
 /// `pipeline canary master master` with a 60 s window (the signal comes long before its end).
 fn canary(f: &Fixture, report: &str, keep: bool) -> Command {
     let mut cmd = Command::new(common::pipeline());
-    cmd.arg("--state-dir")
+    cmd.arg("--config")
+        .arg(&f.config)
+        .arg("--state-dir")
         .arg(&f.state_dir)
         .args([
             "canary",

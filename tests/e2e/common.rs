@@ -325,7 +325,17 @@ pub struct CanaryFixture {
     pub state_dir: PathBuf,
     pub repo: PathBuf,
     pub reports: PathBuf,
+    /// `pipeline.toml` of the canary runs: Node.js and npm baked into the hosts' image, as for the
+    /// fleet ([`NODE_IMAGE_TOML`]).
+    pub config: PathBuf,
 }
+
+/// `[local]` with Node.js and npm baked into the hosts' image (a snapshot, as a droplet image would be):
+/// every host that runs Node (checkbox hosts, a rollout's canary, the canary's blue and green) would
+/// otherwise spend a minute or more of the suite unpacking the same ~300 packages. The roles still run
+/// their install tasks (no-ops then); `deploy.rs` and the demo install everything from scratch on the
+/// default image.
+pub const NODE_IMAGE_TOML: &str = "[local]\nextra_packages = [\"nodejs\", \"npm\"]\n";
 
 impl CanaryFixture {
     pub fn new(env: &str) -> Self {
@@ -335,10 +345,13 @@ impl CanaryFixture {
         std::fs::create_dir_all(&reports).unwrap();
         let repo = pipeline::canary::example::make_repo(&work.join("preview-service"))
             .expect("the bundled example becomes a git repository");
+        let config = work.join("pipeline.toml");
+        std::fs::write(&config, NODE_IMAGE_TOML).unwrap();
         CanaryFixture {
             state_dir: work.join(".pipeline"),
             reports,
             repo,
+            config,
         }
     }
 }
@@ -565,13 +578,8 @@ impl Fleet {
         let environment = test_env(suffix);
         let work = work_root().join(&environment);
         std::fs::create_dir_all(&work).unwrap();
-        // Node.js and npm baked into the hosts' image (a snapshot, as a droplet image would be): every
-        // checkbox host and every rollout's canary host would otherwise spend a minute or more of the
-        // suite unpacking the same ~300 packages. The roles still run their install tasks (no-ops then);
-        // `deploy.rs` and the demo install everything from scratch on the default image.
-        let fleet_toml = format!(
-            "[prod.hosts.checkbox]\ncount = {count}\n\n[local]\nextra_packages = [\"nodejs\", \"npm\"]\n\n"
-        );
+        // Node.js and npm baked into the hosts' image, so every rollout's canary host has them too.
+        let fleet_toml = format!("[prod.hosts.checkbox]\ncount = {count}\n\n{NODE_IMAGE_TOML}\n");
         std::fs::write(
             work.join("first.toml"),
             format!("{fleet_toml}[deploy]\nserial = \"100%\"\n"),
