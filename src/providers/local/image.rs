@@ -103,6 +103,9 @@ fn install_extra_packages(
         system::write_file(&resolv, super::hostfs::resolv_conf()?.as_bytes(), 0o644)?;
     }
     let list = extra.join(" ");
+    // A package's maintainer scripts would start its service (mariadb-server, nginx) in the chroot, that
+    // is on this machine's own network, or fail trying; the hosts start their services when they boot.
+    let _denied = ServiceStartsDenied::install(root)?;
     Cmd::new(
         "update the base image's apt package lists (apt-get update in a chroot)",
         "chroot",
@@ -128,6 +131,37 @@ fn install_extra_packages(
     .env("DEBIAN_FRONTEND", "noninteractive")
     .run()?;
     Ok(())
+}
+
+/// `usr/sbin/policy-rc.d` answering 101 ("action forbidden") in an image while packages are installed into it
+/// in a chroot: Debian's `invoke-rc.d` and `deb-systemd-invoke` then start no service there (Debian's own
+/// mechanism for chroots and image builds). Removed again when dropped, also when the install failed, so
+/// the hosts booted from the image start their services as usual. A policy the image already had is kept.
+struct ServiceStartsDenied {
+    path: Option<PathBuf>,
+}
+
+impl ServiceStartsDenied {
+    const POLICY: &'static [u8] =
+        b"#!/bin/sh\n# Written by pipeline's local provider while it installs packages into the base image.\nexit 101\n";
+
+    fn install(root: &Path) -> Result<Self, Error> {
+        let path = root.join("usr/sbin/policy-rc.d");
+        if path.exists() {
+            return Ok(ServiceStartsDenied { path: None });
+        }
+        system::create_dir(&root.join("usr/sbin"))?;
+        system::write_file(&path, Self::POLICY, 0o755)?;
+        Ok(ServiceStartsDenied { path: Some(path) })
+    }
+}
+
+impl Drop for ServiceStartsDenied {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 /// Turns a debootstrap tree into a server image for Ansible: no shared SSH host keys or machine id
@@ -274,6 +308,32 @@ mod tests {
             .unwrap()
             .elapsed()
             .unwrap()
+    }
+
+    #[test]
+    fn while_extra_packages_are_installed_the_image_forbids_service_starts_and_afterwards_it_does_not(
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let policy = root.path().join("usr/sbin/policy-rc.d");
+        {
+            let _denied = ServiceStartsDenied::install(root.path()).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&policy).unwrap().permissions().mode() & 0o777,
+                0o755
+            );
+            // What invoke-rc.d runs (`policy-rc.d <service> <action>`): 101, action forbidden.
+            let status = std::process::Command::new(&policy)
+                .args(["mariadb", "start"])
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(101));
+        }
+        assert!(!policy.exists(), "removed: the hosts start their services");
+        // An image's own policy is left alone.
+        fs::write(&policy, "#!/bin/sh\nexit 0\n").unwrap();
+        drop(ServiceStartsDenied::install(root.path()).unwrap());
+        assert_eq!(fs::read_to_string(&policy).unwrap(), "#!/bin/sh\nexit 0\n");
     }
 
     #[test]
