@@ -106,6 +106,8 @@ fn install_extra_packages(
     // A package's maintainer scripts would start its service (mariadb-server, nginx) in the chroot, that
     // is on this machine's own network, or fail trying; the hosts start their services when they boot.
     let _denied = ServiceStartsDenied::install(root)?;
+    // Maintainer scripts that run a program needing /proc (openjdk's `java` in its postinst) fail without it.
+    let _proc = ProcMounted::mount(root)?;
     Cmd::new(
         "update the base image's apt package lists (apt-get update in a chroot)",
         "chroot",
@@ -161,6 +163,35 @@ impl Drop for ServiceStartsDenied {
         if let Some(path) = &self.path {
             let _ = fs::remove_file(path);
         }
+    }
+}
+
+/// `proc` mounted at the image's `/proc` while packages are installed into it in a chroot; unmounted when
+/// dropped, also when the install failed, so the image (moved into place afterwards) holds no mount.
+struct ProcMounted {
+    path: PathBuf,
+}
+
+impl ProcMounted {
+    fn mount(root: &Path) -> Result<Self, Error> {
+        let path = root.join("proc");
+        system::create_dir(&path)?;
+        Cmd::new(
+            format!("mount proc at {} for the package install", path.display()),
+            "mount",
+        )
+        .args(["-t", "proc", "proc"])
+        .arg(&path)
+        .run()?;
+        Ok(ProcMounted { path })
+    }
+}
+
+impl Drop for ProcMounted {
+    fn drop(&mut self) {
+        let _ = Cmd::new(format!("unmount {}", self.path.display()), "umount")
+            .arg(&self.path)
+            .run();
     }
 }
 
@@ -334,6 +365,20 @@ mod tests {
         fs::write(&policy, "#!/bin/sh\nexit 0\n").unwrap();
         drop(ServiceStartsDenied::install(root.path()).unwrap());
         assert_eq!(fs::read_to_string(&policy).unwrap(), "#!/bin/sh\nexit 0\n");
+    }
+
+    #[test]
+    fn while_extra_packages_are_installed_the_image_has_proc_mounted_and_afterwards_no_mount() {
+        // Needs root (mount), as the sandbox does.
+        let root = tempfile::tempdir().unwrap();
+        let proc = root.path().join("proc");
+        {
+            let _proc = ProcMounted::mount(root.path()).unwrap();
+            assert!(proc.join("self/status").exists(), "proc is mounted");
+        }
+        assert!(!proc.join("self").exists(), "unmounted");
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(&proc.display().to_string()));
     }
 
     #[test]
