@@ -2,7 +2,8 @@
 //!
 //! They need root and take minutes, so every test here is `#[ignore]`d and run by `scripts/e2e.sh`
 //! (`cargo test --release --test e2e -- --ignored --test-threads=1`). Hosts are built once per suite
-//! and shared between tests through `common`.
+//! and shared between tests through `common`. `rollout_itrust` is opt-in: `scripts/e2e.sh` skips it, run it
+//! by name (its header says how).
 
 // The helpers shared with the loopback crate (tests/it): this crate uses only the browser and HTTP parts.
 #[allow(dead_code)]
@@ -17,4 +18,5 @@ mod deploy;
 mod fleet;
 mod monitor;
 mod rollout;
+mod rollout_itrust;
 mod sandbox;

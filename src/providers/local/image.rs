@@ -103,6 +103,11 @@ fn install_extra_packages(
         system::write_file(&resolv, super::hostfs::resolv_conf()?.as_bytes(), 0o644)?;
     }
     let list = extra.join(" ");
+    // A package's maintainer scripts would start its service (mariadb-server, nginx) in the chroot, that
+    // is on this machine's own network, or fail trying; the hosts start their services when they boot.
+    let _denied = ServiceStartsDenied::install(root)?;
+    // Maintainer scripts that run a program needing /proc (openjdk's `java` in its postinst) fail without it.
+    let _proc = ProcMounted::mount(root)?;
     Cmd::new(
         "update the base image's apt package lists (apt-get update in a chroot)",
         "chroot",
@@ -128,6 +133,66 @@ fn install_extra_packages(
     .env("DEBIAN_FRONTEND", "noninteractive")
     .run()?;
     Ok(())
+}
+
+/// `usr/sbin/policy-rc.d` answering 101 ("action forbidden") in an image while packages are installed into it
+/// in a chroot: Debian's `invoke-rc.d` and `deb-systemd-invoke` then start no service there (Debian's own
+/// mechanism for chroots and image builds). Removed again when dropped, also when the install failed, so
+/// the hosts booted from the image start their services as usual. A policy the image already had is kept.
+struct ServiceStartsDenied {
+    path: Option<PathBuf>,
+}
+
+impl ServiceStartsDenied {
+    const POLICY: &'static [u8] =
+        b"#!/bin/sh\n# Written by pipeline's local provider while it installs packages into the base image.\nexit 101\n";
+
+    fn install(root: &Path) -> Result<Self, Error> {
+        let path = root.join("usr/sbin/policy-rc.d");
+        if path.exists() {
+            return Ok(ServiceStartsDenied { path: None });
+        }
+        system::create_dir(&root.join("usr/sbin"))?;
+        system::write_file(&path, Self::POLICY, 0o755)?;
+        Ok(ServiceStartsDenied { path: Some(path) })
+    }
+}
+
+impl Drop for ServiceStartsDenied {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// `proc` mounted at the image's `/proc` while packages are installed into it in a chroot; unmounted when
+/// dropped, also when the install failed, so the image (moved into place afterwards) holds no mount.
+struct ProcMounted {
+    path: PathBuf,
+}
+
+impl ProcMounted {
+    fn mount(root: &Path) -> Result<Self, Error> {
+        let path = root.join("proc");
+        system::create_dir(&path)?;
+        Cmd::new(
+            format!("mount proc at {} for the package install", path.display()),
+            "mount",
+        )
+        .args(["-t", "proc", "proc"])
+        .arg(&path)
+        .run()?;
+        Ok(ProcMounted { path })
+    }
+}
+
+impl Drop for ProcMounted {
+    fn drop(&mut self) {
+        let _ = Cmd::new(format!("unmount {}", self.path.display()), "umount")
+            .arg(&self.path)
+            .run();
+    }
 }
 
 /// Turns a debootstrap tree into a server image for Ansible: no shared SSH host keys or machine id
@@ -274,6 +339,46 @@ mod tests {
             .unwrap()
             .elapsed()
             .unwrap()
+    }
+
+    #[test]
+    fn while_extra_packages_are_installed_the_image_forbids_service_starts_and_afterwards_it_does_not(
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let policy = root.path().join("usr/sbin/policy-rc.d");
+        {
+            let _denied = ServiceStartsDenied::install(root.path()).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&policy).unwrap().permissions().mode() & 0o777,
+                0o755
+            );
+            // What invoke-rc.d runs (`policy-rc.d <service> <action>`): 101, action forbidden.
+            let status = std::process::Command::new(&policy)
+                .args(["mariadb", "start"])
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(101));
+        }
+        assert!(!policy.exists(), "removed: the hosts start their services");
+        // An image's own policy is left alone.
+        fs::write(&policy, "#!/bin/sh\nexit 0\n").unwrap();
+        drop(ServiceStartsDenied::install(root.path()).unwrap());
+        assert_eq!(fs::read_to_string(&policy).unwrap(), "#!/bin/sh\nexit 0\n");
+    }
+
+    #[test]
+    fn while_extra_packages_are_installed_the_image_has_proc_mounted_and_afterwards_no_mount() {
+        // Needs root (mount), as the sandbox does.
+        let root = tempfile::tempdir().unwrap();
+        let proc = root.path().join("proc");
+        {
+            let _proc = ProcMounted::mount(root.path()).unwrap();
+            assert!(proc.join("self/status").exists(), "proc is mounted");
+        }
+        assert!(!proc.join("self").exists(), "unmounted");
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(&proc.display().to_string()));
     }
 
     #[test]
