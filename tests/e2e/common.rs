@@ -452,9 +452,14 @@ pub struct Answer {
 
 /// One `GET path` to `ip:80` on a connection of its own, or the I/O error.
 pub fn request(ip: Ipv4Addr, path: &str) -> Result<Answer, String> {
+    request_to(ip, 80, path)
+}
+
+/// [`request`] to another port (iTrust's 8080).
+pub fn request_to(ip: Ipv4Addr, port: u16, path: &str) -> Result<Answer, String> {
     use std::io::{Read, Write};
     let mut s =
-        std::net::TcpStream::connect_timeout(&(ip, 80).into(), std::time::Duration::from_secs(5))
+        std::net::TcpStream::connect_timeout(&(ip, port).into(), std::time::Duration::from_secs(5))
             .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
@@ -521,13 +526,20 @@ pub struct Client {
 
 impl Client {
     pub fn start(lb: Ipv4Addr) -> Client {
+        Client::start_on(lb, 80, &["/api/env"])
+    }
+
+    /// A client of `lb:port` asking for `paths` in turn.
+    pub fn start_on(lb: Ipv4Addr, port: u16, paths: &'static [&'static str]) -> Client {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut seen = Vec::new();
+            let mut k = 0;
             while !flag.load(Ordering::Relaxed) {
-                let answer = request(lb, "/api/env");
+                let answer = request_to(lb, port, paths[k % paths.len()]);
+                k += 1;
                 seen.push(Seen {
                     at: std::time::Instant::now(),
                     answer,
@@ -543,6 +555,33 @@ impl Client {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.handle.join().unwrap()
     }
+}
+
+/// After `at` (strictly: `at` may be the last canary answer): every answer a 200 from one of `stable`,
+/// on `version`; at least `min` of them.
+pub fn assert_only_stable_after(
+    seen: &[Seen],
+    at: std::time::Instant,
+    stable: &[&str],
+    version: &str,
+    min: usize,
+) {
+    let after: Vec<&Seen> = seen.iter().filter(|s| s.at > at).collect();
+    let bad: Vec<String> = after
+        .iter()
+        .filter(|s| {
+            !s.ok()
+                || !stable.contains(&s.backend())
+                || s.answer.as_ref().map(|a| a.version.as_str()) != Ok(version)
+        })
+        .map(|s| s.describe())
+        .collect();
+    assert_eq!(bad, Vec::<String>::new(), "of {} answers", after.len());
+    assert!(
+        after.len() >= min,
+        "the client kept sending: {}",
+        after.len()
+    );
 }
 
 /// The failed requests of `seen` (not a 200), described.

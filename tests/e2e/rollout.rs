@@ -288,26 +288,6 @@ fn from_canary(s: &Seen) -> bool {
     s.backend() == CANARY
 }
 
-/// After `at` (strictly: `at` may be the last canary answer): every answer a 200 from a stable host, on `version`; at least `min` of them.
-fn assert_only_stable_after(seen: &[Seen], at: Instant, version: &str, min: usize) {
-    let after: Vec<&Seen> = seen.iter().filter(|s| s.at > at).collect();
-    let bad: Vec<String> = after
-        .iter()
-        .filter(|s| {
-            !s.ok()
-                || !STABLE.contains(&s.backend())
-                || s.answer.as_ref().map(|a| a.version.as_str()) != Ok(version)
-        })
-        .map(|s| s.describe())
-        .collect();
-    assert_eq!(bad, Vec::<String>::new(), "of {} answers", after.len());
-    assert!(
-        after.len() >= min,
-        "the client kept sending: {}",
-        after.len()
-    );
-}
-
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn rollout_1_of_a_version_whose_api_fails_is_rolled_back_in_the_first_step_and_the_client_then_sees_only_stable_answers(
@@ -375,7 +355,7 @@ fn rollout_1_of_a_version_whose_api_fails_is_rolled_back_in_the_first_step_and_t
         Vec::<String>::new(),
         "only the canary's answers failed"
     );
-    assert_only_stable_after(&seen, ended, &stable, 100);
+    common::assert_only_stable_after(&seen, ended, &STABLE, &stable, 100);
 }
 
 #[test]
@@ -429,7 +409,7 @@ fn rollout_2_kill_9_in_a_step_then_abort_is_back_to_100_percent_stable_within_se
     );
     assert_eq!(failures(&seen), Vec::<String>::new(), "of {}", seen.len());
     let stable_from = abort_start + to_stable;
-    assert_only_stable_after(&seen, stable_from, &stable, 100);
+    common::assert_only_stable_after(&seen, stable_from, &STABLE, &stable, 100);
     let s = state(f).unwrap();
     assert_eq!(s["phase"], "done", "{s:#}");
     assert_eq!(s["outcome"], "aborted", "{s:#}");
@@ -484,7 +464,7 @@ fn rollout_3_kill_9_in_a_step_then_resume_promotes_the_good_version_with_no_fail
     assert!(seen.iter().any(from_canary), "the canary served");
     assert_no_canary_host(f, &before);
     assert_stable_on(f, "r3");
-    assert_only_stable_after(&seen, ended, "r3", 100);
+    common::assert_only_stable_after(&seen, ended, &STABLE, "r3", 100);
     for h in STABLE {
         assert!(
             seen.iter().any(|s| s.backend() == h),
@@ -609,7 +589,7 @@ fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_
     let now = common::state(&f.environment).unwrap();
     assert!(!now.hosts.contains_key(CANARY), "{:?}", now.hosts.keys());
     assert_stable_on(f, "r0");
-    assert_only_stable_after(&seen, ended, "r0", 100);
+    common::assert_only_stable_after(&seen, ended, &STABLE, "r0", 100);
 }
 
 #[test]

@@ -22,13 +22,12 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use pipeline::inventory::Inventory;
 
-use crate::common::{self, pipeline_in, show, Answer, Seen};
+use crate::common::{self, assert_only_stable_after, pipeline_in, show, Client, Seen};
 
 /// The environment's suffix (`<e2e env>-itr`).
 pub const SUFFIX: &str = "itr";
@@ -207,7 +206,8 @@ impl Env {
     fn assert_stable_on(&self, version: &str) {
         for (name, ip) in &self.hosts {
             for path in ["/iTrust2/", "/iTrust2/patient/viewRecords"] {
-                let a = get(*ip, PORT, path).unwrap_or_else(|e| panic!("{name}{path}: {e}"));
+                let a = common::request_to(*ip, PORT, path)
+                    .unwrap_or_else(|e| panic!("{name}{path}: {e}"));
                 assert_eq!(
                     (a.status, a.version.as_str()),
                     (200, version),
@@ -267,100 +267,10 @@ fn war(env: &Env, version: &str, broken: bool) -> PathBuf {
     built
 }
 
-/// One `GET path` to `ip:port` on a connection of its own: status, `X-Backend`, `X-Version`.
-fn get(ip: Ipv4Addr, port: u16, path: &str) -> Result<Answer, String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status line: {buf:?}"))?;
-    let header = |name: &str| {
-        buf.lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-            .unwrap_or_default()
-    };
-    Ok(Answer {
-        status,
-        backend: header("X-Backend"),
-        version: header("X-Version"),
-    })
-}
-
-/// A client sending one GET every 20 ms through the front door (`lb:8080`), the paths of [`PATHS`] in
-/// turn, until [`Client::finish`], recording every answer.
-struct Client {
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<Vec<Seen>>,
-}
-
-impl Client {
-    fn start(lb: Ipv4Addr) -> Client {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut k = 0;
-            while !flag.load(Ordering::Relaxed) {
-                let answer = get(lb, PORT, PATHS[k % PATHS.len()]);
-                k += 1;
-                seen.push(Seen {
-                    at: Instant::now(),
-                    answer,
-                });
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            seen
-        });
-        Client { stop, handle }
-    }
-
-    fn finish(self) -> Vec<Seen> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap()
-    }
-}
-
 fn from_canary(s: &Seen) -> bool {
     s.backend() == CANARY
 }
 
-/// After `at`: every answer a 200 from a stable host on `version`; at least `min` of them.
-fn assert_only_stable_after(seen: &[Seen], at: Instant, version: &str, min: usize) {
-    let after: Vec<&Seen> = seen.iter().filter(|s| s.at > at).collect();
-    let bad: Vec<String> = after
-        .iter()
-        .filter(|s| {
-            !s.ok()
-                || !STABLE.contains(&s.backend())
-                || s.answer.as_ref().map(|a| a.version.as_str()) != Ok(version)
-        })
-        .map(|s| s.describe())
-        .collect();
-    assert_eq!(bad, Vec::<String>::new(), "of {} answers", after.len());
-    assert!(
-        after.len() >= min,
-        "the client kept sending: {}",
-        after.len()
-    );
-}
-
-/// (index, weight, verdict) of each step the state recorded.
 fn steps(s: &serde_json::Value) -> Vec<(u64, u64, serde_json::Value)> {
     s["steps"]
         .as_array()
@@ -381,7 +291,7 @@ fn steps(s: &serde_json::Value) -> Vec<(u64, u64, serde_json::Value)> {
 fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_failed_request() {
     let env = env();
     let v2 = war(env, "v2", false);
-    let client = Client::start(env.lb);
+    let client = Client::start_on(env.lb, PORT, &PATHS);
     std::thread::sleep(Duration::from_secs(2));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap();
     let began = Instant::now();
@@ -425,7 +335,7 @@ fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_fail
     }
     env.assert_no_canary_host();
     env.assert_stable_on("v2");
-    assert_only_stable_after(&seen, ended, "v2", 100);
+    assert_only_stable_after(&seen, ended, &STABLE, "v2", 100);
 }
 
 #[test]
@@ -433,9 +343,11 @@ fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_fail
 fn rollout_itrust_1_of_a_war_whose_pages_fail_is_rolled_back_in_the_first_step() {
     let env = env();
     // After rollout_itrust_0 the hosts serve v2; run alone, the bundled WAR (no X-Version).
-    let stable = get(env.hosts[0].1, PORT, "/iTrust2/").unwrap().version;
+    let stable = common::request_to(env.hosts[0].1, PORT, "/iTrust2/")
+        .unwrap()
+        .version;
     let broken = war(env, "v3-broken", true);
-    let client = Client::start(env.lb);
+    let client = Client::start_on(env.lb, PORT, &PATHS);
     std::thread::sleep(Duration::from_secs(2));
     let began = Instant::now();
     let out = env.rollout(&broken);
@@ -479,7 +391,7 @@ fn rollout_itrust_1_of_a_war_whose_pages_fail_is_rolled_back_in_the_first_step()
         "only the canary's answers failed"
     );
     env.assert_stable_on(&stable);
-    assert_only_stable_after(&seen, ended, &stable, 100);
+    assert_only_stable_after(&seen, ended, &STABLE, &stable, 100);
 }
 
 #[test]
