@@ -28,6 +28,7 @@
 //! checks environment names.
 
 mod down;
+pub mod options;
 pub mod prod;
 mod specs;
 mod up;
