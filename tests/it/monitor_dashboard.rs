@@ -16,7 +16,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use crate::shared::browser::Browser;
 use crate::shared::{
     all_live_js, app_state_js, artifacts_dir, assert_plausible_numbers, basic_auth, CARDS_JS,
 };
+use crate::support::daemons::Daemons;
 use pipeline::monitoring::access::{htpasswd_hash, DASHBOARD_USER};
 use pipeline::monitoring::events::{self, Event};
 use serde_json::json;
@@ -104,69 +105,33 @@ impl FakeApp {
     }
 }
 
-/// Child processes killed when the test ends, however it ends.
-struct Daemons(Vec<(String, Child)>);
-
-impl Daemons {
-    fn spawn(&mut self, name: &str, dir: &Path, program: &str, args: &[String]) {
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("create log");
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {program}: {e}"));
-        self.0.push((name.to_string(), child));
-    }
-
-    /// Prometheus on `prometheus_port` and nginx in front of it, both from the configuration rendered
-    /// into `dir` (`prometheus.yml`, `nginx.conf`).
-    fn spawn_prometheus_and_nginx(&mut self, dir: &Path, prometheus_port: u16) {
-        let d = dir.display();
-        self.spawn(
-            "prometheus",
-            dir,
-            "prometheus",
-            &[
-                format!("--config.file={d}/prometheus.yml"),
-                format!("--storage.tsdb.path={d}/data"),
-                format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
-            ],
-        );
-        self.spawn(
-            "nginx",
-            dir,
-            "nginx",
-            &[
-                "-p".into(),
-                format!("{d}"),
-                "-e".into(),
-                format!("{d}/nginx-error.log"),
-                "-c".into(),
-                format!("{d}/nginx.conf"),
-            ],
-        );
-    }
-
-    fn assert_running(&mut self, dir: &Path) {
-        for (name, child) in &mut self.0 {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log =
-                    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-                panic!("{name} exited with {status}:\n{log}");
-            }
-        }
-    }
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Prometheus on `prometheus_port` and nginx in front of it, both from the configuration rendered
+/// into `dir` (`prometheus.yml`, `nginx.conf`).
+fn spawn_prometheus_and_nginx(daemons: &mut Daemons, dir: &Path, prometheus_port: u16) {
+    let d = dir.display();
+    daemons.spawn(
+        "prometheus",
+        dir,
+        "prometheus",
+        &[
+            format!("--config.file={d}/prometheus.yml"),
+            format!("--storage.tsdb.path={d}/data"),
+            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+        ],
+    );
+    daemons.spawn(
+        "nginx",
+        dir,
+        "nginx",
+        &[
+            "-p".into(),
+            format!("{d}"),
+            "-e".into(),
+            format!("{d}/nginx-error.log"),
+            "-c".into(),
+            format!("{d}/nginx.conf"),
+        ],
+    );
 }
 
 struct Ports {
@@ -353,7 +318,7 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
         assert!(rules.contains(&format!("alert: {alert}")), "{rules}");
     }
 
-    let mut daemons = Daemons(Vec::new());
+    let mut daemons = Daemons::default();
     daemons.spawn(
         "node_exporter",
         dir,
@@ -389,7 +354,7 @@ fn dashboard_behind_its_login_shows_live_numbers_deploy_events_and_the_app_down_
             ports.pushgateway
         )],
     );
-    daemons.spawn_prometheus_and_nginx(dir, ports.prometheus);
+    spawn_prometheus_and_nginx(&mut daemons, dir, ports.prometheus);
     wait_until(
         "Prometheus answers through nginx",
         Duration::from_secs(30),
@@ -557,7 +522,7 @@ fn dashboard_groups_a_fleets_hosts_by_app_and_shows_each_app_of_the_front_door_o
         ],
     );
     let d = dir.display();
-    let mut daemons = Daemons(Vec::new());
+    let mut daemons = Daemons::default();
     daemons.spawn(
         "blackbox",
         dir,
@@ -567,7 +532,7 @@ fn dashboard_groups_a_fleets_hosts_by_app_and_shows_each_app_of_the_front_door_o
             format!("--web.listen-address=127.0.0.1:{}", ports.blackbox),
         ],
     );
-    daemons.spawn_prometheus_and_nginx(dir, ports.prometheus);
+    spawn_prometheus_and_nginx(&mut daemons, dir, ports.prometheus);
     let auth = basic_auth(DASHBOARD_USER, PASSWORD);
     wait_until(
         "Prometheus answers through nginx",

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pipeline::ansible::PlaybookRun;
@@ -23,6 +23,8 @@ use pipeline::inventory::{Inventory, InventoryHost};
 use pipeline::monitoring::{MonitorConfig, MonitorSettings};
 use pipeline::rollout::scrape;
 use serde_json::{json, Value};
+
+use crate::support::daemons::Daemons;
 
 const ROLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/roles");
 const CANARY: &str = "checkbox-canary";
@@ -33,43 +35,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("find a free loopback port")
         .port()
-}
-
-struct Daemons(Vec<(String, Child)>);
-
-impl Daemons {
-    fn spawn(&mut self, name: &str, dir: &Path, program: &str, args: &[String]) -> u32 {
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {program} (apt-get install {program}): {e}"));
-        let pid = child.id();
-        self.0.push((name.into(), child));
-        pid
-    }
-
-    fn assert_running(&mut self, dir: &Path) {
-        for (name, child) in &mut self.0 {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log =
-                    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-                panic!("{name} exited with {status}:\n{log}");
-            }
-        }
-    }
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn get(port: u16, path: &str) -> Value {
@@ -194,7 +159,7 @@ fn the_canary_is_scraped_with_the_app_hosts_labels_without_a_reload_and_dropped_
         .unwrap();
     assert!(check.status.success(), "{check:?}");
 
-    let mut daemons = Daemons(Vec::new());
+    let mut daemons = Daemons::default();
     daemons.spawn(
         "node_exporter",
         dir,

@@ -1,6 +1,7 @@
 //! The one harness for starting the real `pipeline` binary ([`pipeline`]: a clean environment, its own HOME
 //! and state directory), plus a scratch working directory with an SSH key for the `prod` tests ([`Work`]).
 
+pub mod daemons;
 pub mod fake_do;
 pub mod rollout;
 
