@@ -309,6 +309,7 @@ mod tests {
             step_time_s: 10.0,
             max_step_time_s: 30.0,
             look_every_s: 5.0,
+            warmup_s: 0.0,
             load: None,
             report_dir: dir.join("report"),
         }

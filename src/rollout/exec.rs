@@ -22,6 +22,7 @@ use super::RolloutError;
 
 mod scrape;
 mod step;
+mod warmup;
 use step::StepEnd;
 
 /// How a run of the executor ended (errors aside).

@@ -103,13 +103,23 @@ pub fn dry_run_line(state: &RolloutState, global: &Global) -> anyhow::Result<Str
 pub fn status(state: &RolloutState) -> RolloutStatus {
     let s = &state.settings;
     let app = App::parse(&s.app).map_or_else(|_| s.app.clone(), |a| a.display().to_string());
-    // The running step's latest look, else the last verdict a step reached.
-    let verdict = state
-        .steps
-        .iter()
-        .rev()
-        .find_map(|r| r.verdict.or_else(|| r.looks.last().map(|l| l.verdict)))
-        .map_or_else(|| "none yet".to_string(), |v| v.as_str().to_string());
+    // The running step's latest look, else the last verdict a step reached; a first step in its warm-up
+    // has neither yet.
+    let warming = matches!(state.phase, Phase::Step { .. })
+        && state
+            .steps
+            .last()
+            .is_some_and(|r| r.warmup.is_some() && r.looks.is_empty() && r.verdict.is_none());
+    let verdict = if warming {
+        "warming up".to_string()
+    } else {
+        state
+            .steps
+            .iter()
+            .rev()
+            .find_map(|r| r.verdict.or_else(|| r.looks.last().map(|l| l.verdict)))
+            .map_or_else(|| "none yet".to_string(), |v| v.as_str().to_string())
+    };
     RolloutStatus {
         app,
         key: s.app.clone(),

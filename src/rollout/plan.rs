@@ -37,6 +37,8 @@ pub struct Plan {
     pub step_time_s: f64,
     pub max_step_time_s: f64,
     pub look_every_s: f64,
+    /// The first step's warm-up before its judged window.
+    pub warmup_s: f64,
     pub load: Option<f64>,
     pub judge: JudgeConfig,
     pub actions: Vec<PlannedAction>,
@@ -125,10 +127,18 @@ pub fn plan(
             action: "step",
             weight: Some(*w),
             what: format!(
-                "step {}/{}: {front_door} sends {w} % of the requests to {canary}, {} % to {stable}; judge every {} s for {} s (up to {} s while INCONCLUSIVE){}",
+                "step {}/{}: {front_door} sends {w} % of the requests to {canary}, {} % to {stable}; {}judge every {} s for {} s (up to {} s while INCONCLUSIVE){}",
                 k + 1,
                 s.steps.len(),
                 100 - w,
+                if k == 0 && s.warmup_s > 0.0 {
+                    format!(
+                        "warm up {} s (its requests judged on errors only), then ",
+                        num(s.warmup_s)
+                    )
+                } else {
+                    String::new()
+                },
                 num(s.look_every_s),
                 num(s.step_time_s),
                 num(s.max_step_time_s),
@@ -176,6 +186,7 @@ pub fn plan(
         step_time_s: s.step_time_s,
         max_step_time_s: s.max_step_time_s,
         look_every_s: s.look_every_s,
+        warmup_s: s.warmup_s,
         load: s.load,
         judge: judge.clone(),
         actions,
@@ -235,6 +246,7 @@ mod tests {
             step_time_s: 20.0,
             max_step_time_s: 60.0,
             look_every_s: 5.0,
+            warmup_s: 0.0,
             load: Some(20.0),
             report_dir: "r".into(),
         }
@@ -360,5 +372,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("exit 4"), "{text}");
+        assert!(!text.contains("warm up"), "{text}");
+    }
+
+    #[test]
+    fn only_the_first_step_warms_up_before_its_judged_window() {
+        let mut s = recorded();
+        s.warmup_s = 30.0;
+        let p = plan(
+            &s,
+            &names(2),
+            "lb",
+            &JudgeConfig::default(),
+            "f",
+            &Serial::default(),
+            &target(),
+        );
+        let steps: Vec<_> = p.actions.iter().filter(|a| a.action == "step").collect();
+        assert!(
+            steps[0].what.contains(
+                "95 % to checkbox-1, checkbox-2; warm up 30 s (its requests judged on errors only), then judge every 5 s for 20 s"
+            ),
+            "{}",
+            steps[0].what
+        );
+        assert!(steps[1..].iter().all(|a| !a.what.contains("warm up")));
+        assert_eq!(p.warmup_s, 30.0);
     }
 }

@@ -349,6 +349,7 @@ mod tests {
             step_time_s: 20.0,
             max_step_time_s: 60.0,
             look_every_s: 5.0,
+            warmup_s: 0.0,
             load: None,
             report_dir: "r".into(),
         };

@@ -54,6 +54,11 @@ pub struct RolloutOptions {
     /// [config: [rollout] max_step_time; default: 3 × --step-time].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_step_time: Option<Duration>,
+    /// How long the canary serves the first step's share before that step is judged on latency and size
+    /// (its requests are judged on errors only, so a cold start such as a JVM's JIT is not taken for the
+    /// new version's speed); 0s for none [config: [rollout] warmup; default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub warmup: Option<Duration>,
     /// Time between the judge's looks within a step [config: [rollout] look_every; default: 5s].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub look_every: Option<Duration>,
@@ -83,6 +88,7 @@ pub struct RolloutSection {
     pub step_time: Option<String>,
     pub max_step_time: Option<String>,
     pub look_every: Option<String>,
+    pub warmup: Option<String>,
     pub load: Option<f64>,
     pub inventory: Option<PathBuf>,
 }
@@ -104,6 +110,10 @@ fn duration(
         (None, None) => Ok(None),
     }
 }
+
+/// The first step's warm-up when neither flag nor pipeline.toml gives one: long enough for a fresh JVM
+/// (iTrust) to compile its hot paths at a few requests per second.
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(30);
 
 /// The steps must rise strictly within 1..=100, the first below 100 (a step at 100 % is not judged).
 pub fn check_steps(steps: &[u8]) -> Result<(), String> {
@@ -177,6 +187,8 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
             humantime::format_duration(look_every)
         )));
     }
+    let warmup =
+        duration("warmup", opts.warmup, section.warmup.as_ref())?.unwrap_or(DEFAULT_WARMUP);
     let load = opts.load.or(section.load);
     if let Some(rate) = load {
         if !(rate.is_finite() && rate > 0.0) {
@@ -227,6 +239,7 @@ pub fn resolve(app: App, opts: RolloutOptions, global: &Global) -> anyhow::Resul
         step_time_s: step_time.as_secs_f64(),
         max_step_time_s: max_step_time.as_secs_f64(),
         look_every_s: look_every.as_secs_f64(),
+        warmup_s: warmup.as_secs_f64(),
         load,
         report_dir,
     })
@@ -268,21 +281,27 @@ mod tests {
 
     #[test]
     fn flag_beats_the_rollout_section_beats_the_default() {
-        let g = global("[rollout]\nsteps = [10, 100]\nstep_time = \"30s\"\nload = 5.0\n");
+        let g = global(
+            "[rollout]\nsteps = [10, 100]\nstep_time = \"30s\"\nwarmup = \"1m\"\nload = 5.0\n",
+        );
         let r = resolve(App::Checkbox, opts(), &g).unwrap();
         assert_eq!(r.steps, vec![10, 100]);
+        assert_eq!(r.warmup_s, 60.0);
         assert_eq!(r.step_time_s, 30.0);
         assert_eq!(r.max_step_time_s, 90.0);
         assert_eq!(r.load, Some(5.0));
         let mut o = opts();
         o.steps = Some(vec![1, 50]);
         o.step_time = Some(Duration::from_secs(20));
+        o.warmup = Some(Duration::ZERO);
         let r = resolve(App::Checkbox, o, &g).unwrap();
         assert_eq!(r.steps, vec![1, 50]);
         assert_eq!(r.step_time_s, 20.0);
+        assert_eq!(r.warmup_s, 0.0, "--warmup 0s: no warm-up");
         let r = resolve(App::Checkbox, opts(), &global("")).unwrap();
         assert_eq!(r.steps, DEFAULT_STEPS.to_vec());
         assert_eq!((r.step_time_s, r.look_every_s), (120.0, 5.0));
+        assert_eq!(r.warmup_s, DEFAULT_WARMUP.as_secs_f64());
         assert_eq!(r.environment, "prod");
         assert_eq!(r.app, "checkbox");
     }

@@ -132,6 +132,24 @@ pub struct StepRecord {
     pub looks: Vec<LookRecord>,
     /// The judge's reason for the verdict.
     pub reason: String,
+    /// The warm-up before the step's judged window (the first step with `--warmup`), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupRecord>,
+}
+
+/// A first step's warm-up (`--warmup`): the canary already serves the step's share, but its requests are
+/// judged on the error rate only (a FAIL rolls back at once), not on latency or size, so a cold start is
+/// not taken for the new version's speed. `started_at` of its step is the warm-up's start, and the step's
+/// judged window follows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarmupRecord {
+    /// How long it ran so far.
+    pub duration_s: f64,
+    pub stable: ArmTally,
+    pub canary: ArmTally,
+    pub unattributed: u64,
+    /// The error-rate check at its last look (`None` before the first).
+    pub verdict: Option<Verdict>,
 }
 
 fn yes() -> bool {
@@ -166,6 +184,9 @@ pub struct Recorded {
     pub step_time_s: f64,
     pub max_step_time_s: f64,
     pub look_every_s: f64,
+    /// The first step's warm-up (`--warmup`); 0 in state files written before it existed.
+    #[serde(default)]
+    pub warmup_s: f64,
     pub load: Option<f64>,
     pub report_dir: PathBuf,
 }
@@ -296,6 +317,15 @@ impl RolloutState {
                 r.canary.real,
                 r.canary.synthetic
             ));
+            if let Some(w) = &r.warmup {
+                out.push_str(&format!(
+                    "    after a warm-up of {:.0} s (judged on errors only): stable {} requests, canary {} ({} failed)\n",
+                    w.duration_s,
+                    w.stable.real + w.stable.synthetic,
+                    w.canary.real + w.canary.synthetic,
+                    w.canary.errors
+                ));
+            }
         }
         if self.canary_scraped {
             out.push_str(&format!(

@@ -74,8 +74,9 @@ fn canary_up_on_the_monitor(f: &Fleet) -> Vec<(String, String)> {
     up
 }
 
-/// The steps of the CI scenarios: a judged one at 50 % (both arms get data fast), then 100 %.
-const SHORT_STEPS: [&str; 8] = [
+/// The steps of the CI scenarios: a judged one at 50 % (both arms get data fast), then 100 %; no
+/// warm-up (`rollout_0` has one), so the broken version fails in the judged window.
+const SHORT_STEPS: [&str; 10] = [
     "--steps",
     "50,100",
     "--step-time",
@@ -84,6 +85,8 @@ const SHORT_STEPS: [&str; 8] = [
     "40s",
     "--look-every",
     "2s",
+    "--warmup",
+    "0s",
 ];
 
 /// The suite's fleet, every host on one good version and in rotation (made once, by the first test here).
@@ -473,8 +476,8 @@ fn rollout_3_kill_9_in_a_step_then_resume_promotes_the_good_version_with_no_fail
     }
 }
 
-/// An uninterrupted rollout of a good version with `--steps 5,25,50,100 --step-time 20s` (the command
-/// BENCHMARKS.md times), with three clients sending through the front door.
+/// An uninterrupted rollout of a good version with `--steps 5,25,50,100 --step-time 20s --warmup 10s`
+/// (the command BENCHMARKS.md times), with three clients sending through the front door.
 #[test]
 #[ignore = "needs root and the local sandbox; run by scripts/e2e.sh"]
 fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_and_timed() {
@@ -488,7 +491,14 @@ fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_
         f,
         "metrics.toml",
         "r0",
-        &["--steps", "5,25,50,100", "--step-time", "20s"],
+        &[
+            "--steps",
+            "5,25,50,100",
+            "--step-time",
+            "20s",
+            "--warmup",
+            "10s",
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -511,7 +521,7 @@ fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_
     std::thread::sleep(Duration::from_secs(5));
     let seen: Vec<Seen> = clients.into_iter().flat_map(Client::finish).collect();
     eprintln!(
-        "rollout: bench: --steps 5,25,50,100 --step-time 20s took {took:?} (load average before: {}, after: {}); clients sent {}, failed {}, {} from the canary\n{}",
+        "rollout: bench: --steps 5,25,50,100 --step-time 20s --warmup 10s took {took:?} (load average before: {}, after: {}); clients sent {}, failed {}, {} from the canary\n{}",
         load.trim(),
         std::fs::read_to_string("/proc/loadavg").unwrap().trim(),
         seen.len(),
@@ -582,6 +592,17 @@ fn rollout_0_of_a_good_version_in_four_steps_is_promoted_with_no_failed_request_
     assert!(
         steps[..3].iter().all(|r| r.2 == "PASS"),
         "every judged step passed: {steps:?}"
+    );
+    // The first step began with its warm-up: the canary served then too, without an error, and those
+    // requests are not in the judged window's counts.
+    let warmup = &s["steps"][0]["warmup"];
+    eprintln!("rollout: warm-up of step 1: {warmup}");
+    assert!(warmup["duration_s"].as_f64().unwrap() >= 10.0, "{warmup}");
+    assert!(warmup["canary"]["real"].as_u64().unwrap() > 0, "{warmup}");
+    assert_eq!(warmup["canary"]["errors"], 0, "{warmup}");
+    assert!(
+        s["steps"][1]["warmup"].is_null(),
+        "only the first step warms up"
     );
     assert_eq!(failures(&seen), Vec::<String>::new(), "of {}", seen.len());
     assert!(seen.iter().any(from_canary), "the canary served");

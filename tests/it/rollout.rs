@@ -59,7 +59,7 @@ fn the_dry_run_lists_each_step_with_its_weight_between_the_canary_deploy_and_the
             "retire"
         ]
     );
-    assert!(out.contains("step 1/3: lb sends 10 % of the requests to checkbox-canary, 90 % to checkbox-1, checkbox-2; judge every 5 s for 20 s (up to 60 s while INCONCLUSIVE), 20 synthetic req/s"), "{out}");
+    assert!(out.contains("step 1/3: lb sends 10 % of the requests to checkbox-canary, 90 % to checkbox-1, checkbox-2; warm up 30 s (its requests judged on errors only), then judge every 5 s for 20 s (up to 60 s while INCONCLUSIVE), 20 synthetic req/s"), "{out}");
     assert!(out.contains("rollout-prod-checkbox.json"), "{out}");
     // Nothing was recorded.
     assert!(!dir

@@ -385,6 +385,7 @@ mod front_door {
                 step_time_s: 3.0,
                 max_step_time_s: 6.0,
                 look_every_s: 0.5,
+                warmup_s: 0.0,
                 load: None,
                 report_dir: door.dir.join("report"),
             },

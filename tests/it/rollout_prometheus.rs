@@ -137,6 +137,7 @@ async fn roll_out(
             step_time_s: 60.0,
             max_step_time_s: 120.0,
             look_every_s: 10.0,
+            warmup_s: 0.0,
             load: None,
             report_dir: dir.path().join("report"),
         },

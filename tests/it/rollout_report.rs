@@ -119,6 +119,7 @@ fn settings(report_dir: &Path) -> Recorded {
         step_time_s: 4.0,
         max_step_time_s: 8.0,
         look_every_s: 1.0,
+        warmup_s: 0.0,
         load: Some(60.0),
         report_dir: report_dir.to_path_buf(),
     }

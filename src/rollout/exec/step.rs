@@ -1,7 +1,8 @@
 //! One step of a rollout: the canary's weight, then a look every `look_every` at the requests the front
 //! door logged since (and the world's Prometheus metrics over the step so far, in the same family), until
 //! the step decides (FAIL at any look; PASS, MARGINAL or, past the longest step time, INCONCLUSIVE at its
-//! end). A step at 100 % is not judged: no stable requests are left.
+//! end). A step at 100 % is not judged: no stable requests are left. The first step may begin with a
+//! warm-up ([`super::warmup`]) before its judged window.
 
 use crate::canary::judge::{self, sequential::SequentialJudge, JudgeInput, Judgement, Verdict};
 use crate::canary::metrics::HostSeries;
@@ -34,13 +35,12 @@ impl<W: RolloutWorld> Executor<'_, W> {
         }
         // Requests logged before the new weight took effect are not this step's.
         self.world.observe().await?;
-        let start = self.world.now();
         let judged = weight < 100;
         self.state.steps.push(StepRecord {
             index,
             weight,
             judged,
-            started_at: start,
+            started_at: self.world.now(),
             duration_s: 0.0,
             extended: false,
             verdict: None,
@@ -49,6 +49,7 @@ impl<W: RolloutWorld> Executor<'_, W> {
             unattributed: 0,
             looks: Vec::new(),
             reason: String::new(),
+            warmup: None,
         });
         if !judged {
             self.current_mut().reason = "not judged: at 100 % no stable requests are left to compare with; the canary serves alone while the stable hosts are promoted".into();
@@ -59,6 +60,20 @@ impl<W: RolloutWorld> Executor<'_, W> {
             return Ok(StepEnd::Pass);
         }
         self.save()?;
+        if index == 0 && s.warmup_s > 0.0 {
+            if let Some(failed) = self.warm_up().await? {
+                let reason = format!(
+                    "FAIL at step {} ({weight} % to the canary) in its warm-up, after {} s: {}",
+                    index + 1,
+                    judge::num(self.current().warmup.map_or(0.0, |w| w.duration_s)),
+                    failed.reason
+                );
+                self.conclude(index, &failed);
+                return Ok(StepEnd::Fail(reason));
+            }
+        }
+        // The judged window: from now (after any warm-up) for the step time.
+        let start = self.world.now();
         let mut plan = input(&[], start);
         plan.metrics.extend(self.world.metric_plan());
         let mut seq = SequentialJudge::new(&plan, &self.judge, s.look_every_s)?;
@@ -138,11 +153,7 @@ impl<W: RolloutWorld> Executor<'_, W> {
                         self.ui.warn(format!("rollout:   {note}"));
                     }
                     let judgement = seq.finish().unwrap_or(j);
-                    let rec = self.current_mut();
-                    rec.verdict = Some(judgement.verdict);
-                    rec.reason.clone_from(&judgement.reason);
-                    self.write_judgement(index, &judgement);
-                    self.judgements.push((index, judgement.clone()));
+                    self.conclude(index, &judgement);
                     return Ok(match end {
                         StepEnd::Fail(_) => StepEnd::Fail(format!(
                             "FAIL at step {} ({weight} % to the canary) after {} s: {}",
@@ -157,11 +168,21 @@ impl<W: RolloutWorld> Executor<'_, W> {
         }
     }
 
-    fn current(&self) -> &StepRecord {
+    /// Records the step's deciding judgement: its verdict and reason in the state, its report in the
+    /// step's directory.
+    fn conclude(&mut self, index: usize, judgement: &Judgement) {
+        let rec = self.current_mut();
+        rec.verdict = Some(judgement.verdict);
+        rec.reason.clone_from(&judgement.reason);
+        self.write_judgement(index, judgement);
+        self.judgements.push((index, judgement.clone()));
+    }
+
+    pub(super) fn current(&self) -> &StepRecord {
         self.state.steps.last().expect("a step record")
     }
 
-    fn current_mut(&mut self) -> &mut StepRecord {
+    pub(super) fn current_mut(&mut self) -> &mut StepRecord {
         self.state.steps.last_mut().expect("a step record")
     }
 
@@ -170,25 +191,7 @@ impl<W: RolloutWorld> Executor<'_, W> {
         let rec = self.current_mut();
         rec.duration_s = t;
         rec.extended = extended;
-        let (mut stable, mut canary, mut neither) = (ArmTally::default(), ArmTally::default(), 0);
-        for o in seen {
-            let tally = match o.arm {
-                Arm::Stable => &mut stable,
-                Arm::Canary => &mut canary,
-                Arm::Neither => {
-                    neither += 1;
-                    continue;
-                }
-            };
-            if o.synthetic {
-                tally.synthetic += 1;
-            } else {
-                tally.real += 1;
-            }
-            if o.status.is_none_or(samples::is_error_status) {
-                tally.errors += 1;
-            }
-        }
+        let (stable, canary, neither) = tally(seen);
         rec.stable = stable;
         rec.canary = canary;
         rec.unattributed = neither;
@@ -221,8 +224,32 @@ pub(super) enum StepEnd {
     Pause(Verdict),
 }
 
+/// The requests of `seen` per arm (stable, canary), real and synthetic apart, and those neither served.
+pub(super) fn tally(seen: &[Observed]) -> (ArmTally, ArmTally, u64) {
+    let (mut stable, mut canary, mut neither) = (ArmTally::default(), ArmTally::default(), 0);
+    for o in seen {
+        let tally = match o.arm {
+            Arm::Stable => &mut stable,
+            Arm::Canary => &mut canary,
+            Arm::Neither => {
+                neither += 1;
+                continue;
+            }
+        };
+        if o.synthetic {
+            tally.synthetic += 1;
+        } else {
+            tally.real += 1;
+        }
+        if o.status.is_none_or(samples::is_error_status) {
+            tally.errors += 1;
+        }
+    }
+    (stable, canary, neither)
+}
+
 /// The per-request metrics of the requests seen so far (offsets from the step's start).
-fn input(seen: &[Observed], start: f64) -> JudgeInput {
+pub(super) fn input(seen: &[Observed], start: f64) -> JudgeInput {
     let split = samples::split_requests(
         seen.iter().map(|o| RequestObs {
             offset_s: o.at - start,

@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::canary::judge::Judgement;
 
 use super::super::plan;
-use super::super::state::{ArmTally, Finished, LookRecord, Phase, RolloutState, StepRecord};
+use super::super::state::{
+    ArmTally, Finished, LookRecord, Phase, RolloutState, StepRecord, WarmupRecord,
+};
 use super::super::world::DeploySummary;
 
 /// Identifies the rollout's `report.json` format; bumped on incompatible changes.
@@ -60,6 +62,8 @@ pub struct Settings {
     pub step_time_s: f64,
     pub max_step_time_s: f64,
     pub look_every_s: f64,
+    /// The first step's warm-up before its judged window (0: none).
+    pub warmup_s: f64,
     /// Synthetic requests per second (`--load`), if any.
     pub load: Option<f64>,
 }
@@ -82,6 +86,9 @@ pub struct Step {
     pub requests: Requests,
     /// The rollout's looks: requests per arm so far and the verdict at each.
     pub looks: Vec<LookRecord>,
+    /// The warm-up before the judged window (the first step with `--warmup`): its requests per arm,
+    /// judged on errors only, are not in `requests`.
+    pub warmup: Option<WarmupRecord>,
     /// The step's own report directory (relative to the rollout's), when it was judged to the end.
     pub report: Option<String>,
     /// The step's judgement as its `report.json` holds it (the canary report's format).
@@ -180,6 +187,7 @@ pub fn document(dir: &Path, state: &RolloutState) -> Document {
                 reason: r.reason.clone(),
                 requests: Requests::of(r),
                 looks: r.looks.clone(),
+                warmup: r.warmup,
                 report: judgement.as_ref().map(|_| d.clone()),
                 judgement,
             }
@@ -199,6 +207,7 @@ pub fn document(dir: &Path, state: &RolloutState) -> Document {
             step_time_s: s.step_time_s,
             max_step_time_s: s.max_step_time_s,
             look_every_s: s.look_every_s,
+            warmup_s: s.warmup_s,
             load: s.load,
         },
         started_at: state.started_at,

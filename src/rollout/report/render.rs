@@ -29,6 +29,8 @@ struct StepView<'a> {
     verdict: String,
     css: &'static str,
     duration: String,
+    /// The warm-up before the judged window, in a sentence.
+    warmup: Option<String>,
     judge: Option<Value>,
 }
 
@@ -75,10 +77,31 @@ fn step_verdict(s: &Step) -> String {
 
 fn duration(s: &Step) -> String {
     format!(
-        "{} s{}",
+        "{} s{}{}",
         num(s.duration_s),
-        if s.extended { " (extended)" } else { "" }
+        if s.extended { " (extended)" } else { "" },
+        s.warmup
+            .map(|w| format!(" after {} s of warm-up", num(w.duration_s.round())))
+            .unwrap_or_default()
     )
+}
+
+fn warmup(s: &Step) -> Option<String> {
+    s.warmup.map(|w| {
+        format!(
+            "Warm-up before the judged window: {} s at this share, judged on errors only ({}): stable {} requests ({} failed), canary {} ({} failed).",
+            num(w.duration_s.round()),
+            match w.verdict {
+                Some(crate::canary::judge::Verdict::Fail) => "FAIL",
+                Some(_) => "no FAIL",
+                None => "no look yet",
+            },
+            w.stable.real + w.stable.synthetic,
+            w.stable.errors,
+            w.canary.real + w.canary.synthetic,
+            w.canary.errors
+        )
+    })
 }
 
 /// Unix seconds as `2025-12-01T12:34:56Z`.
@@ -146,6 +169,7 @@ fn view(doc: &Document, with_charts: bool) -> View<'_> {
                 "nodata"
             },
             duration: duration(st),
+            warmup: warmup(st),
             judge: judgement(st).map(|j| report::judge_view(&j, with_charts)),
         })
         .collect();
@@ -222,6 +246,11 @@ pub fn terminal(doc: &Document) -> String {
         out.push_str(&format!("  {line}\n"));
     }
     out.push_str("  (requests real + synthetic per arm; errors stable / canary)\n");
+    for s in &doc.steps {
+        if let Some(w) = warmup(s) {
+            out.push_str(&format!("  Step {}: {w}\n", step_number(doc, s)));
+        }
+    }
     for d in &doc.deploys {
         out.push_str(&format!(
             "\nDeploy {}: {} in {} s: {}\n",

@@ -20,6 +20,8 @@ pub(super) struct Infra {
     /// Whether the monitor's Prometheus has the canary host as a target.
     pub(super) scraped: bool,
     pub(super) cursor: usize,
+    /// When the canary served its first request (a cold start counts from there).
+    pub(super) canary_first_at: Option<f64>,
     /// Every action and the phase the state file held when it began.
     pub(super) calls: Vec<(String, Option<Phase>)>,
     pub(super) seq: u64,
@@ -50,6 +52,11 @@ pub(super) struct Fake {
     pub(super) late_s: f64,
     /// The inventory has a `[monitor]` host: the canary is to be scraped.
     pub(super) monitor: bool,
+    /// A cold start: for this many seconds after its first request the canary answers this many ms
+    /// slower (a JVM compiling its hot paths).
+    pub(super) cold: Option<(f64, f64)>,
+    /// A wait that would pass this time (Unix seconds) never returns (`kill -9` between two looks).
+    pub(super) crash_at_time: Option<f64>,
 }
 
 /// A pseudo-random number in [0, 1) (splitmix64), so that runs are reproducible.
@@ -77,6 +84,8 @@ impl Fake {
             told: Vec::new(),
             late_s: 0.0,
             monitor: false,
+            cold: None,
+            crash_at_time: None,
         }
     }
 
@@ -115,7 +124,15 @@ impl Fake {
         let k = infra.seq;
         let canary = infra.canary_host && unit(k * 7 + 1) * 100.0 < infra.weight as f64;
         let broken = canary && self.broken_from.is_some_and(|w| infra.weight >= w);
-        let latency = 20.0 + 10.0 * unit(k * 7 + 2) + 5.0 * unit(k * 7 + 3);
+        let mut latency = 20.0 + 10.0 * unit(k * 7 + 2) + 5.0 * unit(k * 7 + 3);
+        if canary {
+            let first = *infra.canary_first_at.get_or_insert(at);
+            if let Some((for_s, extra_ms)) = self.cold {
+                if at < first + for_s {
+                    latency += extra_ms;
+                }
+            }
+        }
         Observed {
             at,
             arm: if canary { Arm::Canary } else { Arm::Stable },
@@ -138,6 +155,12 @@ impl RolloutWorld for Fake {
 
     async fn wait(&mut self, seconds: f64) {
         let seconds = seconds + self.late_s;
+        if let Some(t) = self.crash_at_time {
+            if self.infra.lock().unwrap().clock + seconds >= t {
+                self.crashed.notify_one();
+                std::future::pending::<()>().await;
+            }
+        }
         let mut infra = self.infra.lock().unwrap();
         let from = infra.clock;
         let push = |rate: f64, synthetic: bool, infra: &mut Infra| {

@@ -12,6 +12,7 @@ mod load;
 mod prom;
 mod report;
 mod scrape;
+mod warmup;
 use fake::{Fake, Infra};
 
 use super::exec::{self, Ending};
@@ -34,6 +35,7 @@ fn settings(dir: &std::path::Path) -> Recorded {
         step_time_s: 10.0,
         max_step_time_s: 30.0,
         look_every_s: 2.5,
+        warmup_s: 0.0,
         load: None,
         report_dir: dir.join("report"),
     }

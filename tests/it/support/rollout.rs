@@ -23,6 +23,7 @@ pub fn checkbox_rollout(report_dir: impl Into<PathBuf>, stable: &[&str]) -> Roll
             step_time_s: 20.0,
             max_step_time_s: 60.0,
             look_every_s: 5.0,
+            warmup_s: 0.0,
             load: None,
             report_dir: report_dir.into(),
         },
