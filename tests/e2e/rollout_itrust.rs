@@ -289,7 +289,7 @@ fn steps(s: &serde_json::Value) -> Vec<(u64, u64, serde_json::Value)> {
 }
 
 #[test]
-#[ignore = "opt-in: an iTrust rollout on the sandbox takes about 6 min; run by name, not by scripts/e2e.sh"]
+#[ignore = "opt-in: an iTrust rollout on the sandbox takes about 5 min; run by name, not by scripts/e2e.sh"]
 fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_failed_request() {
     let env = env();
     let v2 = war(env, "v2", false);
@@ -349,7 +349,7 @@ fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_fail
 }
 
 #[test]
-#[ignore = "opt-in: an iTrust rollout on the sandbox takes about 2 min; run by name, not by scripts/e2e.sh"]
+#[ignore = "opt-in: an iTrust rollout on the sandbox takes about 1 min; run by name, not by scripts/e2e.sh"]
 fn rollout_itrust_1_of_a_war_whose_pages_fail_is_rolled_back_in_the_first_step() {
     let env = env();
     // After rollout_itrust_0 the hosts serve v2; run alone, the bundled WAR (no X-Version).
