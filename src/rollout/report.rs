@@ -31,6 +31,7 @@ pub fn write_step(
         "step": format!("{}/{}", rec.index + 1, state.settings.steps.len()),
         "canary weight (%)": rec.weight,
         "duration (s)": num(rec.duration_s),
+        "warm-up before it (s)": num(rec.warmup.map_or(0.0, |w| w.duration_s)),
         // The canary schema's `run` values are strings or numbers.
         "extended past the step time": if rec.extended { "yes" } else { "no" },
         "stable host(s)": state.stable_hosts.join(", "),

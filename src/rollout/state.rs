@@ -118,8 +118,9 @@ pub struct StepRecord {
     /// only hands all requests to the canary for the promotion.
     #[serde(default = "yes")]
     pub judged: bool,
-    /// Unix seconds.
+    /// When the step began (its warm-up, if any, first), Unix seconds.
     pub started_at: f64,
+    /// How long its judged window ran (after any warm-up).
     pub duration_s: f64,
     /// Whether the step ran past `--step-time` (INCONCLUSIVE at its end).
     pub extended: bool,
