@@ -1,31 +1,24 @@
 //! e2e: real SIGTERM and SIGINT sent to the real `pipeline canary` process during its load phase, on local
-//! sandbox hosts (environment `e2e-csig`: blue, green, proxy). The run stops at once, its cleanup runs as
+//! sandbox hosts (blue, green, proxy: `canary.rs`'s environment `e2e-canary` and fixture, whose tests
+//! leave the hosts running for these). The run stops at once, its cleanup runs as
 //! after an error, and the exit code is 143 (SIGTERM) or 130 (SIGINT):
 //! - with `--keep` the hosts stay and the run says how to destroy them;
 //! - without it the canary destroys its hosts: nothing of the environment is left on the machine (state,
 //!   containers, network namespaces, cgroups, veths, nftables), and no nginx, pm2 or node process of its
 //!   hosts outlives them.
 //!
-//! The first test builds the hosts and keeps them, the second reuses and destroys them, the last makes
-//! sure nothing is left whatever failed before (libtest runs tests in name order, hence the numbers).
+//! The first test reuses the hosts of `canary.rs` (or builds them, when run alone) and keeps them, the
+//! second reuses and destroys them, the last makes sure nothing is left whatever failed before (libtest
+//! runs tests in name order, hence the numbers, and `canary::` before `canary_signals::`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::canary::{env, fixture};
 use super::common::{self, CanaryFixture as Fixture};
-
-fn env() -> String {
-    common::test_env("csig")
-}
-
-/// A state directory and the example repository in `target/e2e-work/<env>`, shared by these tests.
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| Fixture::new(&env()))
-}
 
 /// `pipeline canary master master` with a 60 s window (the signal comes long before its end).
 fn canary(f: &Fixture, report: &str, keep: bool) -> Command {

@@ -24,7 +24,7 @@ fn pipeline(sb: &Sandbox, args: &[&str]) -> Output {
         common::pipeline(),
     )
     .arg("--state-dir")
-    .arg(sb.work.join("deploy-state"))
+    .arg(sb.work.join(".pipeline"))
     .args(args)
     .dir(&sb.work)
     .run_unchecked()
@@ -103,7 +103,12 @@ impl Drop for Restart<'_> {
 #[ignore = "needs root and sandbox hosts; run by scripts/e2e.sh"]
 fn monitor_setup_serves_a_live_dashboard_that_shows_a_stopped_app_down_within_30s() {
     let sb = common::prod();
+    let started = Instant::now();
     deploy_example_apps(sb);
+    eprintln!(
+        "monitor: deploying both example apps took {:?}",
+        started.elapsed()
+    );
     let monitor = sb.ip("monitor");
     let itrust = sb.ip("itrust");
     let inventory = sb.inventory.display().to_string();
