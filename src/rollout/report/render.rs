@@ -138,6 +138,17 @@ fn view(doc: &Document, with_charts: bool) -> View<'_> {
                 .join(", "),
         ),
         (
+            "warm-up".into(),
+            if s.warmup_s > 0.0 {
+                format!(
+                    "{} s before step 1's judged window, its requests judged on errors only",
+                    num(s.warmup_s)
+                )
+            } else {
+                "none".into()
+            },
+        ),
+        (
             "step time".into(),
             format!(
                 "{} s (up to {} s while INCONCLUSIVE), a look every {} s",

@@ -70,6 +70,12 @@ async fn a_warm_up_lets_a_cold_canary_warm_before_the_first_step_is_judged() {
         ),
         "{md}"
     );
+    assert!(
+        md.contains(
+            "| warm-up | 12 s before step 1's judged window, its requests judged on errors only |"
+        ),
+        "{md}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
             .unwrap();
