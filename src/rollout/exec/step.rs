@@ -86,18 +86,7 @@ impl<W: RolloutWorld> Executor<'_, W> {
                 s.max_step_time_s
             };
             let next = (t + s.look_every_s).min(deadline);
-            let wait = next - (self.world.now() - start);
-            if wait > 0.0 {
-                self.world.wait(wait).await;
-            }
-            seen.extend(
-                self.world
-                    .observe()
-                    .await?
-                    .into_iter()
-                    .filter(|o| o.at >= start),
-            );
-            t = (self.world.now() - start).max(next);
+            t = self.until_look(start, next, &mut seen).await?;
             let mut data = input(&seen, start);
             // The Prometheus metrics of the step so far; their notes (no data, dropped points) are said
             // once, at the look that ends the step.
@@ -166,6 +155,28 @@ impl<W: RolloutWorld> Executor<'_, W> {
                 }
             }
         }
+    }
+
+    /// Waits until `next` seconds after `start`, adds the requests the front door logged since `start`
+    /// to `seen`, and returns the look's time (`next`, or later when the clock woke late).
+    pub(super) async fn until_look(
+        &mut self,
+        start: f64,
+        next: f64,
+        seen: &mut Vec<Observed>,
+    ) -> anyhow::Result<f64> {
+        let wait = next - (self.world.now() - start);
+        if wait > 0.0 {
+            self.world.wait(wait).await;
+        }
+        seen.extend(
+            self.world
+                .observe()
+                .await?
+                .into_iter()
+                .filter(|o| o.at >= start),
+        );
+        Ok((self.world.now() - start).max(next))
     }
 
     /// Records the step's deciding judgement: its verdict and reason in the state, its report in the

@@ -32,18 +32,7 @@ impl<W: RolloutWorld> Executor<'_, W> {
         let mut t = 0.0f64;
         while t < s.warmup_s - 1e-6 {
             let next = (t + s.look_every_s).min(s.warmup_s);
-            let wait = next - (self.world.now() - begin);
-            if wait > 0.0 {
-                self.world.wait(wait).await;
-            }
-            seen.extend(
-                self.world
-                    .observe()
-                    .await?
-                    .into_iter()
-                    .filter(|o| o.at >= begin),
-            );
-            t = (self.world.now() - begin).max(next);
+            t = self.until_look(begin, next, &mut seen).await?;
             let j = seq.look(t, &errors_only(input(&seen, begin)), false)?;
             let (stable, canary, unattributed) = tally(&seen);
             self.current_mut().warmup = Some(WarmupRecord {
