@@ -292,7 +292,7 @@ fn nspawn_cmdlines() -> Vec<String> {
 #[ignore = "run by scripts/e2e.sh after the suite"]
 fn teardown() {
     // The fleet too, in case a test failed before `rollout_9_teardown`, the canary tests' hosts, in case
-    // one failed before `canary_signals_9_hosts_are_gone_at_the_end`, and the opt-in iTrust rollout's
+    // one failed before `canary_signals_9_hosts_are_gone_at_the_end`, and the iTrust rollout's
     // environment, in case it stopped before `rollout_itrust_9_teardown` (no-ops when they are gone).
     for environment in [
         env(),

@@ -1,9 +1,9 @@
 //! End-to-end tests on local sandbox hosts (systemd-nspawn containers): real ansible-playbook over SSH.
 //!
 //! They need root and take minutes, so every test here is `#[ignore]`d and run by `scripts/e2e.sh`
-//! (`cargo test --release --test e2e -- --ignored --test-threads=1`). Hosts are built once per suite
-//! and shared between tests through `common`. `rollout_itrust` is opt-in: `scripts/e2e.sh` skips it, run it
-//! by name (its header says how).
+//! (`cargo test --release --test e2e -- --ignored --test-threads=1 MODULE:: …`, in two groups of modules
+//! side by side, on environments of their own). Hosts are built once per suite and shared between the
+//! tests of a module, or of several, through `common`; the tests of a module run in their names' order.
 
 // The helpers shared with the loopback crate (tests/it): this crate uses only the browser and HTTP parts.
 #[allow(dead_code)]

@@ -1,20 +1,22 @@
-//! e2e, opt-in: `pipeline rollout iTrust --artifact WAR` on sandbox hosts, in an environment of its own
-//! (`<e2e env>-itr`: `itrust-1`, `itrust-2` behind the front door `lb`, the idle `checkbox` and
+//! e2e: `pipeline rollout iTrust --artifact WAR` on sandbox hosts, on a fleet of one: an environment of
+//! its own (`<e2e env>-itr`: the iTrust host `itrust` behind the front door `lb`, the idle `checkbox` and
 //! `monitor`), with an independent client sending requests to `/iTrust2/…` through the front door the
 //! whole time and recording every answer's status, `X-Backend` and `X-Version`:
-//! 0. the bundled stand-in WAR is deployed on both hosts in one batch; then a second build of it that
-//!    answers with `X-Version: v2` is rolled out with `--steps 50,100 --step-time 8s` and the default
-//!    warm-up (30 s: the fresh JVM on the canary host is not judged on latency while it warms) and
-//!    promoted (exit 0): both hosts, asked directly, serve v2, the canary host `itrust-canary` is gone
-//!    (rollout state, `prod status`, the provider's state), and **0 of the client's requests failed**;
+//! 0. the bundled stand-in WAR is deployed; then a second build of it that answers with `X-Version: v2`
+//!    is rolled out with `--steps 50,100 --step-time 8s` and the default warm-up (30 s: the fresh JVM on
+//!    the canary host is not judged on latency while it warms) and promoted (exit 0): the one stable
+//!    host is drained and redeployed while the canary serves every request, then the canary host
+//!    `itrust-canary` is retired (rollout state, `prod status`, the provider's state); asked directly,
+//!    the host serves v2, and **0 of the client's requests failed**;
 //! 1. a build whose pages below the start page answer 500 (the start page, the health check, answers) is
 //!    rolled back in the first step's warm-up (exit 4: errors are judged there), the canary host is
-//!    gone, both hosts still serve v2, and only the canary's answers failed;
+//!    gone, the host still serves v2, and only the canary's answers failed;
 //! 9. teardown (`prod down`, nothing left on the machine).
 //!
-//! Not run by `scripts/e2e.sh` (`--skip rollout_itrust::`): an iTrust host's JVM and database make each
-//! run cost minutes the CI budget does not have. Run it by name:
-//! `PIPELINE_E2E_ENV=me cargo test --release --test e2e -- --ignored --test-threads=1 --nocapture rollout_itrust::`.
+//! A real JVM and a real MariaDB on each iTrust host and on the canary (the stand-in's database round
+//! trip on every page), which is why the fleet has one host: the checkbox.io scenarios (`rollout.rs`)
+//! cover a fleet of three. `scripts/e2e.sh` runs these next to the fleet's tests, in their own process.
+//! By name: `PIPELINE_E2E_ENV=me cargo test --release --test e2e -- --ignored --test-threads=1 --nocapture rollout_itrust::`.
 //!
 //! The two WAR versions are the stand-in's own sources (`examples/itrust-standin`), patched here before
 //! its `build.sh` runs, as `common::commit_version` patches the checkbox.io stand-in: an `X-Version`
@@ -33,7 +35,8 @@ use crate::common::{self, assert_only_stable_after, pipeline_in, show, Client, S
 /// The environment's suffix (`<e2e env>-itr`).
 pub const SUFFIX: &str = "itr";
 const CANARY: &str = "itrust-canary";
-const STABLE: [&str; 2] = ["itrust-1", "itrust-2"];
+/// The fleet: one host (a count of 1 keeps the plain name).
+const STABLE: [&str; 1] = ["itrust"];
 /// iTrust's port, on its hosts and on the front door.
 const PORT: u16 = 8080;
 /// The paths the client asks for, in turn (the stand-in answers every path below its context path).
@@ -72,20 +75,21 @@ struct Env {
 /// run their install tasks (no-ops then).
 fn config(serial: &str) -> String {
     format!(
-        "[prod]\nfront_door = true\n\n[prod.hosts.itrust]\ncount = 2\n\n[local]\nextra_packages = [\"openjdk-17-jre-headless\", \"mariadb-server\", \"python3-pymysql\"]\n\n[deploy]\n{serial}\n\n[judge]\nconfidence = 0.999\n"
+        "[prod]\nfront_door = true\n\n[prod.hosts.itrust]\ncount = 1\n\n[local]\nextra_packages = [\"openjdk-17-jre-headless\", \"mariadb-server\", \"python3-pymysql\"]\n\n[deploy]\n{serial}\n\n[judge]\nconfidence = 0.999\n"
     )
 }
 
 /// The environment, made by the first test that asks: `prod up` with `first.toml`, then the bundled
-/// stand-in WAR deployed on both iTrust hosts in one batch.
+/// stand-in WAR deployed on the iTrust host.
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let environment = common::test_env(SUFFIX);
         let work = common::work_root().join(&environment);
         std::fs::create_dir_all(&work).unwrap();
-        // `first.toml` deploys both hosts at once; `rolling.toml` (the rollouts' config: the promotion is
-        // a rolling deploy, one host at a time, so the other one serves) stops at a failing host.
+        // `first.toml` deploys every host at once; `rolling.toml` (the rollouts' config: the promotion is
+        // a rolling deploy, one host at a time, stopping at a failing host) is what an operator with a
+        // fleet would have; with one host, the canary serves while it is redeployed.
         std::fs::write(work.join("first.toml"), config("serial = \"100%\"")).unwrap();
         std::fs::write(
             work.join("rolling.toml"),
@@ -157,7 +161,7 @@ fn env() -> &'static Env {
         );
         assert!(out.status.success(), "first deploy: {}", show(&out));
         eprintln!(
-            "rollout_itrust: first deploy (the bundled WAR, one batch of 2) took {:?}",
+            "rollout_itrust: first deploy (the bundled WAR) took {:?}",
             started.elapsed()
         );
         // The bundled WAR sends no X-Version.
@@ -289,8 +293,8 @@ fn steps(s: &serde_json::Value) -> Vec<(u64, u64, serde_json::Value)> {
 }
 
 #[test]
-#[ignore = "opt-in: an iTrust rollout on the sandbox takes about 5 min; run by name, not by scripts/e2e.sh"]
-fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_failed_request() {
+#[ignore = "sandbox hosts (root); run by scripts/e2e.sh"]
+fn rollout_itrust_0_of_a_second_war_build_on_a_fleet_of_one_is_promoted_with_no_failed_request() {
     let env = env();
     let v2 = war(env, "v2", false);
     let client = Client::start_on(env.lb, PORT, &PATHS);
@@ -349,7 +353,7 @@ fn rollout_itrust_0_of_a_second_war_build_is_promoted_on_both_hosts_with_no_fail
 }
 
 #[test]
-#[ignore = "opt-in: an iTrust rollout on the sandbox takes about 1 min; run by name, not by scripts/e2e.sh"]
+#[ignore = "sandbox hosts (root); run by scripts/e2e.sh"]
 fn rollout_itrust_1_of_a_war_whose_pages_fail_is_rolled_back_in_the_first_step() {
     let env = env();
     // After rollout_itrust_0 the hosts serve v2; run alone, the bundled WAR (no X-Version).
@@ -380,8 +384,8 @@ fn rollout_itrust_1_of_a_war_whose_pages_fail_is_rolled_back_in_the_first_step()
     assert_eq!(warmup["verdict"], "FAIL", "{s:#}");
     assert!(warmup["canary"]["errors"].as_u64().unwrap() > 0, "{warmup}");
     env.assert_no_canary_host();
-    // During the step only the canary's answers failed; afterwards only the stable hosts answer, on the
-    // version they had.
+    // During the step only the canary's answers failed; afterwards only the stable host answers, on the
+    // version it had.
     let during: Vec<&Seen> = seen.iter().filter(|s| s.at < ended).collect();
     let canary = during.iter().filter(|s| from_canary(s)).count();
     let failed: Vec<String> = during
@@ -406,7 +410,7 @@ fn rollout_itrust_1_of_a_war_whose_pages_fail_is_rolled_back_in_the_first_step()
 }
 
 #[test]
-#[ignore = "opt-in: run after the iTrust rollout tests, by name, not by scripts/e2e.sh"]
+#[ignore = "sandbox hosts (root); run by scripts/e2e.sh after the iTrust rollout tests"]
 fn rollout_itrust_9_teardown() {
     let environment = common::test_env(SUFFIX);
     let before = common::state(&environment);

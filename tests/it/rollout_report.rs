@@ -119,7 +119,7 @@ fn settings(report_dir: &Path) -> Recorded {
         step_time_s: 4.0,
         max_step_time_s: 8.0,
         look_every_s: 1.0,
-        warmup_s: 0.0,
+        warmup_s: 2.0,
         load: Some(60.0),
         report_dir: report_dir.to_path_buf(),
     }
@@ -248,6 +248,16 @@ async fn a_rollout_through_a_real_front_door_with_synthetic_load_is_promoted_and
             serde_json::Value::Null
         ]
     );
+    // Step 1's warm-up (judged on errors only) is in the report, before its judged window.
+    let warmup = &json["steps"][0]["warmup"];
+    assert!(warmup["duration_s"].as_f64().unwrap() >= 2.0, "{warmup}");
+    let canary = &warmup["canary"];
+    assert!(
+        canary["real"].as_u64().unwrap() + canary["synthetic"].as_u64().unwrap() > 0,
+        "{warmup}"
+    );
+    assert_eq!(canary["errors"], 0, "{warmup}");
+    assert!(json["steps"][1]["warmup"].is_null(), "{}", json["steps"][1]);
 
     // The report in a real browser: silent, every chart laid out with its marks drawn.
     let html = report_dir.join("report.html");
