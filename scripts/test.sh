@@ -18,9 +18,15 @@ cargo test --release --no-run
 # machine idle (they wait on real daemons, Chromium and ansible-playbook runs): it runs next to them,
 # its output is printed after them, and its failure fails this script as before.
 lint_log="$(mktemp)"
-trap 'rm -f "$lint_log"' EXIT
+images_log="$(mktemp)"
+trap 'rm -f "$lint_log" "$images_log"' EXIT
 ansible-lint --offline --profile production roles/ playbooks/ >"$lint_log" 2>&1 &
 lint_pid=$!
+# The e2e suite's sandbox images (debootstrap, then Node.js, or the JDK and MariaDB: minutes of downloads
+# and unpacking on a fresh machine, a second when they are cached) are built next to the loopback tests
+# too; the e2e tests would otherwise wait for them one after the other. Its output and failure follow them.
+cargo test --release --test e2e -- --ignored --exact --nocapture common::images >"$images_log" 2>&1 &
+images_pid=$!
 echo "== unit and loopback tests, judge simulations at full size (release)"
 # Every test target by name, so that tests/it gets more threads than cores (see above): a new target
 # must be added here, or this stops.
@@ -37,5 +43,10 @@ lint_status=0
 wait "$lint_pid" || lint_status=$?
 cat "$lint_log"
 [ "$lint_status" -eq 0 ] || exit "$lint_status"
+echo "== the e2e suite's sandbox images (built next to the tests above)"
+images_status=0
+wait "$images_pid" || images_status=$?
+cat "$images_log"
+[ "$images_status" -eq 0 ] || exit "$images_status"
 echo "== end-to-end tests on sandbox hosts"
 ./scripts/e2e.sh

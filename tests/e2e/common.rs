@@ -326,6 +326,46 @@ pub fn example_apps(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
     (war, repo)
 }
 
+/// The `[local]` section of a `pipeline.toml` text as the provider's settings (defaults without one).
+fn local_section(config: &str) -> Settings {
+    let table: toml::Table = toml::from_str(config).expect("a pipeline.toml");
+    table.get("local").map_or_else(Settings::default, |l| {
+        l.clone().try_into().expect("[local]")
+    })
+}
+
+/// Builds the suite's three sandbox images if they are not cached yet: Node.js and npm (the canary
+/// tests and the fleet start with it), the plain one (the `e2e` hosts, the sandbox tests, the demo),
+/// and iTrust's (the JDK's runtime and MariaDB, `rollout_itrust`). `scripts/test.sh` runs it in the
+/// background while the loopback tests run, so that on a fresh machine the e2e suite finds them built;
+/// an `up` that needs one still being built waits on the image lock. On a machine that has them, it
+/// takes a second.
+#[test]
+#[ignore = "run by scripts/test.sh before the e2e suite"]
+fn images() {
+    for (what, config) in [
+        ("Node.js", NODE_IMAGE_TOML.to_string()),
+        ("plain", String::new()),
+        ("iTrust", crate::rollout_itrust::config("")),
+    ] {
+        let started = std::time::Instant::now();
+        let local = pipeline::providers::local::Local::with_settings(
+            local_section(&config),
+            "e2e-images",
+            pipeline::ui::Ui::new(false),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let root = local
+            .ensure_base_image()
+            .unwrap_or_else(|e| panic!("the {what} image: {e}"));
+        eprintln!(
+            "images: the {what} image is {} ({:.0?})",
+            root.display(),
+            started.elapsed()
+        );
+    }
+}
+
 /// What a canary suite on sandbox hosts shares: a state directory, an empty `reports/` directory and the
 /// bundled preview service as a git repository, all in `target/e2e-work/<env>`.
 pub struct CanaryFixture {

@@ -73,7 +73,7 @@ struct Env {
 /// `python3-pymysql`: `roles/mysql/vars/Debian.yml`), baked into the hosts' image as a droplet snapshot
 /// would have them: every host and the canary would otherwise unpack them on each deploy. The roles still
 /// run their install tasks (no-ops then).
-fn config(serial: &str) -> String {
+pub fn config(serial: &str) -> String {
     format!(
         "[prod]\nfront_door = true\n\n[prod.hosts.itrust]\ncount = 1\n\n[local]\nextra_packages = [\"openjdk-17-jre-headless\", \"mariadb-server\", \"python3-pymysql\"]\n\n[deploy]\n{serial}\n\n[judge]\nconfidence = 0.999\n"
     )
