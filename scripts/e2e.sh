@@ -67,7 +67,7 @@ fleet_lane() {
 fleet_pid=""
 teardown() {
   [ -z "$fleet_pid" ] || wait "$fleet_pid" 2>/dev/null || true
-  echo "== e2e teardown: pipeline prod down (environments e2e, e2e-fleet, e2e-canary, e2e-itr)"
+  echo "== e2e teardown: pipeline prod down (the shared environment and its -fleet, -canary and -itr ones)"
   cargo test --release --test e2e -- --ignored --exact common::teardown
 }
 trap teardown EXIT

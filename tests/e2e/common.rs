@@ -326,14 +326,6 @@ pub fn example_apps(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
     (war, repo)
 }
 
-/// The `[local]` section of a `pipeline.toml` text as the provider's settings (defaults without one).
-fn local_section(config: &str) -> Settings {
-    let table: toml::Table = toml::from_str(config).expect("a pipeline.toml");
-    table.get("local").map_or_else(Settings::default, |l| {
-        l.clone().try_into().expect("[local]")
-    })
-}
-
 /// Builds the suite's three sandbox images if they are not cached yet: Node.js and npm (the canary
 /// tests and the fleet start with it), the plain one (the `e2e` hosts, the sandbox tests, the demo),
 /// and iTrust's (the JDK's runtime and MariaDB, `rollout_itrust`). `scripts/test.sh` runs it in the
@@ -349,8 +341,12 @@ fn images() {
         ("iTrust", crate::rollout_itrust::config("")),
     ] {
         let started = std::time::Instant::now();
+        // `[local]` read as `pipeline` reads the tests' pipeline.toml (`Local::new`), so the recipe is theirs.
+        let settings = pipeline::settings::Config::parse(&config, "pipeline.toml".into())
+            .and_then(|c| c.section("local"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let local = pipeline::providers::local::Local::with_settings(
-            local_section(&config),
+            settings,
             "e2e-images",
             pipeline::ui::Ui::new(false),
         )
